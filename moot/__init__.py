@@ -1,0 +1,38 @@
+"""moot: multi-agent debate and simulation for scalable-oversight research.
+
+The public API loads lazily, so `import moot` (and `moot --help`) stays fast.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "Bus": "moot.bus",
+    "ConfigError": "moot.errors",
+    "Engine": "moot.engine",
+    "EpisodeSpec": "moot.engine",
+    "GenerateRequest": "moot.models.base",
+    "GenerateResult": "moot.models.base",
+    "Model": "moot.models.gateway",
+    "ModelSeat": "moot.agents.model_seat",
+    "Reply": "moot.agents.base",
+    "Scenario": "moot.scenario.model",
+    "Seat": "moot.agents.base",
+    "Turn": "moot.agents.base",
+    "View": "moot.agents.base",
+    "load_scenario": "moot.scenario.load",
+    "run_scenario": "moot.run",
+}
+__all__ = sorted(_EXPORTS) + ["__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "load_scenario":
+        return import_module("moot.scenario.load").load_file
+    if name in _EXPORTS:
+        return getattr(import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'moot' has no attribute {name!r}")

@@ -1,0 +1,1 @@
+"""Seats: what fills them (models, scripted stand-ins, later people and replays)."""

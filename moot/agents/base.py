@@ -1,0 +1,70 @@
+"""What a seat is to the engine: it receives a view and a turn, and returns a reply.
+
+Nothing here says who fills the seat. A model, a scripted stand-in, a person at the terminal
+or a replay of a stored transcript all implement the same `act`, so the engine never
+special-cases any of them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from moot.events import Message
+
+TurnKind = Literal["speech", "verdict"]
+
+
+@dataclass(slots=True, frozen=True)
+class View:
+    """Everything one seat may see at one moment, built by the bus (which enforces it)."""
+
+    episode: int
+    seat: str
+    role: str
+    question: str
+    answers: tuple[str, ...]
+    side: int | None  # the answer this seat defends, if assigned
+    source: str | None  # None when the seat may not see the source text (a blind judge)
+    messages: tuple[Message, ...]
+
+
+@dataclass(slots=True, frozen=True)
+class Turn:
+    """What is asked of the seat now."""
+
+    kind: TurnKind
+    phase: str
+    round: int
+    rounds: int
+    simultaneous: bool
+    max_tokens: int
+
+
+@dataclass(slots=True)
+class Judgement:
+    """A judge's ruling as the seat produced it; the engine checks and stores it."""
+
+    choice: int | None
+    probabilities: tuple[float, ...] | None
+    method: str  # token_logprobs | text | none
+    parse_status: str  # ok | invalid
+
+
+@dataclass(slots=True)
+class Reply:
+    content: str
+    judgement: Judgement | None = None
+    call_seqs: list[int] = field(default_factory=list)
+    model: str = ""
+
+
+@runtime_checkable
+class Seat(Protocol):
+    """A seat at the table. `act` is called once per turn with the seat's own view."""
+
+    id: str
+    role: str
+
+    async def act(self, view: View, turn: Turn) -> Reply: ...

@@ -1,0 +1,103 @@
+"""A seat filled by a model: renders its view into a prompt, calls the gateway, reads verdicts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from moot import judging
+from moot.agents.base import Reply, Turn, View
+from moot.agents.prompts import Templates, defaults
+from moot.models.base import GenerateRequest
+from moot.models.gateway import CallTag, Model
+
+
+def seat_title(seat: str) -> str:
+    """debater_a -> Debater A"""
+    return " ".join(w.upper() if len(w) == 1 else w.capitalize() for w in seat.split("_"))
+
+
+def render_transcript(view: View, labels: tuple[str, ...]) -> str:
+    if not view.messages:
+        return ""
+    parts = ["Transcript so far:"]
+    for m in view.messages:
+        side = f" (for answer {labels[m.side]})" if m.side is not None else ""
+        parts.append(f"{seat_title(m.seat)}{side}, round {m.round}:\n{m.content}\n")
+    return "\n".join(parts)
+
+
+ANSWER_PREFIX = "Answer:"
+
+
+@dataclass(slots=True)
+class SeatPrompts:
+    """The templates a seat uses, with the scenario's overrides applied."""
+
+    system: str | None = None
+    turn: str | None = None
+
+    def resolve(self, role: str, kind: str) -> Templates:
+        base = defaults(role, kind)
+        return Templates(self.system or base.system, self.turn or base.turn)
+
+
+class ModelSeat:
+    def __init__(
+        self,
+        seat_id: str,
+        role: str,
+        model: Model,
+        *,
+        temperature: float,
+        max_tokens: int,
+        seed: int,
+        prompts: SeatPrompts | None = None,
+    ) -> None:
+        self.id = seat_id
+        self.role = role
+        self.model = model
+        self.temperature = temperature
+        self.max_tokens = max_tokens
+        self.seed = seed
+        self.prompts = prompts or SeatPrompts()
+
+    def messages(self, view: View, turn: Turn) -> list[dict[str, str]]:
+        labels = judging.labels_for(len(view.answers))
+        templates = self.prompts.resolve(self.role, turn.kind)
+        side = view.side
+        fields = {
+            "name": seat_title(self.id),
+            "question": view.question,
+            "answers": "\n".join(f"{lab}: {ans}" for lab, ans in zip(labels, view.answers)),
+            "label_list": " or ".join(labels),
+            "side_label": labels[side] if side is not None else "",
+            "side_answer": view.answers[side] if side is not None else "",
+            "passage": view.source if view.source is not None else "(not shown to you)",
+            "passage_block": f"Passage:\n{view.source}\n\n" if view.source is not None else "",
+            "blind_note": "" if view.source is not None else " that you cannot read",
+            "transcript": render_transcript(view, labels),
+            "round": turn.round,
+            "rounds": turn.rounds,
+        }
+        return [
+            {"role": "system", "content": templates.system.format_map(fields)},
+            {"role": "user", "content": templates.turn.format_map(fields)},
+        ]
+
+    async def act(self, view: View, turn: Turn) -> Reply:
+        labels = judging.labels_for(len(view.answers)) if turn.kind == "verdict" else None
+        request = GenerateRequest(
+            messages=self.messages(view, turn),
+            max_tokens=min(self.max_tokens, turn.max_tokens) if turn.max_tokens else self.max_tokens,
+            temperature=self.temperature,
+            seed=(self.seed + 7919 * view.episode) % 2**31,  # varied per episode, reproducible
+            answer_labels=labels,
+            assistant_prefix=ANSWER_PREFIX if labels else None,
+        )
+        result, seq = await self.model.generate(request, CallTag(view.episode, self.id, self.role))
+        reply = Reply(content=result.text, call_seqs=[seq], model=self.model.name)
+        if labels is not None:
+            reply.judgement = judging.from_logprobs(
+                result.label_logprobs, labels
+            ) or judging.from_text(result.text, labels)
+        return reply

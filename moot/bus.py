@@ -1,0 +1,163 @@
+"""The message bus: typed events out to subscribers, and per-seat views in to the engine.
+
+The bus is where visibility is enforced. The engine never builds a view itself; it asks the
+bus, which applies two rules:
+
+- a seat that may not see the source (a blind judge) gets `source=None`;
+- messages posted inside a sealed (simultaneous) round are held back from every seat's view
+  until the round is released, so no debater reads the other's speech before the round closes.
+
+Observers (store writer, progress, TUI) subscribe to the full event stream through bounded
+buffers; a slow observer applies back-pressure rather than losing records.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import anyio
+from anyio.abc import ObjectReceiveStream, ObjectSendStream
+
+from moot.agents.base import View
+from moot.events import EpisodeFinished, EpisodeStarted, Event, Message, ModelCall, Verdict
+
+
+@dataclass(slots=True)
+class SeatSight:
+    role: str
+    side: int | None
+    sees_source: bool
+
+
+@dataclass(slots=True)
+class _Episode:
+    started: EpisodeStarted
+    sight: dict[str, SeatSight]
+    transcript: list[Message] = field(default_factory=list)
+    held: list[Message] | None = None  # not None while a sealed round is open
+    messages_posted: int = 0
+    calls_made: int = 0
+
+
+@dataclass(slots=True)
+class RunStats:
+    """Running totals, kept by the bus so displays can poll them without subscribing."""
+
+    episodes_started: int = 0
+    episodes_done: int = 0
+    episodes_failed: int = 0
+    messages: int = 0
+    model_calls: int = 0
+    tokens: int = 0
+    cost: float = 0.0
+    verdicts: int = 0
+    correct: int = 0
+    invalid: int = 0
+
+
+class Bus:
+    def __init__(self) -> None:
+        self._subscribers: list[ObjectSendStream[Event]] = []
+        self._episodes: dict[int, _Episode] = {}
+        self.stats = RunStats()
+
+    # -- observers -------------------------------------------------------------------
+    def subscribe(self, buffer: int = 4096) -> ObjectReceiveStream[Event]:
+        send, receive = anyio.create_memory_object_stream[Event](buffer)
+        self._subscribers.append(send)
+        return receive
+
+    async def publish(self, event: Event) -> None:
+        self._count(event)
+        for stream in self._subscribers:
+            try:
+                stream.send_nowait(event)  # the fast path: no trip through the event loop
+            except anyio.WouldBlock:
+                await stream.send(event)
+
+    async def close(self) -> None:
+        for stream in self._subscribers:
+            await stream.aclose()
+        self._subscribers.clear()
+
+    def _count(self, event: Event) -> None:
+        s = self.stats
+        if type(event) is Message:
+            s.messages += 1
+        elif type(event) is ModelCall:
+            s.model_calls += 1
+            s.tokens += event.prompt_tokens + event.completion_tokens
+            s.cost += event.cost or 0.0
+        elif type(event) is Verdict:
+            s.verdicts += 1
+            s.correct += event.correct is True
+            s.invalid += event.parse_status != "ok"
+        elif type(event) is EpisodeStarted:
+            s.episodes_started += 1
+        elif type(event) is EpisodeFinished:
+            if event.status == "done":
+                s.episodes_done += 1
+            else:
+                s.episodes_failed += 1
+
+    # -- episodes --------------------------------------------------------------------
+    async def open_episode(self, started: EpisodeStarted, sight: dict[str, SeatSight]) -> None:
+        self._episodes[started.episode] = _Episode(started, sight)
+        await self.publish(started)
+
+    async def close_episode(self, finished: EpisodeFinished) -> None:
+        self._episodes.pop(finished.episode, None)
+        await self.publish(finished)
+
+    async def post(self, message: Message) -> None:
+        ep = self._episodes[message.episode]
+        if ep.held is not None:
+            ep.held.append(message)
+        else:
+            ep.transcript.append(message)
+        await self.publish(message)
+
+    def next_message_seq(self, episode: int) -> int:
+        ep = self._episodes[episode]
+        ep.messages_posted += 1
+        return ep.messages_posted - 1
+
+    def next_call_seq(self, episode: int) -> int:
+        ep = self._episodes[episode]
+        ep.calls_made += 1
+        return ep.calls_made - 1
+
+    def seal(self, episode: int) -> None:
+        """Open a simultaneous round: what is posted now stays out of every view."""
+        ep = self._episodes[episode]
+        if ep.held is not None:
+            raise RuntimeError(f"episode {episode}: a sealed round is already open")
+        ep.held = []
+
+    def release(self, episode: int) -> None:
+        """Close the simultaneous round: its messages become visible, in posting order."""
+        ep = self._episodes[episode]
+        held, ep.held = ep.held or [], None
+        ep.transcript.extend(held)
+
+    def view(self, episode: int, seat: str) -> View:
+        ep = self._episodes[episode]
+        sight = ep.sight[seat]
+        st = ep.started
+        visible = tuple(
+            m for m in ep.transcript if m.audience is None or seat in m.audience
+        )
+        return View(
+            episode=episode,
+            seat=seat,
+            role=sight.role,
+            question=st.question,
+            answers=st.answers,
+            side=sight.side,
+            source=st.source if sight.sees_source else None,
+            messages=visible,
+        )
+
+    def transcript(self, episode: int) -> tuple[Message, ...]:
+        """The full record so far, released messages only (for conditions and outcomes)."""
+        return tuple(self._episodes[episode].transcript)

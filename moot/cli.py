@@ -1,0 +1,99 @@
+"""The `moot` command: a thin veneer over the library.
+
+Only argparse and the standard library load at start-up; each command imports what it needs,
+so `moot --help` stays fast (litellm alone takes ~2.5 s to import).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def _model_override(text: str) -> tuple[str, str]:
+    role, sep, model = text.partition("=")
+    if not sep or not role:
+        raise argparse.ArgumentTypeError(f"expected ROLE=MODEL, got {text!r}")
+    return role, model
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from moot import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="moot",
+        description="Multi-agent debate and simulation for scalable-oversight research.",
+    )
+    parser.add_argument("--version", action="version", version=f"moot {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run a scenario file and store every word in SQLite")
+    run.add_argument("scenario", help="scenario YAML file")
+    run.add_argument("--out", help="database path (default: <output>/<name>-<time>.db)")
+    run.add_argument("--limit", type=int, help="run only the first N questions")
+    run.add_argument(
+        "--model",
+        action="append",
+        type=_model_override,
+        default=[],
+        metavar="ROLE=MODEL",
+        help="fill a role or seat with another model, e.g. judge=openai/gpt-4o-mini",
+    )
+    run.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    validate = sub.add_parser("validate", help="check a scenario file without running it")
+    validate.add_argument("scenario", help="scenario YAML file")
+    return parser
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from moot.scenario.load import load_file
+
+    scenario, _ = load_file(args.scenario)
+    print(f"{args.scenario}: ok ({scenario.name}: {scenario.protocol.name}, "
+          f"{scenario.protocol.rounds} rounds)")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from moot.progress import ConsoleProgress
+    from moot.run import apply_overrides, run_scenario
+    from moot.scenario.load import load_file
+
+    scenario, text = load_file(args.scenario)
+    scenario = apply_overrides(scenario, limit=args.limit, models=dict(args.model))
+    summary = run_scenario(
+        scenario,
+        text,
+        base=Path(args.scenario).resolve().parent,
+        out=args.out,
+        progress=None if args.quiet else ConsoleProgress(),
+    )
+    print("\n".join(summary.lines()))
+    return 1 if summary.failed else 0
+
+
+COMMANDS = {"run": cmd_run, "validate": cmd_validate}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    from moot.errors import ConfigError
+
+    try:
+        return COMMANDS[args.command](args)
+    except ConfigError as exc:
+        print(f"moot: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("moot: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

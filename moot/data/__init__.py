@@ -1,0 +1,1 @@
+"""Datasets shipped with moot (original passages written for it)."""

@@ -1,0 +1,189 @@
+"""Questions for episodes: the shipped reading set, user JSONL/CSV files, and QuALITY.
+
+Every loader yields `Question`s with exactly two options (one correct); a bad row is a
+ConfigError naming the file and line.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from moot.errors import ConfigError
+
+BUILTIN = {"builtin:reading": "reading.jsonl", "builtin": "reading.jsonl"}
+
+
+@dataclass(frozen=True, slots=True)
+class Question:
+    id: str
+    question: str
+    options: tuple[str, str]
+    answer: int  # index of the correct option
+    passage: str | None = None
+    split: str | None = None
+
+
+def load(source: str, *, fmt: str = "auto", split: str | None = None, base: Path | None = None) -> list[Question]:
+    if source in BUILTIN:
+        text = resources.files("moot.data").joinpath(BUILTIN[source]).read_text("utf-8")
+        where = source
+        questions = list(_moot_jsonl(text.splitlines(), where))
+    else:
+        path = Path(source).expanduser()
+        if not path.is_absolute() and base is not None:
+            path = base / path
+        where = str(path)
+        if not path.is_file():
+            raise ConfigError(f"dataset.source: no such file {path}")
+        try:
+            text = path.read_text("utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{path}: cannot read dataset ({exc})") from None
+        if path.suffix.lower() == ".csv":
+            questions = list(_csv(text, where))
+        else:
+            lines = text.splitlines()
+            if fmt == "auto":
+                fmt = "quality" if _looks_like_quality(lines) else "moot"
+            reader = _quality if fmt == "quality" else _moot_jsonl
+            questions = list(reader(lines, where))
+    if split is not None:
+        questions = [q for q in questions if q.split == split]
+    if not questions:
+        raise ConfigError(
+            f"{where}: dataset has no questions" + (f" in split {split!r}" if split else "")
+        )
+    return questions
+
+
+def sample(questions: list[Question], *, limit: int | None, shuffle_seed: int | None) -> list[Question]:
+    out = list(questions)
+    if shuffle_seed is not None:
+        random.Random(shuffle_seed).shuffle(out)
+    return out[:limit] if limit else out
+
+
+def _rows(lines: list[str], where: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{where}:{n}: not valid JSON ({exc.msg})") from None
+        if not isinstance(row, dict):
+            raise ConfigError(f"{where}:{n}: each line must be a JSON object")
+        yield n, row
+
+
+def _answer_index(value: Any, options: list[str], where: str) -> int:
+    if isinstance(value, bool):
+        raise ConfigError(f"{where}: answer must be an index, a letter or an option's text")
+    if isinstance(value, int) and 0 <= value < len(options):
+        return value
+    if isinstance(value, str):
+        v = value.strip()
+        if v.isdigit() and int(v) < len(options):
+            return int(v)
+        if len(v) == 1 and v.upper() in "AB"[: len(options)]:
+            return "AB".index(v.upper())
+        if v in options:
+            return options.index(v)
+    raise ConfigError(f"{where}: answer {value!r} is not an index, letter or option of {options}")
+
+
+def _question(row: dict[str, Any], where: str, default_id: str) -> Question:
+    for key in ("question", "options", "answer"):
+        if key not in row:
+            raise ConfigError(f"{where}: missing field {key!r}")
+    options = row["options"]
+    if not (isinstance(options, list) and len(options) == 2 and all(isinstance(o, str) for o in options)):
+        raise ConfigError(f"{where}: options must be a list of exactly two strings")
+    passage = row.get("passage")
+    if passage is not None and not isinstance(passage, str):
+        raise ConfigError(f"{where}: passage must be a string")
+    return Question(
+        id=str(row.get("id", default_id)),
+        question=str(row["question"]),
+        options=(options[0], options[1]),
+        answer=_answer_index(row["answer"], options, where),
+        passage=passage,
+        split=row.get("split"),
+    )
+
+
+def _moot_jsonl(lines: list[str], where: str) -> Iterator[Question]:
+    for n, row in _rows(lines, where):
+        yield _question(row, f"{where}:{n}", default_id=str(n))
+
+
+def _csv(text: str, where: str) -> Iterator[Question]:
+    reader = csv.DictReader(text.splitlines())
+    for n, row in enumerate(reader, 2):
+        row = {k: v for k, v in row.items() if k is not None}
+        if "options" in row and row["options"]:
+            try:
+                row["options"] = json.loads(row["options"])
+            except json.JSONDecodeError:
+                raise ConfigError(f"{where}:{n}: options must be a JSON list") from None
+        elif "option_a" in row and "option_b" in row:
+            row["options"] = [row.pop("option_a"), row.pop("option_b")]
+        if row.get("passage") == "":
+            row["passage"] = None
+        yield _question(row, f"{where}:{n}", default_id=str(n - 1))
+
+
+def _looks_like_quality(lines: list[str]) -> bool:
+    for line in lines:
+        if line.strip():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                return False
+            return isinstance(row, dict) and "article" in row and "questions" in row
+    return False
+
+
+def _quality(lines: list[str], where: str) -> Iterator[Question]:
+    """QuALITY's JSONL: one article per line, 4 options per question, 1-indexed gold_label.
+
+    The distractor is the option annotators most often picked as `untimed_best_distractor`
+    (ties: the lower index); without votes, the first wrong option."""
+    for n, row in _rows(lines, where):
+        article = row.get("article")
+        if not isinstance(article, str):
+            raise ConfigError(f"{where}:{n}: QuALITY row without an article")
+        for k, q in enumerate(row.get("questions") or []):
+            at = f"{where}:{n}: question {k + 1}"
+            try:
+                options = q["options"]
+                gold = int(q["gold_label"]) - 1
+                text = q["question"]
+            except (KeyError, TypeError, ValueError):
+                raise ConfigError(f"{at}: needs question, options and gold_label") from None
+            if not 0 <= gold < len(options):
+                raise ConfigError(f"{at}: gold_label out of range")
+            votes = Counter(
+                int(v["untimed_best_distractor"]) - 1
+                for v in q.get("validation") or []
+                if isinstance(v, dict) and str(v.get("untimed_best_distractor", "")).isdigit()
+            )
+            votes.pop(gold, None)
+            candidates = [i for i in range(len(options)) if i != gold]
+            distractor = max(candidates, key=lambda i: (votes.get(i, 0), -i))
+            yield Question(
+                id=str(q.get("question_unique_id") or f"{row.get('article_id', n)}-{k}"),
+                question=text,
+                options=(options[gold], options[distractor]),
+                answer=0,
+                passage=article,
+                split=row.get("split"),
+            )

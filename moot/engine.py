@@ -1,0 +1,188 @@
+"""The engine: walks any compiled protocol graph for many episodes at once.
+
+It asks the bus for each seat's view, asks the seat for its turn, and posts the reply back to
+the bus. It never builds a view itself and never writes to the store: everything it does is
+an event on the bus.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+import anyio
+
+from moot.agents.base import Reply, Seat, Turn
+from moot.bus import Bus, SeatSight
+from moot.events import EpisodeFinished, EpisodeStarted, Message, Verdict
+from moot.models.gateway import ModelCallFailed
+from moot.protocols.graph import END, CompiledProtocol, Phase, PhaseState
+
+
+@dataclass(frozen=True, slots=True)
+class EpisodeSpec:
+    """One question put to one protocol, with the answers in the order they are shown."""
+
+    index: int
+    question_id: str
+    question: str
+    answers: tuple[str, ...]
+    correct: int | None
+    source: str | None
+
+
+class Engine:
+    def __init__(
+        self,
+        protocol: CompiledProtocol,
+        seats: dict[str, Seat],
+        bus: Bus,
+        *,
+        concurrency: int,
+        max_tokens: dict[str, int] | None = None,
+    ) -> None:
+        self.protocol = protocol
+        self.seats = seats
+        self.bus = bus
+        self.concurrency = concurrency
+        self.max_tokens = max_tokens or {}
+        self._specs = {s.id: s for s in protocol.seats}
+
+    async def run(self, episodes: Iterable[EpisodeSpec]) -> None:
+        """Run every episode, at most `concurrency` at once, with a fixed pool of workers."""
+        source: Iterator[EpisodeSpec] = iter(episodes)
+
+        async def worker() -> None:
+            for spec in source:  # shared iterator: each worker takes the next episode
+                await self.run_episode(spec)
+
+        async with anyio.create_task_group() as tg:
+            for _ in range(self.concurrency):
+                tg.start_soon(worker)
+
+    async def run_episode(self, spec: EpisodeSpec) -> None:
+        bus = self.bus
+        ep = spec.index
+        protocol = self.protocol
+        sight = {
+            s.id: SeatSight(role=s.role, side=s.side, sees_source=s.sees_source)
+            for s in protocol.seats
+        }
+        await bus.open_episode(
+            EpisodeStarted(
+                episode=ep,
+                question_id=spec.question_id,
+                question=spec.question,
+                answers=spec.answers,
+                correct=spec.correct,
+                source=spec.source,
+                protocol=protocol.name,
+                assignments={s.id: s.side for s in protocol.seats if s.side is not None},
+                seats={
+                    s.id: {"role": s.role, "sees_source": s.sees_source} for s in protocol.seats
+                },
+                started_at=time.time(),
+            ),
+            sight,
+        )
+        state = PhaseState(visits={}, settings=protocol.settings)
+        outcome: dict = {}
+        status, stop_reason, error = "done", "completed", None
+        try:
+            phase_name = protocol.start
+            while phase_name != END:
+                phase = protocol.phases[phase_name]
+                state.visits[phase_name] = state.visits.get(phase_name, 0) + 1
+                verdict = await self._run_phase(spec, phase, state.visits[phase_name])
+                if verdict is not None:
+                    outcome = {"choice": verdict.choice, "correct": verdict.correct}
+                phase_name = protocol.next_phase(phase_name, state)
+        except ModelCallFailed as exc:
+            status, stop_reason, error = "failed", "model_error", str(exc)
+        except Exception as exc:  # a bug must fail its episode loudly, not the whole run
+            status, stop_reason = "failed", "error"
+            error = "".join(traceback.format_exception_only(exc)).strip()
+            error += "\n" + traceback.format_exc(limit=-8)
+        await bus.close_episode(
+            EpisodeFinished(ep, status, stop_reason, time.time(), outcome, error)  # type: ignore[arg-type]
+        )
+
+    async def _run_phase(self, spec: EpisodeSpec, phase: Phase, round_: int) -> Verdict | None:
+        turn = Turn(
+            kind=phase.kind,
+            phase=phase.name,
+            round=round_,
+            rounds=self.protocol.settings.get("rounds", 1),
+            simultaneous=phase.simultaneous,
+            max_tokens=0,
+        )
+        ep = spec.index
+        verdict = None
+        if phase.simultaneous and len(phase.seats) > 1:
+            self.bus.seal(ep)
+            views = [self.bus.view(ep, seat) for seat in phase.seats]
+            replies: list[Reply | None] = [None] * len(views)
+
+            async def act(i: int) -> None:
+                replies[i] = await self.seats[phase.seats[i]].act(views[i], turn)
+
+            try:
+                async with anyio.create_task_group() as tg:
+                    for i in range(len(views)):
+                        tg.start_soon(act, i)
+            except BaseExceptionGroup as group:  # surface the first failure as itself
+                raise group.exceptions[0] from None
+            for seat, reply in zip(phase.seats, replies):
+                verdict = await self._post(spec, phase, round_, seat, reply) or verdict  # type: ignore[arg-type]
+            self.bus.release(ep)
+        else:
+            for seat in phase.seats:
+                reply = await self.seats[seat].act(self.bus.view(ep, seat), turn)
+                verdict = await self._post(spec, phase, round_, seat, reply) or verdict
+        return verdict
+
+    async def _post(
+        self, spec: EpisodeSpec, phase: Phase, round_: int, seat: str, reply: Reply
+    ) -> Verdict | None:
+        s = self._specs[seat]
+        now = time.time()
+        ep = spec.index
+        call_seq = reply.call_seqs[-1] if reply.call_seqs else None
+        await self.bus.post(
+            Message(
+                episode=ep,
+                seq=self.bus.next_message_seq(ep),
+                round=round_,
+                phase=phase.name,
+                seat=seat,
+                role=s.role,
+                side=s.side,
+                content=reply.content,
+                audience=phase.audience,
+                created_at=now,
+                call_seq=call_seq,
+            )
+        )
+        if phase.kind != "verdict":
+            return None
+        j = reply.judgement
+        if j is None:
+            raise RuntimeError(f"seat {seat} returned no judgement for a verdict turn")
+        verdict = Verdict(
+            episode=ep,
+            judge=seat,
+            model=reply.model,
+            round=round_,
+            choice=j.choice,
+            probabilities=j.probabilities,
+            correct=None if j.choice is None or spec.correct is None else j.choice == spec.correct,
+            method=j.method,
+            parse_status=j.parse_status,
+            raw=reply.content,
+            call_seq=call_seq,
+            created_at=now,
+        )
+        await self.bus.publish(verdict)
+        return verdict

@@ -1,0 +1,98 @@
+"""The typed events that flow one way: engine -> bus -> store, progress, TUI, analysis.
+
+Plain slotted dataclasses rather than pydantic: tens of thousands are made per second on
+the hot path, and they never cross a trust boundary (scenario files do, and are pydantic).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+# A message's audience: None means every seat of the episode; otherwise the seat ids.
+Audience = frozenset[str] | None
+
+EpisodeStatus = Literal["running", "done", "failed"]
+
+
+@dataclass(slots=True)
+class EpisodeStarted:
+    episode: int
+    question_id: str
+    question: str
+    answers: tuple[str, ...]
+    correct: int | None
+    source: str | None
+    protocol: str
+    # seat id -> index of the answer that seat is assigned to defend (debaters, consultants)
+    assignments: dict[str, int]
+    seats: dict[str, dict[str, Any]]
+    started_at: float
+
+
+@dataclass(slots=True)
+class Message:
+    """Something a seat said, as every permitted reader receives it."""
+
+    episode: int
+    seq: int
+    round: int
+    phase: str
+    seat: str
+    role: str
+    side: int | None
+    content: str
+    audience: Audience
+    created_at: float
+    call_seq: int | None = None  # the model call behind the message, if any
+
+
+@dataclass(slots=True)
+class ModelCall:
+    """One call through the model gateway: its prompt, its answer and what it cost."""
+
+    episode: int
+    seq: int
+    seat: str
+    role: str
+    model: str
+    request: dict[str, Any]
+    response: str | None
+    prompt_tokens: int
+    completion_tokens: int
+    cost: float | None
+    latency_s: float
+    attempts: int
+    started_at: float
+    error: str | None = None
+
+
+@dataclass(slots=True)
+class Verdict:
+    """A judge's ruling. Keyed by judge: several judges may rule on one transcript."""
+
+    episode: int
+    judge: str
+    model: str
+    round: int
+    choice: int | None
+    probabilities: tuple[float, ...] | None
+    correct: bool | None
+    method: str  # token_logprobs | text | none
+    parse_status: str  # ok | invalid
+    raw: str
+    call_seq: int | None
+    created_at: float
+
+
+@dataclass(slots=True)
+class EpisodeFinished:
+    episode: int
+    status: EpisodeStatus
+    stop_reason: str
+    ended_at: float
+    outcome: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+
+
+Event = EpisodeStarted | Message | ModelCall | Verdict | EpisodeFinished

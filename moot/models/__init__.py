@@ -1,0 +1,1 @@
+"""Model gateway and providers. See `moot.models.gateway` for the naming scheme."""

@@ -1,0 +1,65 @@
+"""The one small interface a model provider implements, and the values it trades in."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+
+@dataclass(slots=True)
+class GenerateRequest:
+    messages: list[dict[str, str]]
+    max_tokens: int
+    temperature: float = 0.0
+    seed: int | None = None
+    # When set, the provider also reports the log-probability of each label ("A", "B") at the
+    # position where the reply names its answer, if the backend exposes token probabilities.
+    answer_labels: tuple[str, ...] | None = None
+    # Text the reply is made to start with, where the backend allows it (llama.cpp does):
+    # with "Answer:", the very next token is the answer, and its probabilities are the verdict.
+    assistant_prefix: str | None = None
+
+    def record(self) -> dict[str, Any]:
+        """What the store keeps of the request (never credentials)."""
+        out: dict[str, Any] = {
+            "messages": self.messages,
+            "max_tokens": self.max_tokens,
+            "temperature": self.temperature,
+            "seed": self.seed,
+        }
+        if self.answer_labels:
+            out["answer_labels"] = list(self.answer_labels)
+        if self.assistant_prefix:
+            out["assistant_prefix"] = self.assistant_prefix
+        return out
+
+
+@dataclass(slots=True)
+class GenerateResult:
+    text: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: float | None = None
+    # label -> log-probability at the answer position; None when the backend gave none
+    label_logprobs: dict[str, float] | None = None
+
+
+class ProviderError(Exception):
+    """A provider's failure, classified once so the gateway can decide to retry."""
+
+    def __init__(self, message: str, *, retryable: bool, retry_after: float | None = None):
+        super().__init__(message)
+        self.retryable = retryable
+        self.retry_after = retry_after
+
+
+class ModelAPI(Protocol):
+    """A provider: one async method. Limits, retries, timeouts and records live in the gateway."""
+
+    name: str
+
+    async def generate(self, request: GenerateRequest) -> GenerateResult: ...
+
+    def describe(self) -> dict[str, Any]:
+        """Facts to store with the run (model file and hash, server), never secrets."""
+        ...

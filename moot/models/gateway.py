@@ -1,0 +1,167 @@
+"""The gateway: one wrapper owns what every provider shares.
+
+A provider writes one `generate`. The wrapper adds a per-model concurrency limit, a per-call
+timeout, retries with exponential backoff (honouring Retry-After) on rate limits, 5xx and
+timeouts, and a `ModelCall` record of every call: prompt, reply, tokens, cost, latency,
+attempts, error.
+
+Providers are chosen by the model name's prefix and imported only when first used, so
+`import moot` never pays for litellm or llama.cpp:
+
+    scripted[/label]        the deterministic stand-in (tests, benchmarks)
+    local/smollm2-135m      the embedded default, in-process llama.cpp
+    local/PATH.gguf         any other GGUF file, the same way
+    anything else           litellm (openai/..., anthropic/..., ollama/..., hosted_vllm/...)
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import anyio
+
+from moot.events import ModelCall
+from moot.models.base import GenerateRequest, GenerateResult, ModelAPI, ProviderError
+
+DEFAULT_MODEL = "local/smollm2-135m"
+
+
+@dataclass(slots=True)
+class ModelSettings:
+    """Per-model settings; scenario files give them under `models:`."""
+
+    max_concurrency: int | None = None  # None: unlimited (scripted), 1 for local models
+    timeout: float = 120.0
+    retries: int = 4
+    backoff: float = 1.0  # first retry delay in seconds, doubled each time
+    max_backoff: float = 60.0
+    api_base: str | None = None
+    api_key_env: str | None = None  # the NAME of the environment variable, never the key
+    params: dict[str, Any] = field(default_factory=dict)  # extra provider parameters
+    # scripted model only
+    latency: float = 0.0
+    replies: list[str] | None = None
+    verdict: str | None = None
+    logprobs: bool = True
+    # local model only
+    n_ctx: int = 4096
+    n_threads: int | None = None
+
+
+class CallSink(Protocol):
+    """Where calls are recorded (the bus)."""
+
+    def next_call_seq(self, episode: int) -> int: ...
+
+    async def publish(self, event: Any) -> None: ...
+
+
+@dataclass(slots=True, frozen=True)
+class CallTag:
+    episode: int
+    seat: str
+    role: str
+
+
+class ModelCallFailed(Exception):
+    """A call that failed for good, after its retries. Its record is already stored."""
+
+    def __init__(self, model: str, error: str, call_seq: int):
+        super().__init__(f"{model}: {error}")
+        self.model = model
+        self.error = error
+        self.call_seq = call_seq
+
+
+class Model:
+    def __init__(self, name: str, api: ModelAPI, settings: ModelSettings, sink: CallSink):
+        self.name = name
+        self.api = api
+        self.settings = settings
+        self.sink = sink
+        limit = settings.max_concurrency
+        self._limiter = anyio.CapacityLimiter(limit) if limit else None
+
+    async def generate(self, request: GenerateRequest, tag: CallTag) -> tuple[GenerateResult, int]:
+        """Returns the result and the call's sequence number in its episode."""
+        seq = self.sink.next_call_seq(tag.episode)
+        started = time.time()
+        t0 = time.perf_counter()
+        attempts = 0
+        result: GenerateResult | None = None
+        error: str | None = None
+        s = self.settings
+        while True:
+            attempts += 1
+            try:
+                if self._limiter is None:
+                    with anyio.fail_after(s.timeout):
+                        result = await self.api.generate(request)
+                else:
+                    async with self._limiter:
+                        with anyio.fail_after(s.timeout):
+                            result = await self.api.generate(request)
+                break
+            except TimeoutError:
+                error, retryable, wait = f"timeout after {s.timeout:g}s", True, None
+            except ProviderError as exc:
+                error, retryable, wait = str(exc), exc.retryable, exc.retry_after
+            if not retryable or attempts > s.retries:
+                break
+            delay = min(s.max_backoff, s.backoff * 2 ** (attempts - 1))
+            delay *= 0.5 + random.random() / 2  # jitter: retries of many episodes spread out
+            await anyio.sleep(max(delay, wait or 0.0))
+        latency = time.perf_counter() - t0
+        await self.sink.publish(
+            ModelCall(
+                episode=tag.episode,
+                seq=seq,
+                seat=tag.seat,
+                role=tag.role,
+                model=self.name,
+                request=request.record(),
+                response=result.text if result else None,
+                prompt_tokens=result.prompt_tokens if result else 0,
+                completion_tokens=result.completion_tokens if result else 0,
+                cost=result.cost if result else None,
+                latency_s=latency,
+                attempts=attempts,
+                started_at=started,
+                error=None if result else error,
+            )
+        )
+        if result is None:
+            raise ModelCallFailed(self.name, error or "unknown error", seq)
+        return result, seq
+
+
+def make_api(name: str, settings: ModelSettings) -> ModelAPI:
+    """The provider for a model name; its SDK is imported here, on first use."""
+    if name == "scripted" or name.startswith("scripted/"):
+        from moot.models.scripted import ScriptedModel
+
+        return ScriptedModel(
+            name,
+            latency=settings.latency,
+            replies=settings.replies,
+            verdict=settings.verdict,
+            logprobs=settings.logprobs,
+        )
+    if name.startswith("local/"):
+        from moot.models.local import LocalModel
+
+        return LocalModel(name, settings)
+    from moot.models.litellm_api import LiteLLMModel
+
+    return LiteLLMModel(name, settings)
+
+
+def default_concurrency(name: str) -> int | None:
+    if name.startswith("local/"):
+        return 1  # one llama.cpp context per process; calls queue here, not in a thread
+    if name == "scripted" or name.startswith("scripted/"):
+        return None
+    return 16

@@ -1,0 +1,201 @@
+"""Every real provider, through litellm's `acompletion`.
+
+litellm is imported here, on first use: it costs ~2.5 s, and without
+LITELLM_LOCAL_MODEL_COST_MAP set before import it fetches a price file over the network.
+
+`moot-scripted/<label>` reaches the scripted model *through* litellm (a registered
+CustomLLM), so tests and benchmarks can exercise and measure litellm's own path offline.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import TYPE_CHECKING, Any
+
+from moot.errors import ConfigError
+from moot.models.base import GenerateRequest, GenerateResult, ProviderError
+
+if TYPE_CHECKING:
+    from moot.models.gateway import ModelSettings
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+SCRIPTED_PREFIX = "moot-scripted"
+_litellm: Any = None
+
+
+def _import_litellm() -> Any:
+    global _litellm
+    if _litellm is None:
+        os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
+        os.environ.setdefault("LITELLM_TELEMETRY", "False")
+        import litellm
+
+        litellm.telemetry = False
+        litellm.suppress_debug_info = True
+        litellm.custom_provider_map = [
+            p for p in litellm.custom_provider_map if p.get("provider") != SCRIPTED_PREFIX
+        ] + [{"provider": SCRIPTED_PREFIX, "custom_handler": _scripted_handler(litellm)}]
+        _litellm = litellm
+    return _litellm
+
+
+class LiteLLMModel:
+    def __init__(self, name: str, settings: ModelSettings) -> None:
+        self.name = name
+        self.settings = settings
+        if settings.api_key_env and settings.api_key_env not in os.environ:
+            raise ConfigError(
+                f"model {name}: environment variable {settings.api_key_env} is not set"
+            )
+        self._litellm = _import_litellm()
+
+    def describe(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"provider": "litellm", "litellm": _version()}
+        if self.settings.api_base:
+            out["api_base"] = self.settings.api_base
+        return out
+
+    def _api_key(self) -> str | None:
+        env = self.settings.api_key_env
+        return os.environ.get(env) if env else None
+
+    async def generate(self, request: GenerateRequest) -> GenerateResult:
+        litellm = self._litellm
+        s = self.settings
+        kwargs: dict[str, Any] = dict(s.params)
+        kwargs.update(
+            model=self.name,
+            messages=request.messages,
+            max_tokens=request.max_tokens,
+            temperature=request.temperature,
+            num_retries=0,  # the gateway retries, with the same rules for every provider
+            timeout=s.timeout,
+        )
+        if request.seed is not None:
+            kwargs["seed"] = request.seed
+        if s.api_base:
+            kwargs["api_base"] = s.api_base
+        key = self._api_key()
+        if key:
+            kwargs["api_key"] = key
+        if request.answer_labels:
+            kwargs["logprobs"] = True
+            kwargs["top_logprobs"] = 20
+        try:
+            response = await litellm.acompletion(**kwargs)
+        except Exception as exc:  # classified once, here, for the gateway
+            raise _classify(litellm, exc, key) from None
+        choice = response.choices[0]
+        text = choice.message.content or ""
+        usage = getattr(response, "usage", None)
+        labels = request.answer_labels
+        return GenerateResult(
+            text=text,
+            prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
+            completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
+            cost=_cost(litellm, response),
+            label_logprobs=_label_logprobs(choice, labels) if labels else None,
+        )
+
+
+def _version() -> str:
+    from importlib import metadata
+
+    return metadata.version("litellm")
+
+
+def _cost(litellm: Any, response: Any) -> float | None:
+    hidden = getattr(response, "_hidden_params", None) or {}
+    cost = hidden.get("response_cost")
+    if cost is None:
+        try:
+            cost = litellm.completion_cost(completion_response=response)
+        except Exception:
+            return None  # unknown price (a local server): recorded as unknown, not zero
+    return float(cost)
+
+
+def _get(obj: Any, name: str) -> Any:
+    return obj.get(name) if isinstance(obj, dict) else getattr(obj, name, None)
+
+
+def _label_logprobs(choice: Any, labels: tuple[str, ...]) -> dict[str, float] | None:
+    """Label log-probabilities at the first reply token that names a label."""
+    logprobs = _get(choice, "logprobs")  # absent entirely when the server gave none
+    content = _get(logprobs, "content") if logprobs is not None else None
+    if not content:
+        return None
+    for position in content:
+        if (_get(position, "token") or "").strip() not in labels:
+            continue
+        out = {label: -math.inf for label in labels}
+        for alt in _get(position, "top_logprobs") or []:
+            tok = (_get(alt, "token") or "").strip()
+            if tok in out:
+                out[tok] = float(math.log(math.exp(out[tok]) + math.exp(_get(alt, "logprob"))))
+        if all(v == -math.inf for v in out.values()):
+            out[(_get(position, "token") or "").strip()] = float(_get(position, "logprob"))
+        return out
+    return None
+
+
+def _classify(litellm: Any, exc: Exception, secret: str | None) -> ProviderError:
+    message = f"{type(exc).__name__}: {exc}"
+    if secret:
+        message = message.replace(secret, "***")
+    retry_after = None
+    response = getattr(exc, "response", None)
+    headers = getattr(response, "headers", None)
+    if headers is not None:
+        try:
+            retry_after = float(headers.get("retry-after"))
+        except (TypeError, ValueError):
+            retry_after = None
+    retryable_types = tuple(
+        t
+        for t in (
+            getattr(litellm, "RateLimitError", None),
+            getattr(litellm, "Timeout", None),
+            getattr(litellm, "APIConnectionError", None),
+            getattr(litellm, "InternalServerError", None),
+            getattr(litellm, "ServiceUnavailableError", None),
+            getattr(litellm, "BadGatewayError", None),
+        )
+        if t is not None
+    )
+    status = getattr(exc, "status_code", None)
+    retryable = isinstance(exc, retryable_types) or (isinstance(status, int) and status >= 500)
+    return ProviderError(message.splitlines()[0][:500], retryable=retryable, retry_after=retry_after)
+
+
+def _scripted_handler(litellm: Any) -> Any:
+    from moot.models.scripted import ScriptedModel
+
+    class ScriptedThroughLiteLLM(litellm.CustomLLM):
+        """The scripted model behind litellm's own request/response path."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = ScriptedModel(SCRIPTED_PREFIX)
+
+        async def acompletion(self, model: str, messages: list, *args: Any, **kwargs: Any) -> Any:
+            params = kwargs.get("optional_params") or {}
+            req = GenerateRequest(
+                messages=messages,
+                max_tokens=int(params.get("max_tokens", 256)),
+                temperature=float(params.get("temperature", 0.0)),
+            )
+            result = await self.model.generate(req)
+            return litellm.ModelResponse(
+                model=model,
+                choices=[{"message": {"role": "assistant", "content": result.text}}],
+                usage={
+                    "prompt_tokens": result.prompt_tokens,
+                    "completion_tokens": result.completion_tokens,
+                    "total_tokens": result.prompt_tokens + result.completion_tokens,
+                },
+            )
+
+    return ScriptedThroughLiteLLM()

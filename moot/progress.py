@@ -1,0 +1,52 @@
+"""Console progress: polls the bus's running totals, so it never slows the engine down."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import TextIO
+
+import anyio
+
+from moot.bus import RunStats
+
+
+class ConsoleProgress:
+    def __init__(self, stream: TextIO | None = None, interval: float = 0.2) -> None:
+        self.stream = stream or sys.stderr
+        self.interval = interval
+        self.tty = self.stream.isatty()
+        self._done = False
+        self._last_decile = -1
+
+    def stop(self) -> None:
+        self._done = True
+
+    async def run(self, stats: RunStats, total: int) -> None:
+        t0 = time.perf_counter()
+        while True:
+            finished = self._done
+            self._draw(stats, total, time.perf_counter() - t0, final=finished)
+            if finished:
+                return
+            await anyio.sleep(self.interval)
+
+    def _draw(self, s: RunStats, total: int, elapsed: float, final: bool) -> None:
+        done = s.episodes_done + s.episodes_failed
+        frac = done / total if total else 1.0
+        width = 24
+        bar = "#" * int(frac * width) + "." * (width - int(frac * width))
+        failed = f" ({s.episodes_failed} failed)" if s.episodes_failed else ""
+        line = (
+            f"[{bar}] {done}/{total} episodes{failed} | {s.model_calls} calls | "
+            f"{s.tokens:,} tokens | {elapsed:.1f}s"
+        )
+        if self.tty:
+            self.stream.write("\r" + line + ("\n" if final else ""))
+            self.stream.flush()
+        else:  # a log, not a terminal: one line per tenth of the run
+            decile = int(frac * 10)
+            if decile != self._last_decile or final:
+                if decile != self._last_decile:
+                    self.stream.write(line + "\n")
+                self._last_decile = decile

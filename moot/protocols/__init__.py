@@ -1,0 +1,1 @@
+"""Protocols declared as graphs of phases; one engine walks them all."""

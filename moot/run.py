@@ -1,0 +1,243 @@
+"""A run: scenario -> engine + bus -> store. Everything a user can get wrong is checked before
+the database is created, so bad input never leaves a half-written run behind."""
+
+from __future__ import annotations
+
+import platform
+import sqlite3
+import time
+import uuid
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from moot import datasets
+from moot.agents.model_seat import ModelSeat, SeatPrompts
+from moot.bus import Bus
+from moot.engine import Engine, EpisodeSpec
+from moot.errors import ConfigError
+from moot.models.gateway import Model, default_concurrency, make_api
+from moot.protocols import registry
+from moot.protocols.graph import Protocol
+from moot.scenario.model import Scenario, SeatConfig
+
+DEFAULT_MAX_TOKENS = {"debater": 120, "judge": 8}
+
+
+@dataclass(slots=True)
+class RunSummary:
+    path: Path
+    episodes: int
+    done: int
+    failed: int
+    verdicts: int
+    correct: int
+    invalid: int
+    model_calls: int
+    tokens: int
+    cost: float
+    wall_s: float
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def accuracy(self) -> float | None:
+        valid = self.verdicts - self.invalid
+        return self.correct / valid if valid else None
+
+    def lines(self) -> list[str]:
+        acc = "n/a" if self.accuracy is None else f"{self.accuracy:.1%}"
+        valid = self.verdicts - self.invalid
+        out = [
+            f"run        {self.path}",
+            f"episodes   {self.episodes} ({self.done} done, {self.failed} failed)",
+            f"judge      accuracy {acc} ({self.correct}/{valid} valid verdicts), "
+            f"{self.invalid} invalid",
+            f"model      {self.model_calls} calls, {self.tokens:,} tokens, cost ${self.cost:.4f}",
+            f"wall time  {self.wall_s:.1f} s",
+        ]
+        out += [f"failed     {e}" for e in self.errors[:3]]
+        return out
+
+
+def apply_overrides(
+    scenario: Scenario, *, limit: int | None = None, models: dict[str, str] | None = None
+) -> Scenario:
+    data = scenario.model_dump()
+    if limit is not None:
+        if limit < 1:
+            raise ConfigError("--limit: must be at least 1")
+        data["dataset"]["limit"] = limit
+    known = registry.seat_names(scenario.protocol.name)
+    for key, model in (models or {}).items():
+        if key not in known:
+            raise ConfigError(
+                f"--model {key}={model}: no seat or role {key!r} "
+                f"(the {scenario.protocol.name} protocol has: {', '.join(sorted(known))})"
+            )
+        if not model:
+            raise ConfigError(f"--model {key}=: give a model name")
+        data["seats"].setdefault(key, {})["model"] = model
+    return Scenario.model_validate(data)
+
+
+def episode_specs(questions: list[datasets.Question], both_orders: bool) -> Iterator[EpisodeSpec]:
+    """Alternate the shown order of the answers so each debater argues the correct one
+    equally often (or show every question in both orders)."""
+    index = 0
+    for i, q in enumerate(questions):
+        orders = (False, True) if both_orders else (i % 2 == 1,)
+        for swapped in orders:
+            answers = (q.options[1], q.options[0]) if swapped else q.options
+            correct = 1 - q.answer if swapped else q.answer
+            yield EpisodeSpec(index, q.id, q.question, answers, correct, q.passage)
+            index += 1
+
+
+@dataclass(slots=True)
+class Prepared:
+    scenario: Scenario
+    scenario_text: str
+    protocol: Protocol
+    questions: list[datasets.Question]
+    seat_configs: dict[str, SeatConfig]
+
+
+def prepare(scenario: Scenario, scenario_text: str, base: Path | None) -> Prepared:
+    d = scenario.dataset
+    questions = datasets.load(d.source, fmt=d.format, split=d.split, base=base)
+    questions = datasets.sample(questions, limit=d.limit, shuffle_seed=d.shuffle_seed)
+    protocol = registry.build(scenario)
+    seat_configs = {s.id: scenario.seat(s.id, s.role) for s in protocol.seats}
+    return Prepared(scenario, scenario_text, protocol, questions, seat_configs)
+
+
+def output_path(scenario: Scenario, out: str | Path | None) -> Path:
+    if out is not None:
+        path = Path(out)
+    elif scenario.output.endswith(".db"):
+        path = Path(scenario.output)
+    else:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        path = Path(scenario.output) / f"{scenario.name}-{stamp}.db"
+        n = 2
+        while path.exists():
+            path = Path(scenario.output) / f"{scenario.name}-{stamp}-{n}.db"
+            n += 1
+    if path.exists():
+        raise ConfigError(f"{path}: already exists; choose another --out")
+    return path
+
+
+def versions() -> dict[str, str]:
+    out = {"python": platform.python_version(), "sqlite": sqlite3.sqlite_version}
+    for dist in ("moot", "litellm", "llama-cpp-python", "pydantic", "anyio", "networkx", "sqlite-utils"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+async def execute(prep: Prepared, path: Path, *, progress: Any = None) -> RunSummary:
+    from moot import store
+    from moot.store.writer import StoreWriter
+
+    scenario = prep.scenario
+    bus = Bus()
+    # Models first: an unknown model or a missing extra or key fails before the DB exists.
+    models: dict[str, Model] = {}
+    for cfg in prep.seat_configs.values():
+        name = cfg.model or ""
+        if name not in models:
+            settings = scenario.model_for(name)
+            if settings.max_concurrency is None:
+                settings.max_concurrency = default_concurrency(name)
+            models[name] = Model(name, make_api(name, settings), settings, bus)
+    seats = {}
+    for spec in prep.protocol.seats:
+        cfg = prep.seat_configs[spec.id]
+        seats[spec.id] = ModelSeat(
+            spec.id,
+            spec.role,
+            models[cfg.model or ""],
+            temperature=cfg.temperature or 0.0,
+            max_tokens=cfg.max_tokens or DEFAULT_MAX_TOKENS.get(spec.role, 256),
+            seed=(scenario.seed * 1_000_003 + zlib.crc32(spec.id.encode())) % 2**31,
+            prompts=SeatPrompts(cfg.prompts.system, cfg.prompts.turn) if cfg.prompts else None,
+        )
+    specs = list(episode_specs(prep.questions, scenario.dataset.both_orders))
+
+    conn = store.connect(path, create=True)
+    run_id = uuid.uuid4().hex
+    started = time.time()
+    store.create_run(
+        conn,
+        {
+            "id": run_id,
+            "name": scenario.name,
+            "scenario_yaml": prep.scenario_text,
+            "config": scenario.model_dump(mode="json"),
+            "versions": versions(),
+            "models": {name: m.api.describe() for name, m in models.items()},
+            "started_at": started,
+        },
+    )
+    writer = StoreWriter(conn, bus.subscribe(buffer=16384))
+    engine = Engine(prep.protocol.compile(), seats, bus, concurrency=min(scenario.concurrency, max(1, len(specs))))
+    t0 = time.perf_counter()
+    status = "failed"
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(writer.run)
+            if progress is not None:
+                tg.start_soon(progress.run, bus.stats, len(specs))
+            await engine.run(specs)
+            await bus.close()
+            if progress is not None:
+                progress.stop()
+        status = "done"
+    finally:
+        with anyio.CancelScope(shield=True):
+            store.finish_run(conn, run_id, status, time.time())
+    summary = summarize(conn, path, time.perf_counter() - t0)
+    conn.close()
+    return summary
+
+
+def summarize(conn: sqlite3.Connection, path: Path, wall_s: float) -> RunSummary:
+    episodes, done, failed = conn.execute(
+        "SELECT count(*), coalesce(sum(status='done'),0), coalesce(sum(status='failed'),0) FROM episodes"
+    ).fetchone()
+    verdicts, correct, invalid = conn.execute(
+        "SELECT count(*), coalesce(sum(correct),0), coalesce(sum(parse_status!='ok'),0) FROM verdicts"
+    ).fetchone()
+    calls, tokens, cost = conn.execute(
+        "SELECT count(*), coalesce(sum(prompt_tokens+completion_tokens),0), coalesce(sum(cost),0)"
+        " FROM model_calls"
+    ).fetchone()
+    errors = [
+        f"episode {i}: {(e or '').splitlines()[0] if e else stop}"
+        for i, stop, e in conn.execute(
+            "SELECT id, stop_reason, error FROM episodes WHERE status='failed' ORDER BY id LIMIT 3"
+        )
+    ]
+    return RunSummary(path, episodes, done, failed, verdicts, correct, invalid, calls, tokens, cost, wall_s, errors)
+
+
+def run_scenario(
+    scenario: Scenario,
+    scenario_text: str = "",
+    *,
+    base: Path | None = None,
+    out: str | Path | None = None,
+    progress: Any = None,
+) -> RunSummary:
+    """Run a validated scenario to completion; the synchronous entry point of the library."""
+    prep = prepare(scenario, scenario_text, base)
+    path = output_path(scenario, out)
+    return anyio.run(lambda: execute(prep, path, progress=progress))

@@ -1,0 +1,1 @@
+"""Scenario files: the setup of a study, validated at the boundary."""

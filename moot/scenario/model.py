@@ -1,0 +1,114 @@
+"""A scenario file, as pydantic models: the paper's setup section, validated at the boundary."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from moot.models.gateway import DEFAULT_MODEL, ModelSettings
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ProtocolConfig(_Strict):
+    name: Literal["debate"] = "debate"
+    rounds: int = Field(2, ge=1, le=100)
+    turns: Literal["simultaneous", "sequential"] = "simultaneous"
+
+
+class Prompts(_Strict):
+    """Overrides of a seat's prompt templates (Python format fields, see moot.agents.prompts)."""
+
+    system: str | None = None
+    turn: str | None = None
+
+
+class SeatConfig(_Strict):
+    model: str | None = None
+    temperature: float | None = Field(None, ge=0.0, le=2.0)
+    max_tokens: int | None = Field(None, ge=1, le=32768)
+    prompts: Prompts | None = None
+    # Whether the seat may read the source text. Default by role: debaters see it, a
+    # debate judge is blind (the information gap the protocol exists to bridge).
+    sees_source: bool | None = None
+
+
+class DatasetConfig(_Strict):
+    source: str = "builtin:reading"
+    format: Literal["auto", "moot", "quality"] = "auto"
+    split: str | None = None
+    limit: int | None = Field(None, ge=1)
+    shuffle_seed: int | None = None
+    both_orders: bool = Field(
+        False, description="run every question twice, with the answers in both orders"
+    )
+
+
+class ModelConfig(_Strict):
+    max_concurrency: int | None = Field(None, ge=1)
+    timeout: float = Field(120.0, gt=0)
+    retries: int = Field(4, ge=0, le=50)
+    backoff: float = Field(1.0, ge=0)
+    api_base: str | None = None
+    api_key_env: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    params: dict[str, Any] = Field(default_factory=dict)
+    latency: float = Field(0.0, ge=0)
+    replies: list[str] | None = None
+    verdict: str | None = None
+    logprobs: bool = True
+    n_ctx: int = Field(4096, ge=256)
+    n_threads: int | None = Field(None, ge=1)
+
+    @model_validator(mode="after")
+    def _no_secrets(self) -> ModelConfig:
+        for key in self.params:
+            if "key" in key.lower() or "token" in key.lower() and key != "max_tokens":
+                raise ValueError(
+                    f"params.{key}: secrets do not belong in a scenario; "
+                    "name the environment variable with api_key_env"
+                )
+        return self
+
+    def settings(self) -> ModelSettings:
+        return ModelSettings(**self.model_dump())
+
+
+class Scenario(_Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=80)
+    description: str = ""
+    protocol: ProtocolConfig = Field(default_factory=ProtocolConfig)
+    seats: dict[str, SeatConfig] = Field(default_factory=dict)
+    models: dict[str, ModelConfig] = Field(default_factory=dict)
+    dataset: DatasetConfig = Field(default_factory=DatasetConfig)
+    concurrency: int = Field(8, ge=1, le=1_000_000)
+    seed: int = 0
+    output: str = "runs"
+
+    @model_validator(mode="after")
+    def _seats_exist(self) -> Scenario:
+        from moot.protocols import registry
+
+        known = registry.seat_names(self.protocol.name)
+        for key in self.seats:
+            if key not in known:
+                raise ValueError(
+                    f"seats.{key}: the {self.protocol.name} protocol has no seat or role "
+                    f"{key!r} (it has: {', '.join(sorted(known))})"
+                )
+        return self
+
+    def model_for(self, name: str) -> ModelSettings:
+        cfg = self.models.get(name) or ModelConfig()
+        return cfg.settings()
+
+    def seat(self, seat_id: str, role: str) -> SeatConfig:
+        """A seat's config: its own entry over its role's entry over the defaults."""
+        merged: dict[str, Any] = {}
+        for key in (role, seat_id):
+            if key in self.seats:
+                merged.update(self.seats[key].model_dump(exclude_none=True))
+        merged.setdefault("model", DEFAULT_MODEL)
+        return SeatConfig(**merged)

@@ -1,0 +1,58 @@
+"""The transcript store: one SQLite database per run (WAL), written by one writer."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from moot.errors import ConfigError
+from moot.store.schema import SCHEMA_VERSION, migrate
+
+__all__ = ["SCHEMA_VERSION", "connect", "create_run", "finish_run"]
+
+
+def connect(path: str | Path, *, create: bool = False) -> sqlite3.Connection:
+    """Open a run database, applying migrations. `check_same_thread=False` because the one
+    writer commits from a worker thread; it is never used by two threads at once."""
+    p = Path(path)
+    if not create and not p.is_file():
+        raise ConfigError(f"{p}: no such database")
+    if create:
+        try:
+            p.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"{p.parent}: cannot create the output directory ({exc.strerror})") from None
+    try:
+        conn = sqlite3.connect(p, check_same_thread=False, isolation_level="DEFERRED")
+        conn.execute("PRAGMA journal_mode=WAL")
+        # WAL + NORMAL: a crash of moot loses nothing committed; a power cut may lose the
+        # last few batches. Resume re-runs unfinished episodes either way.
+        conn.execute("PRAGMA synchronous=NORMAL")
+        migrate(conn, str(p))
+    except sqlite3.DatabaseError as exc:
+        raise ConfigError(f"{p}: not a usable moot database ({exc})") from None
+    return conn
+
+
+def create_run(conn: sqlite3.Connection, row: dict[str, Any]) -> None:
+    with conn:
+        conn.execute(
+            "INSERT INTO runs (id, name, scenario_yaml, config, versions, models, started_at,"
+            " status) VALUES (?,?,?,?,?,?,?, 'running')",
+            (
+                row["id"],
+                row["name"],
+                row["scenario_yaml"],
+                json.dumps(row["config"]),
+                json.dumps(row["versions"]),
+                json.dumps(row["models"]),
+                row["started_at"],
+            ),
+        )
+
+
+def finish_run(conn: sqlite3.Connection, run_id: str, status: str, ended_at: float) -> None:
+    with conn:
+        conn.execute("UPDATE runs SET status=?, ended_at=? WHERE id=?", (status, ended_at, run_id))

@@ -1,0 +1,110 @@
+"""The run database's schema, versioned with `PRAGMA user_version` and applied by migrations.
+
+One database per run. JSON columns hold lists and maps (answers, audiences, probabilities,
+prompts); SQLite's JSON functions query them (`answers ->> '$[0]'`).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from moot.errors import ConfigError
+
+V1 = """
+CREATE TABLE runs (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    scenario_yaml TEXT NOT NULL,     -- the file as given
+    config TEXT NOT NULL,            -- JSON: the resolved scenario after overrides
+    versions TEXT NOT NULL,          -- JSON: moot, python, sqlite and dependency versions
+    models TEXT NOT NULL,            -- JSON: per model, provider facts and file hashes
+    started_at REAL NOT NULL,
+    ended_at REAL,
+    status TEXT NOT NULL             -- running | done | failed | interrupted
+);
+CREATE TABLE episodes (
+    id INTEGER PRIMARY KEY,
+    question_id TEXT NOT NULL,
+    question TEXT NOT NULL,
+    answers TEXT NOT NULL,           -- JSON list, in the order shown
+    correct INTEGER,                 -- index into answers
+    source TEXT,
+    protocol TEXT NOT NULL,
+    assignments TEXT NOT NULL,       -- JSON: seat -> answer index it defends
+    seats TEXT NOT NULL,             -- JSON: seat -> role, what it may see
+    status TEXT NOT NULL,            -- running | done | failed
+    stop_reason TEXT,
+    outcome TEXT,                    -- JSON
+    error TEXT,
+    started_at REAL NOT NULL,
+    ended_at REAL
+);
+CREATE TABLE messages (
+    episode INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    round INTEGER NOT NULL,
+    phase TEXT NOT NULL,
+    seat TEXT NOT NULL,
+    role TEXT NOT NULL,
+    side INTEGER,
+    content TEXT NOT NULL,
+    audience TEXT,                   -- JSON list of seats; NULL: every seat
+    created_at REAL NOT NULL,
+    call_seq INTEGER,
+    PRIMARY KEY (episode, seq)
+) WITHOUT ROWID;
+CREATE TABLE model_calls (
+    episode INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    seat TEXT NOT NULL,
+    role TEXT NOT NULL,
+    model TEXT NOT NULL,
+    request TEXT NOT NULL,           -- JSON: prompt messages and sampling parameters
+    response TEXT,
+    prompt_tokens INTEGER NOT NULL,
+    completion_tokens INTEGER NOT NULL,
+    cost REAL,
+    latency_s REAL NOT NULL,
+    attempts INTEGER NOT NULL,
+    started_at REAL NOT NULL,
+    error TEXT,
+    PRIMARY KEY (episode, seq)
+) WITHOUT ROWID;
+CREATE TABLE verdicts (
+    id INTEGER PRIMARY KEY,
+    episode INTEGER NOT NULL,
+    judge TEXT NOT NULL,             -- which judge: a seat, or a label for re-judging
+    model TEXT NOT NULL,
+    round INTEGER NOT NULL,
+    choice INTEGER,                  -- NULL when the output could not be read
+    probabilities TEXT,              -- JSON list, one per answer
+    correct INTEGER,
+    method TEXT NOT NULL,            -- token_logprobs | text | none
+    parse_status TEXT NOT NULL,      -- ok | invalid
+    raw TEXT NOT NULL,
+    call_seq INTEGER,
+    created_at REAL NOT NULL
+);
+CREATE INDEX verdicts_episode ON verdicts (episode, judge);
+"""
+
+MIGRATIONS: list[str] = [V1]  # MIGRATIONS[i] takes a database from version i to i + 1
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def migrate(conn: sqlite3.Connection, path: str) -> None:
+    (version,) = conn.execute("PRAGMA user_version").fetchone()
+    if version > SCHEMA_VERSION:
+        raise ConfigError(
+            f"{path}: database schema version {version} is newer than this moot "
+            f"understands ({SCHEMA_VERSION}); upgrade moot"
+        )
+    for target in range(version, SCHEMA_VERSION):
+        # One transaction per step: a database is at one version or the next, never between.
+        try:
+            conn.executescript(
+                f"BEGIN;\n{MIGRATIONS[target]}\nPRAGMA user_version = {target + 1};\nCOMMIT;"
+            )
+        except sqlite3.Error:
+            conn.rollback()
+            raise
