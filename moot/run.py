@@ -90,7 +90,8 @@ def episode_specs(questions: list[datasets.Question], both_orders: bool) -> Iter
     equally often (or show every question in both orders)."""
     index = 0
     for i, q in enumerate(questions):
-        orders = (False, True) if both_orders else (i % 2 == 1,)
+        # the correct answer is shown first in even episodes, second in odd ones
+        orders = (False, True) if both_orders else (q.answer != i % 2,)
         for swapped in orders:
             answers = (q.options[1], q.options[0]) if swapped else q.options
             correct = 1 - q.answer if swapped else q.answer

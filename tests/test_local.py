@@ -1,0 +1,84 @@
+"""The embedded model, for real: SmolLM2-135M through llama.cpp, in-process."""
+
+import json
+import sqlite3
+
+import anyio
+import pytest
+
+pytest.importorskip("llama_cpp", reason="the local extra is not installed")
+
+from moot.models.base import GenerateRequest
+from moot.models.gateway import ModelSettings, make_api
+from moot.run import run_scenario
+from moot.scenario.load import parse
+
+pytestmark = pytest.mark.anyio
+
+MESSAGES = [
+    {"role": "system", "content": "You are a helpful assistant."},
+    {"role": "user", "content": "Name three colours of the rainbow."},
+]
+
+
+@pytest.fixture(scope="module")
+def smollm():
+    return make_api("local/smollm2-135m", ModelSettings())
+
+
+async def test_temperature_zero_is_deterministic(smollm):
+    request = GenerateRequest(MESSAGES, max_tokens=24, temperature=0.0, seed=1)
+    first = await smollm.generate(request)
+    # A different prompt in between would leave a KV prefix behind without reset().
+    await smollm.generate(GenerateRequest(MESSAGES[:1] + [{"role": "user", "content": "Hi"}], 8))
+    second = await smollm.generate(request)
+    assert first.text and first.text == second.text
+    assert first.completion_tokens == second.completion_tokens > 0
+    assert first.prompt_tokens > 10
+
+
+async def test_judge_probabilities_come_from_token_logits(smollm):
+    request = GenerateRequest(
+        [{"role": "user", "content": "Passage: The cat is black.\nQuestion: What colour is "
+          "the cat?\nA: black\nB: white\nReply with the letter only: A or B."}],
+        max_tokens=2, answer_labels=("A", "B"), assistant_prefix="Answer:",
+    )
+    result = await smollm.generate(request)
+    lp = result.label_logprobs
+    assert set(lp) == {"A", "B"} and all(v < 0 for v in lp.values())
+    assert lp["A"] > lp["B"]  # an easy passage: the model prefers the right letter
+
+
+async def test_concurrent_calls_are_serialised_safely(smollm):
+    request = GenerateRequest(MESSAGES, max_tokens=12, temperature=0.0, seed=1)
+    results = []
+
+    async def call():
+        results.append((await smollm.generate(request)).text)
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(3):
+            tg.start_soon(call)
+    assert len(set(results)) == 1
+
+
+def test_end_to_end_debate_on_the_embedded_model(tmp_path):
+    text = """
+name: local-e2e
+protocol: {name: debate, rounds: 1}
+seats:
+  debater: {model: local/smollm2-135m, max_tokens: 24}
+  judge: {model: local/smollm2-135m}
+dataset: {source: builtin:reading, limit: 2}
+"""
+    summary = run_scenario(parse(text), text, out=tmp_path / "local.db")
+    assert summary.episodes == 2 and summary.failed == 0 and summary.invalid == 0
+    db = sqlite3.connect(tmp_path / "local.db")
+    verdicts = db.execute("SELECT method, probabilities FROM verdicts").fetchall()
+    assert [m for m, _ in verdicts] == ["token_logprobs", "token_logprobs"]
+    assert all(abs(sum(json.loads(p)) - 1) < 1e-6 for _, p in verdicts)
+    calls = db.execute("SELECT prompt_tokens, completion_tokens, response FROM model_calls").fetchall()
+    assert len(calls) == 6 and all(p > 0 and c > 0 and r for p, c, r in calls)
+    (models,) = db.execute("SELECT models FROM runs").fetchone()
+    info = json.loads(models)["local/smollm2-135m"]
+    assert info["file"] == "SmolLM2-135M-Instruct.Q4_1.gguf" and len(info["sha256"]) == 64
