@@ -7,6 +7,7 @@ ConfigError naming the file and line.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import random
 from collections import Counter
@@ -35,7 +36,7 @@ def load(source: str, *, fmt: str = "auto", split: str | None = None, base: Path
     if source in BUILTIN:
         text = resources.files("moot.data").joinpath(BUILTIN[source]).read_text("utf-8")
         where = source
-        questions = list(_moot_jsonl(text.splitlines(), where))
+        questions = list(_moot_jsonl(_lines(text), where))
     else:
         path = Path(source).expanduser()
         if not path.is_absolute() and base is not None:
@@ -50,7 +51,7 @@ def load(source: str, *, fmt: str = "auto", split: str | None = None, base: Path
         if path.suffix.lower() == ".csv":
             questions = list(_csv(text, where))
         else:
-            lines = text.splitlines()
+            lines = _lines(text)
             if fmt == "auto":
                 fmt = "quality" if _looks_like_quality(lines) else "moot"
             reader = _quality if fmt == "quality" else _moot_jsonl
@@ -69,6 +70,12 @@ def sample(questions: list[Question], *, limit: int | None, shuffle_seed: int | 
     if shuffle_seed is not None:
         random.Random(shuffle_seed).shuffle(out)
     return out[:limit] if limit else out
+
+
+def _lines(text: str) -> list[str]:
+    """JSON Lines break on \\n only: str.splitlines() would also split on U+2028 and other
+    characters that JSON strings may hold raw."""
+    return [line.removesuffix("\r") for line in text.split("\n")]
 
 
 def _rows(lines: list[str], where: str) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -126,8 +133,10 @@ def _moot_jsonl(lines: list[str], where: str) -> Iterator[Question]:
 
 
 def _csv(text: str, where: str) -> Iterator[Question]:
-    reader = csv.DictReader(text.splitlines())
-    for n, row in enumerate(reader, 2):
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    line = 2  # a record's first line in the file (quoted cells may span several lines)
+    for record, row in enumerate(reader, 1):
+        n, line = line, reader.line_num + 1
         row = {k: v for k, v in row.items() if k is not None}
         if "options" in row and row["options"]:
             try:
@@ -136,9 +145,10 @@ def _csv(text: str, where: str) -> Iterator[Question]:
                 raise ConfigError(f"{where}:{n}: options must be a JSON list") from None
         elif "option_a" in row and "option_b" in row:
             row["options"] = [row.pop("option_a"), row.pop("option_b")]
-        if row.get("passage") == "":
-            row["passage"] = None
-        yield _question(row, f"{where}:{n}", default_id=str(n - 1))
+        for optional in ("passage", "split", "id"):
+            if row.get(optional) == "":
+                row.pop(optional)
+        yield _question(row, f"{where}:{n}", default_id=str(record))
 
 
 def _looks_like_quality(lines: list[str]) -> bool:

@@ -29,6 +29,15 @@ JUDGE_TURN = (
 )
 
 
+# The fields a template may use; ModelSeat fills every one of them.
+FIELDS = frozenset(
+    {
+        "name", "question", "answers", "label_list", "side_label", "side_answer", "passage",
+        "passage_block", "blind_note", "transcript", "round", "rounds",
+    }
+)  # fmt: skip
+
+
 @dataclass(frozen=True, slots=True)
 class Templates:
     system: str

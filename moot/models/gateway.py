@@ -109,6 +109,8 @@ class Model:
                 error, retryable, wait = f"timeout after {s.timeout:g}s", True, None
             except ProviderError as exc:
                 error, retryable, wait = str(exc), exc.retryable, exc.retry_after
+            except Exception as exc:  # a provider bug: recorded like any failure, not retried
+                error, retryable, wait = f"{type(exc).__name__}: {exc}", False, None
             if not retryable or attempts > s.retries:
                 break
             delay = min(s.max_backoff, s.backoff * 2 ** (attempts - 1))

@@ -50,6 +50,13 @@ class LiteLLMModel:
                 f"model {name}: environment variable {settings.api_key_env} is not set"
             )
         self._litellm = _import_litellm()
+        try:
+            self._litellm.get_llm_provider(name, api_base=settings.api_base)
+        except Exception:
+            raise ConfigError(
+                f"unknown model {name!r}: use scripted, local/..., or a litellm name with its "
+                "provider prefix, e.g. openai/gpt-4o-mini"
+            ) from None
 
     def describe(self) -> dict[str, Any]:
         out: dict[str, Any] = {"provider": "litellm", "litellm": _version()}
@@ -146,13 +153,17 @@ def _classify(litellm: Any, exc: Exception, secret: str | None) -> ProviderError
     if secret:
         message = message.replace(secret, "***")
     retry_after = None
-    response = getattr(exc, "response", None)
-    headers = getattr(response, "headers", None)
-    if headers is not None:
-        try:
-            retry_after = float(headers.get("retry-after"))
-        except (TypeError, ValueError):
-            retry_after = None
+    # litellm passes the provider's headers on in different places depending on the mapping
+    for headers in (
+        getattr(getattr(exc, "response", None), "headers", None),
+        getattr(exc, "litellm_response_headers", None),
+        getattr(exc, "headers", None),
+    ):
+        if retry_after is None and headers is not None:
+            try:
+                retry_after = float(headers.get("retry-after"))
+            except (TypeError, ValueError, AttributeError):
+                retry_after = None
     retryable_types = tuple(
         t
         for t in (
@@ -186,6 +197,8 @@ def _scripted_handler(litellm: Any) -> Any:
                 messages=messages,
                 max_tokens=int(params.get("max_tokens", 256)),
                 temperature=float(params.get("temperature", 0.0)),
+                # a judging request (logprobs asked for) gets a verdict, in text
+                answer_labels=("A", "B") if params.get("logprobs") else None,
             )
             result = await self.model.generate(req)
             return litellm.ModelResponse(

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,9 @@ def parse(text: str, where: str = "<scenario>") -> Scenario:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
+        # Where the problem was noticed can be past the end of the file (an unclosed
+        # bracket); the context mark points at what was left open.
+        mark = getattr(exc, "context_mark", None) or getattr(exc, "problem_mark", None)
         line = f":{mark.line + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise ConfigError(f"{where}{line}: invalid YAML: {problem}") from None
@@ -60,8 +63,10 @@ def describe(exc: ValidationError, lines: dict[Loc, int], where: str) -> str:
             msg += f" (did you mean {hint!r}?)"
     elif err["type"] == "value_error":
         msg = str(err["ctx"]["error"]) if "ctx" in err else err["msg"]
-        if msg.startswith(("seats.", "params.")):  # already names its own field
-            path = ".".join(str(p) for p in loc) if loc else ""
+        named = re.match(r"([A-Za-z_][\w.]*): ", msg)
+        if named:  # a check on a whole model that names the field it is about
+            loc = (*loc, *named.group(1).split("."))
+            path, msg = ".".join(str(p) for p in loc), msg[named.end() :]
     else:
         msg = err["msg"]
         if "input" in err and err["type"] not in ("missing",) and _short(err["input"]):

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import string
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from moot.models.gateway import DEFAULT_MODEL, ModelSettings
 
@@ -24,6 +25,22 @@ class Prompts(_Strict):
 
     system: str | None = None
     turn: str | None = None
+
+    @field_validator("system", "turn")
+    @classmethod
+    def _known_fields(cls, template: str | None) -> str | None:
+        from moot.agents.prompts import FIELDS
+
+        if template is None:
+            return None
+        try:
+            names = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
+        except ValueError as exc:
+            raise ValueError(f"not a valid template ({exc}); write literal braces as {{{{ }}}}") from None
+        for name in names:
+            if name not in FIELDS:
+                raise ValueError(f"unknown template field {{{name}}} (known: {', '.join(sorted(FIELDS))})")
+        return template
 
 
 class SeatConfig(_Strict):

@@ -1,0 +1,99 @@
+"""Tokens per second of the embedded model through moot vs llama-cpp-python called directly.
+
+Same GGUF, same prompt, same settings (temperature 0, same max_tokens, n_ctx, threads);
+the two are interleaved so machine noise hits both. Prints one JSON line.
+
+    python bench/local_model.py [--repeats 5] [--max-tokens 128]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import time
+
+import anyio
+
+from moot.models.base import GenerateRequest
+from moot.models.gateway import CallTag, Model, ModelSettings, make_api
+from moot.models.local import model_path
+
+MESSAGES = [
+    {"role": "system", "content": "You are a debater. Argue for your answer, citing the passage."},
+    {
+        "role": "user",
+        "content": "Passage:\nMara runs the only bakery in the village. On Tuesday a storm "
+        "knocked down a power line and her electric oven stopped working, so she closed at "
+        "ten and spent the afternoon helping her neighbour carry sandbags.\n\n"
+        "Question: Why did Mara close the bakery early on Tuesday?\n"
+        "A: Her oven lost power in the storm\nB: She wanted to help her neighbour\n\n"
+        "You argue for answer A. Write your argument in under 80 words.",
+    },
+]
+
+
+class _Sink:
+    def next_call_seq(self, episode: int) -> int:
+        return 0
+
+    async def publish(self, event: object) -> None:
+        pass
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--max-tokens", type=int, default=128)
+    args = ap.parse_args()
+
+    from llama_cpp import Llama
+
+    settings = ModelSettings(max_concurrency=1)
+    threads = os.cpu_count() or 1
+    direct = Llama(
+        model_path=str(model_path("local/smollm2-135m")),
+        n_ctx=settings.n_ctx,
+        n_threads=threads,
+        n_threads_batch=threads,
+        verbose=False,
+    )
+    model = Model("local/smollm2-135m", make_api("local/smollm2-135m", settings), settings, _Sink())
+    request = GenerateRequest(MESSAGES, max_tokens=args.max_tokens, temperature=0.0, seed=0)
+    tag = CallTag(0, "bench", "debater")
+
+    def run_direct() -> tuple[float, int]:
+        direct.reset()
+        t = time.perf_counter()
+        out = direct.create_chat_completion(
+            messages=MESSAGES, max_tokens=args.max_tokens, temperature=0.0, seed=0
+        )
+        return time.perf_counter() - t, out["usage"]["completion_tokens"]
+
+    async def run_moot() -> tuple[float, int]:
+        t = time.perf_counter()
+        result, _ = await model.generate(request, tag)
+        return time.perf_counter() - t, result.completion_tokens
+
+    anyio.run(run_moot)  # load + warm both
+    run_direct()
+    d_rates, m_rates = [], []
+    for _ in range(args.repeats):
+        wall, toks = run_direct()
+        d_rates.append(toks / wall)
+        wall, toks = anyio.run(run_moot)
+        m_rates.append(toks / wall)
+    d, m = statistics.median(d_rates), statistics.median(m_rates)
+    print(json.dumps({
+        "bench": "local_model",
+        "model": "local/smollm2-135m",
+        "max_tokens": args.max_tokens,
+        "direct_tokens_per_s": round(d, 1),
+        "moot_tokens_per_s": round(m, 1),
+        "moot_vs_direct": round(m / d, 3),
+    }))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,403 @@
+"""The Model wrapper: retries with backoff, Retry-After, timeouts, the concurrency limit and
+the ModelCall record of every call."""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+
+import anyio
+import pytest
+
+from moot.events import ModelCall
+from moot.models.base import GenerateRequest, GenerateResult, ProviderError
+from moot.models.gateway import (
+    CallTag,
+    Model,
+    ModelCallFailed,
+    ModelSettings,
+    default_concurrency,
+    make_api,
+)
+from moot.models.scripted import ScriptedModel
+
+
+@pytest.fixture
+def anyio_backend():
+    return "asyncio"
+
+
+class Sink:
+    def __init__(self) -> None:
+        self.events: list = []
+        self._seq: dict[int, int] = defaultdict(int)
+
+    def next_call_seq(self, episode: int) -> int:
+        self._seq[episode] += 1
+        return self._seq[episode] - 1
+
+    async def publish(self, event) -> None:
+        self.events.append(event)
+
+    @property
+    def calls(self) -> list[ModelCall]:
+        return [e for e in self.events if isinstance(e, ModelCall)]
+
+
+class FlakyProvider:
+    """Fails `failures` times with the given error, then answers."""
+
+    name = "flaky"
+
+    def __init__(
+        self,
+        failures: int = 0,
+        *,
+        retryable: bool = True,
+        retry_after: float | None = None,
+        delay: float = 0.0,
+        text: str = "ok",
+    ) -> None:
+        self.failures = failures
+        self.retryable = retryable
+        self.retry_after = retry_after
+        self.delay = delay
+        self.text = text
+        self.calls = 0
+        self.call_times: list[float] = []
+
+    def describe(self) -> dict:
+        return {"provider": "flaky"}
+
+    async def generate(self, request: GenerateRequest) -> GenerateResult:
+        self.calls += 1
+        self.call_times.append(time.perf_counter())
+        if self.delay:
+            await anyio.sleep(self.delay)
+        if self.calls <= self.failures:
+            raise ProviderError(
+                f"boom {self.calls}", retryable=self.retryable, retry_after=self.retry_after
+            )
+        return GenerateResult(
+            text=self.text, prompt_tokens=12, completion_tokens=5, cost=0.25, label_logprobs=None
+        )
+
+
+class SleepyProvider:
+    name = "sleepy"
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.calls = 0
+
+    def describe(self) -> dict:
+        return {"provider": "sleepy"}
+
+    async def generate(self, request: GenerateRequest) -> GenerateResult:
+        self.calls += 1
+        await anyio.sleep(self.seconds)
+        return GenerateResult(text="late")
+
+
+class CountingProvider:
+    """Tracks how many calls are in flight at once."""
+
+    name = "counting"
+
+    def __init__(self, delay: float) -> None:
+        self.delay = delay
+        self.in_flight = 0
+        self.max_in_flight = 0
+
+    def describe(self) -> dict:
+        return {"provider": "counting"}
+
+    async def generate(self, request: GenerateRequest) -> GenerateResult:
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            await anyio.sleep(self.delay)
+        finally:
+            self.in_flight -= 1
+        return GenerateResult(text=request.messages[-1]["content"])
+
+
+def request(content: str = "hello") -> GenerateRequest:
+    return GenerateRequest(messages=[{"role": "user", "content": content}], max_tokens=16, seed=7)
+
+
+TAG = CallTag(episode=2, seat="debater_a", role="debater")
+
+
+@pytest.mark.anyio
+async def test_success_records_the_call():
+    sink = Sink()
+    provider = FlakyProvider(text="hi there")
+    model = Model("fake/model", provider, ModelSettings(), sink)
+    result, seq = await model.generate(request(), TAG)
+    assert result.text == "hi there"
+    assert seq == 0
+    (call,) = sink.calls
+    assert call.episode == 2 and call.seq == 0
+    assert call.seat == "debater_a" and call.role == "debater"
+    assert call.model == "fake/model"
+    assert call.request == request().record()
+    assert call.response == "hi there"
+    assert call.prompt_tokens == 12 and call.completion_tokens == 5
+    assert call.cost == 0.25
+    assert call.attempts == 1
+    assert call.error is None
+    assert call.latency_s >= 0
+    assert abs(call.started_at - time.time()) < 5
+
+
+@pytest.mark.anyio
+async def test_sequence_numbers_per_episode():
+    sink = Sink()
+    model = Model("fake", FlakyProvider(), ModelSettings(), sink)
+    seqs = [
+        (await model.generate(request(), CallTag(ep, "judge", "judge")))[1]
+        for ep in (0, 0, 1, 0, 1)
+    ]
+    assert seqs == [0, 1, 0, 2, 1]
+    assert [c.seq for c in sink.calls] == seqs
+
+
+@pytest.mark.anyio
+async def test_retryable_errors_are_retried_with_backoff():
+    sink = Sink()
+    provider = FlakyProvider(failures=3)
+    model = Model("fake", provider, ModelSettings(backoff=0.01, retries=4), sink)
+    t0 = time.perf_counter()
+    result, _ = await model.generate(request(), TAG)
+    elapsed = time.perf_counter() - t0
+    assert result.text == "ok"
+    assert provider.calls == 4
+    (call,) = sink.calls  # one record for the call, however many attempts
+    assert call.attempts == 4
+    assert call.error is None
+    assert call.response == "ok"
+    # Exponential backoff with jitter in [0.5, 1] of 0.01, 0.02, 0.04.
+    gaps = [b - a for a, b in zip(provider.call_times, provider.call_times[1:])]
+    assert gaps[0] >= 0.005 and gaps[1] >= 0.01 and gaps[2] >= 0.02
+    assert elapsed >= 0.035
+    assert elapsed < 2
+
+
+@pytest.mark.anyio
+async def test_backoff_is_capped_by_max_backoff():
+    sink = Sink()
+    provider = FlakyProvider(failures=3)
+    settings = ModelSettings(backoff=10.0, max_backoff=0.01, retries=3)
+    t0 = time.perf_counter()
+    await Model("fake", provider, settings, sink).generate(request(), TAG)
+    assert time.perf_counter() - t0 < 1.0
+    assert sink.calls[0].attempts == 4
+
+
+@pytest.mark.anyio
+async def test_retries_exhausted_fails_with_record():
+    sink = Sink()
+    provider = FlakyProvider(failures=100)
+    model = Model("fake", provider, ModelSettings(backoff=0.001, retries=2), sink)
+    with pytest.raises(ModelCallFailed) as info:
+        await model.generate(request(), TAG)
+    assert provider.calls == 3  # the first attempt and two retries
+    (call,) = sink.calls
+    assert call.attempts == 3
+    assert call.error == "boom 3"
+    assert call.response is None
+    assert call.prompt_tokens == 0 and call.completion_tokens == 0 and call.cost is None
+    assert info.value.model == "fake"
+    assert info.value.error == "boom 3"
+    assert info.value.call_seq == call.seq == 0
+
+
+@pytest.mark.anyio
+async def test_non_retryable_error_fails_at_once():
+    sink = Sink()
+    provider = FlakyProvider(failures=1, retryable=False)
+    model = Model("fake", provider, ModelSettings(backoff=5.0, retries=4), sink)
+    t0 = time.perf_counter()
+    with pytest.raises(ModelCallFailed) as info:
+        await model.generate(request(), TAG)
+    assert time.perf_counter() - t0 < 1.0  # no backoff sleep
+    assert provider.calls == 1
+    (call,) = sink.calls
+    assert call.attempts == 1
+    assert call.error == "boom 1"
+    assert call.response is None
+    assert call.request == request().record()
+    assert "boom 1" in str(info.value)
+    assert info.value.call_seq == call.seq
+
+
+@pytest.mark.anyio
+async def test_retry_after_is_honoured():
+    sink = Sink()
+    provider = FlakyProvider(failures=1, retry_after=0.3)
+    model = Model("fake", provider, ModelSettings(backoff=0.01), sink)
+    t0 = time.perf_counter()
+    result, _ = await model.generate(request(), TAG)
+    elapsed = time.perf_counter() - t0
+    assert result.text == "ok"
+    assert elapsed >= 0.3
+    assert provider.call_times[1] - provider.call_times[0] >= 0.3
+    assert sink.calls[0].attempts == 2
+    assert sink.calls[0].latency_s >= 0.3
+
+
+@pytest.mark.anyio
+async def test_retry_after_on_non_retryable_error_is_not_waited_for():
+    sink = Sink()
+    provider = FlakyProvider(failures=1, retryable=False, retry_after=5.0)
+    t0 = time.perf_counter()
+    with pytest.raises(ModelCallFailed):
+        await Model("fake", provider, ModelSettings(), sink).generate(request(), TAG)
+    assert time.perf_counter() - t0 < 1.0
+
+
+@pytest.mark.anyio
+async def test_timeout_is_retried_then_recorded():
+    sink = Sink()
+    provider = SleepyProvider(1.0)
+    settings = ModelSettings(timeout=0.05, retries=2, backoff=0.01)
+    model = Model("slow", provider, settings, sink)
+    t0 = time.perf_counter()
+    with pytest.raises(ModelCallFailed) as info:
+        await model.generate(request(), TAG)
+    elapsed = time.perf_counter() - t0
+    assert provider.calls == 3  # a timeout is retryable
+    assert elapsed < 0.9  # each attempt was cut off at 0.05 s
+    (call,) = sink.calls
+    assert call.attempts == 3
+    assert call.error is not None and "timeout" in call.error
+    assert call.error == "timeout after 0.05s"
+    assert call.response is None
+    assert "timeout" in info.value.error
+
+
+@pytest.mark.anyio
+async def test_timeout_then_success():
+    class SlowOnce:
+        name = "slow-once"
+        calls = 0
+
+        def describe(self):
+            return {}
+
+        async def generate(self, req):
+            self.calls += 1
+            if self.calls == 1:
+                await anyio.sleep(1.0)
+            return GenerateResult(text="second try")
+
+    sink = Sink()
+    model = Model("x", SlowOnce(), ModelSettings(timeout=0.05, backoff=0.01), sink)
+    result, _ = await model.generate(request(), TAG)
+    assert result.text == "second try"
+    assert sink.calls[0].attempts == 2 and sink.calls[0].error is None
+
+
+@pytest.mark.anyio
+async def test_max_concurrency_holds():
+    sink = Sink()
+    provider = CountingProvider(delay=0.03)
+    model = Model("fake", provider, ModelSettings(max_concurrency=2), sink)
+    results: dict[int, str] = {}
+
+    async def one(i: int) -> None:
+        result, _ = await model.generate(request(f"q{i}"), CallTag(i, "s", "debater"))
+        results[i] = result.text
+
+    t0 = time.perf_counter()
+    async with anyio.create_task_group() as tg:
+        for i in range(10):
+            tg.start_soon(one, i)
+    elapsed = time.perf_counter() - t0
+    assert provider.max_in_flight == 2
+    assert results == {i: f"q{i}" for i in range(10)}
+    assert len(sink.calls) == 10
+    assert elapsed >= 5 * 0.03 * 0.9  # five waves of two
+
+
+@pytest.mark.anyio
+async def test_unlimited_concurrency_runs_all_at_once():
+    provider = CountingProvider(delay=0.03)
+    model = Model("fake", provider, ModelSettings(max_concurrency=None), Sink())
+    async with anyio.create_task_group() as tg:
+        for i in range(10):
+            tg.start_soon(model.generate, request(), CallTag(i, "s", "debater"))
+    assert provider.max_in_flight == 10
+
+
+@pytest.mark.anyio
+async def test_time_queued_for_the_limiter_does_not_count_towards_the_timeout():
+    sink = Sink()
+    provider = CountingProvider(delay=0.04)
+    settings = ModelSettings(max_concurrency=1, timeout=0.2, retries=0)
+    model = Model("fake", provider, settings, sink)
+    async with anyio.create_task_group() as tg:
+        for i in range(8):  # 8 x 0.04 s queued behind one slot: well over the 0.2 s timeout
+            tg.start_soon(model.generate, request(), CallTag(i, "s", "debater"))
+    assert provider.max_in_flight == 1
+    assert [c.error for c in sink.calls] == [None] * 8
+    assert all(c.attempts == 1 for c in sink.calls)
+
+
+@pytest.mark.anyio
+async def test_latency_and_tokens_recorded():
+    sink = Sink()
+    provider = FlakyProvider(delay=0.05)
+    await Model("fake", provider, ModelSettings(), sink).generate(request(), TAG)
+    (call,) = sink.calls
+    assert 0.05 <= call.latency_s < 1.0
+    assert call.prompt_tokens == 12
+    assert call.completion_tokens == 5
+    assert call.cost == 0.25
+
+
+@pytest.mark.anyio
+async def test_latency_includes_retries():
+    sink = Sink()
+    provider = FlakyProvider(failures=1, retry_after=0.1, delay=0.02)
+    await Model("fake", provider, ModelSettings(backoff=0.01), sink).generate(request(), TAG)
+    assert sink.calls[0].latency_s >= 0.14
+
+
+@pytest.mark.anyio
+async def test_scripted_through_make_api():
+    sink = Sink()
+    settings = ModelSettings(replies=["one", "two"], latency=0.01)
+    api = make_api("scripted/x", settings)
+    assert isinstance(api, ScriptedModel)
+    assert api.describe() == {"provider": "scripted", "latency": 0.01}
+    model = Model("scripted/x", api, settings, sink)
+    result, _ = await model.generate(request("abc"), TAG)
+    assert result.text in ("one", "two")
+    call = sink.calls[0]
+    assert call.latency_s >= 0.01
+    assert call.prompt_tokens == len("abc") // 4 + 1
+    assert call.completion_tokens == len(result.text) // 4 + 1
+    assert call.cost == 0.0
+
+
+def test_default_concurrency():
+    assert default_concurrency("local/smollm2-135m") == 1
+    assert default_concurrency("scripted") is None
+    assert default_concurrency("scripted/judge") is None
+    assert default_concurrency("openai/gpt-4o-mini") == 16
+
+
+def test_request_record_never_has_extra_fields():
+    rec = GenerateRequest(messages=[{"role": "user", "content": "x"}], max_tokens=4).record()
+    assert rec == {
+        "messages": [{"role": "user", "content": "x"}],
+        "max_tokens": 4,
+        "temperature": 0.0,
+        "seed": None,
+    }
+    rec = GenerateRequest(
+        messages=[], max_tokens=4, answer_labels=("A", "B"), assistant_prefix="Answer:"
+    ).record()
+    assert rec["answer_labels"] == ["A", "B"] and rec["assistant_prefix"] == "Answer:"
