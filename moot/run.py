@@ -21,7 +21,7 @@ from moot.agents.model_seat import ModelSeat, SeatPrompts
 from moot.bus import Bus
 from moot.engine import Engine, EpisodeSpec
 from moot.errors import ConfigError
-from moot.models.gateway import Model, default_concurrency, make_api
+from moot.models.gateway import Model, make_api, with_defaults
 from moot.protocols import registry
 from moot.protocols.graph import Protocol
 from moot.scenario.model import Scenario, SeatConfig
@@ -155,9 +155,7 @@ async def execute(prep: Prepared, path: Path, *, progress: Any = None) -> RunSum
     for cfg in prep.seat_configs.values():
         name = cfg.model or ""
         if name not in models:
-            settings = scenario.model_for(name)
-            if settings.max_concurrency is None:
-                settings.max_concurrency = default_concurrency(name)
+            settings = with_defaults(name, scenario.model_for(name))
             models[name] = Model(name, make_api(name, settings), settings, bus)
     seats = {}
     for spec in prep.protocol.seats:

@@ -16,7 +16,7 @@ from moot.models.gateway import (
     Model,
     ModelCallFailed,
     ModelSettings,
-    default_concurrency,
+    with_defaults,
     make_api,
 )
 from moot.models.scripted import ScriptedModel
@@ -382,11 +382,16 @@ async def test_scripted_through_make_api():
     assert call.cost == 0.0
 
 
-def test_default_concurrency():
-    assert default_concurrency("local/smollm2-135m") == 1
-    assert default_concurrency("scripted") is None
-    assert default_concurrency("scripted/judge") is None
-    assert default_concurrency("openai/gpt-4o-mini") == 16
+def test_provider_defaults_fill_what_the_scenario_left_open():
+    local = with_defaults("local/smollm2-135m", ModelSettings())
+    assert (local.max_concurrency, local.timeout) == (1, 600.0)
+    api = with_defaults("openai/gpt-4o-mini", ModelSettings())
+    assert (api.max_concurrency, api.timeout) == (16, 120.0)
+    for name in ("scripted", "scripted/judge"):  # in-process and instant: no limits
+        scripted = with_defaults(name, ModelSettings())
+        assert (scripted.max_concurrency, scripted.timeout) == (None, None)
+    mine = with_defaults("openai/gpt-4o-mini", ModelSettings(max_concurrency=64, timeout=5))
+    assert (mine.max_concurrency, mine.timeout) == (64, 5)
 
 
 def test_request_record_never_has_extra_fields():

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 TurnKind = Literal["speech", "verdict"]
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class View:
     """Everything one seat may see at one moment, built by the bus (which enforces it)."""
 
@@ -30,7 +30,7 @@ class View:
     messages: tuple[Message, ...]
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class Turn:
     """What is asked of the seat now."""
 

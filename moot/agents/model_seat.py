@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from moot import judging
 from moot.agents.base import Reply, Turn, View
@@ -11,19 +12,27 @@ from moot.models.base import GenerateRequest
 from moot.models.gateway import CallTag, Model
 
 
+@lru_cache(maxsize=1024)
 def seat_title(seat: str) -> str:
     """debater_a -> Debater A"""
     return " ".join(w.upper() if len(w) == 1 else w.capitalize() for w in seat.split("_"))
 
 
+@lru_cache(maxsize=4096)
+def _speaker(seat: str, side_label: str, round_: int) -> str:
+    side = f" (for answer {side_label})" if side_label else ""
+    return f"{seat_title(seat)}{side}, round {round_}:\n"
+
+
 def render_transcript(view: View, labels: tuple[str, ...]) -> str:
     if not view.messages:
         return ""
-    parts = ["Transcript so far:"]
+    parts = ["Transcript so far:\n"]
     for m in view.messages:
-        side = f" (for answer {labels[m.side]})" if m.side is not None else ""
-        parts.append(f"{seat_title(m.seat)}{side}, round {m.round}:\n{m.content}\n")
-    return "\n".join(parts)
+        parts.append(_speaker(m.seat, labels[m.side] if m.side is not None else "", m.round))
+        parts.append(m.content)
+        parts.append("\n\n")
+    return "".join(parts)
 
 
 ANSWER_PREFIX = "Answer:"

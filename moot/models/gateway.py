@@ -33,8 +33,8 @@ DEFAULT_MODEL = "local/smollm2-135m"
 class ModelSettings:
     """Per-model settings; scenario files give them under `models:`."""
 
-    max_concurrency: int | None = None  # None: unlimited (scripted), 1 for local models
-    timeout: float = 120.0
+    max_concurrency: int | None = None  # None: unlimited
+    timeout: float | None = None  # seconds per attempt; None: no limit
     retries: int = 4
     backoff: float = 1.0  # first retry delay in seconds, doubled each time
     max_backoff: float = 60.0
@@ -97,13 +97,7 @@ class Model:
         while True:
             attempts += 1
             try:
-                if self._limiter is None:
-                    with anyio.fail_after(s.timeout):
-                        result = await self.api.generate(request)
-                else:
-                    async with self._limiter:
-                        with anyio.fail_after(s.timeout):
-                            result = await self.api.generate(request)
+                result = await self._attempt(request)
                 break
             except TimeoutError:
                 error, retryable, wait = f"timeout after {s.timeout:g}s", True, None
@@ -140,6 +134,21 @@ class Model:
         return result, seq
 
 
+    async def _attempt(self, request: GenerateRequest) -> GenerateResult:
+        # No cancel scope when there is nothing to time out: it is a real cost per call.
+        timeout = self.settings.timeout
+        if self._limiter is None:
+            if timeout is None:
+                return await self.api.generate(request)
+            with anyio.fail_after(timeout):
+                return await self.api.generate(request)
+        async with self._limiter:
+            if timeout is None:
+                return await self.api.generate(request)
+            with anyio.fail_after(timeout):
+                return await self.api.generate(request)
+
+
 def make_api(name: str, settings: ModelSettings) -> ModelAPI:
     """The provider for a model name; its SDK is imported here, on first use."""
     if name == "scripted" or name.startswith("scripted/"):
@@ -161,9 +170,13 @@ def make_api(name: str, settings: ModelSettings) -> ModelAPI:
     return LiteLLMModel(name, settings)
 
 
-def default_concurrency(name: str) -> int | None:
-    if name.startswith("local/"):
-        return 1  # one llama.cpp context per process; calls queue here, not in a thread
-    if name == "scripted" or name.startswith("scripted/"):
-        return None
-    return 16
+def with_defaults(name: str, settings: ModelSettings) -> ModelSettings:
+    """Fill what the scenario left open with the provider's defaults."""
+    local = name.startswith("local/")
+    scripted = name == "scripted" or name.startswith("scripted/")
+    if settings.max_concurrency is None and not scripted:
+        # one llama.cpp context per process: local calls queue here, not in threads
+        settings.max_concurrency = 1 if local else 16
+    if settings.timeout is None and not scripted:
+        settings.timeout = 600.0 if local else 120.0
+    return settings

@@ -66,7 +66,7 @@ class DatasetConfig(_Strict):
 
 class ModelConfig(_Strict):
     max_concurrency: int | None = Field(None, ge=1)
-    timeout: float = Field(120.0, gt=0)
+    timeout: float | None = Field(None, gt=0)  # None: the provider's default
     retries: int = Field(4, ge=0, le=50)
     backoff: float = Field(1.0, ge=0)
     api_base: str | None = None
