@@ -188,8 +188,8 @@ async def execute(prep: Prepared, path: Path, *, progress: Any = None) -> RunSum
     )
     writer = StoreWriter(conn, bus.subscribe(buffer=16384))
     engine = Engine(prep.protocol.compile(), seats, bus, concurrency=min(scenario.concurrency, max(1, len(specs))))
-    t0 = time.perf_counter()
     status = "failed"
+    t0 = time.perf_counter()
     try:
         async with anyio.create_task_group() as tg:
             tg.start_soon(writer.run)
@@ -203,7 +203,8 @@ async def execute(prep: Prepared, path: Path, *, progress: Any = None) -> RunSum
     finally:
         with anyio.CancelScope(shield=True):
             store.finish_run(conn, run_id, status, time.time())
-    summary = summarize(conn, path, time.perf_counter() - t0)
+    wall = time.perf_counter() - t0  # first episode started -> last row committed
+    summary = summarize(conn, path, wall)
     conn.close()
     return summary
 

@@ -48,9 +48,16 @@ def test_every_word_is_stored(run_db):
     # 2 debaters x 3 rounds + 1 judge, every one a message and a model call
     assert db["messages"].count == 6 * 7
     assert db["model_calls"].count == 6 * 7
-    call = db.execute("SELECT request, response, latency_s FROM model_calls LIMIT 1").fetchone()
-    request = json.loads(call[0])
-    assert request["messages"][0]["role"] == "system" and call[1] and call[2] >= 0
+    system, prompt, middle, params, response, latency = db.execute(
+        "SELECT system, prompt, messages, params, response, latency_s FROM model_calls"
+        " WHERE episode = 0 AND seat = 'judge'"
+    ).fetchone()
+    assert system.startswith("You are a judge") and "Which answer is correct?" in prompt
+    assert middle is None  # a system message and one prompt: nothing in between
+    assert json.loads(params)["answer_labels"] == ["A", "B"] and response and latency >= 0
+    # the judge's prompt holds every speech of the episode, as the judge saw them
+    speeches = [r[0] for r in db.execute("SELECT content FROM messages WHERE episode = 0 AND role = 'debater'")]
+    assert all(s in prompt for s in speeches)
 
     verdicts = list(db["verdicts"].rows)
     assert len(verdicts) == 6

@@ -26,6 +26,9 @@ def connect(path: str | Path, *, create: bool = False) -> sqlite3.Connection:
             raise ConfigError(f"{p.parent}: cannot create the output directory ({exc.strerror})") from None
     try:
         conn = sqlite3.connect(p, check_same_thread=False, isolation_level="DEFERRED")
+        # Prompts make rows of a few KB: 16 KiB pages write twice as fast as the default
+        # 4 KiB and take half the disk (bench/). Only takes effect on a new database.
+        conn.execute("PRAGMA page_size=16384")
         conn.execute("PRAGMA journal_mode=WAL")
         # WAL + NORMAL: a crash of moot loses nothing committed; a power cut may lose the
         # last few batches. Resume re-runs unfinished episodes either way.

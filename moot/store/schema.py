@@ -52,14 +52,17 @@ CREATE TABLE messages (
     created_at REAL NOT NULL,
     call_seq INTEGER,
     PRIMARY KEY (episode, seq)
-) WITHOUT ROWID;
+);
 CREATE TABLE model_calls (
     episode INTEGER NOT NULL,
     seq INTEGER NOT NULL,
     seat TEXT NOT NULL,
     role TEXT NOT NULL,
     model TEXT NOT NULL,
-    request TEXT NOT NULL,           -- JSON: prompt messages and sampling parameters
+    system TEXT,                     -- the prompt's system message, if any
+    prompt TEXT NOT NULL,            -- the prompt's last message: what this turn asked
+    messages TEXT,                   -- JSON: any messages between the two (multi-turn), else NULL
+    params TEXT NOT NULL,            -- JSON: max_tokens, temperature, seed, answer labels, prefix
     response TEXT,
     prompt_tokens INTEGER NOT NULL,
     completion_tokens INTEGER NOT NULL,
@@ -69,7 +72,7 @@ CREATE TABLE model_calls (
     started_at REAL NOT NULL,
     error TEXT,
     PRIMARY KEY (episode, seq)
-) WITHOUT ROWID;
+);
 CREATE TABLE verdicts (
     id INTEGER PRIMARY KEY,
     episode INTEGER NOT NULL,

@@ -1,0 +1,92 @@
+"""The peers' side: each framework in its own cached venv, running ../shared/peers scripts.
+
+Venvs live in $MOOT_BENCH_CACHE (default ~/.cache/moot-bench) and are reused between runs;
+the installed versions are reported with the figures.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PEERS_DIR = Path(os.environ.get("MOOT_PEERS", ROOT.parent / "shared" / "peers"))
+CACHE = Path(os.environ.get("MOOT_BENCH_CACHE", Path.home() / ".cache" / "moot-bench"))
+
+PACKAGES = {
+    "autogen": ["autogen-agentchat", "autogen-ext"],
+    "inspect": ["inspect-ai"],
+    "langgraph": ["langgraph", "langgraph-checkpoint-sqlite", "aiosqlite", "langchain-core"],
+}
+VERSION_OF = {"autogen": "autogen-agentchat", "inspect": "inspect_ai", "langgraph": "langgraph"}
+
+
+@dataclass(frozen=True)
+class Peer:
+    label: str
+    venv: str | None  # None: runs on moot's own interpreter (the stdlib-only floor)
+    script: str
+    args: tuple[str, ...]  # "{n}" is replaced by the episode count
+
+
+PEERS = [
+    Peer("bare asyncio floor (--persist)", None, "floor_asyncio.py", ("-n", "{n}", "--persist")),
+    Peer("AutoGen AgentChat (no persistence)", "autogen", "autogen_debate.py", ("{n}",)),
+    Peer("Inspect AI (with its log)", "inspect", "inspect_debate.py", ("{n}",)),
+    Peer("LangGraph, plain fn (no persistence)", "langgraph", "langgraph_debate.py",
+         ("--mode", "none", "--model", "plain", "-n", "{n}")),
+    Peer("LangGraph, fake model (no persistence)", "langgraph", "langgraph_debate.py",
+         ("--mode", "none", "--model", "fakelist", "-n", "{n}")),
+    Peer("LangGraph + SQLite checkpointer", "langgraph", "langgraph_debate.py",
+         ("--mode", "sqlite", "--model", "fakelist", "-n", "{n}")),
+]  # fmt: skip
+
+
+def python_for(venv: str | None) -> str:
+    if venv is None:
+        return sys.executable
+    path = CACHE / "venvs" / venv
+    python = path / "bin" / "python"
+    marker = path / ".installed"
+    if not marker.exists():
+        subprocess.run([sys.executable, "-m", "venv", "--clear", str(path)], check=True)
+        subprocess.run(
+            [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check",
+             *PACKAGES[venv]],
+            check=True,
+        )  # fmt: skip
+        marker.write_text("ok\n")
+    return str(python)
+
+
+def version(venv: str) -> str:
+    out = subprocess.run(
+        [python_for(venv), "-m", "pip", "show", VERSION_OF[venv]],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    m = re.search(r"^Version: (.+)$", out.stdout, re.M)
+    return m.group(1) if m else "?"
+
+
+def run(peer: Peer, n: int, timeout: float = 900) -> dict:
+    """Run one peer script; its calls/s from its JSON line or its key=value line."""
+    args = [a.replace("{n}", str(n)) for a in peer.args]
+    proc = subprocess.run(
+        [python_for(peer.venv), str(PEERS_DIR / peer.script), *args],
+        capture_output=True, text=True, timeout=timeout, cwd=CACHE,
+    )  # fmt: skip
+    if proc.returncode != 0:
+        return {"peer": peer.label, "error": (proc.stderr.strip().splitlines() or ["?"])[-1]}
+    for line in reversed(proc.stdout.strip().splitlines()):
+        if line.startswith("{"):
+            data = json.loads(line)
+            return {"peer": peer.label, "calls_per_s": float(data["calls_per_s"])}
+        m = re.search(r"calls_per_s=([\d.]+)", line)
+        if m:
+            return {"peer": peer.label, "calls_per_s": float(m.group(1))}
+    return {"peer": peer.label, "error": "no calls_per_s in its output"}

@@ -1,0 +1,165 @@
+"""All of moot's benchmarks in one run, with the peers measured beside it.
+
+    .venv/bin/python bench/run.py            # full: 1k/10k episodes, peers, memory to 100k
+    .venv/bin/python bench/run.py --quick    # the same figures at small sizes, < 2 minutes
+    .venv/bin/python bench/run.py --json out.json
+
+Every workload runs in a fresh process (so peak RSS is its own). Figures are printed with
+the targets and as ratios against the peers measured in this same run: machines are noisy,
+ratios measured together are what compare.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from importlib import metadata
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+
+import peers  # noqa: E402
+
+
+def workload(*args: str, timeout: float = 1800) -> dict:
+    proc = subprocess.run(
+        [sys.executable, str(HERE / "workloads.py"), *args],
+        capture_output=True, text=True, timeout=timeout,
+    )  # fmt: skip
+    if proc.returncode != 0:
+        raise SystemExit(f"bench: workload {' '.join(args)} failed:\n{proc.stderr[-2000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def best_of(k: int, *args: str) -> dict:
+    """The median run of k by calls/s (the machine is shared and noisy)."""
+    runs = [workload(*args) for _ in range(k)]
+    runs.sort(key=lambda r: r["calls_per_s"])
+    return runs[len(runs) // 2]
+
+
+def timed(cmd: list[str], repeats: int = 5) -> float:
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        subprocess.run(cmd, capture_output=True, check=True)
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def machine() -> dict:
+    return {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "moot": metadata.version("moot"),
+        "litellm": metadata.version("litellm"),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help="small sizes, under two minutes")
+    ap.add_argument("--no-peers", action="store_true")
+    ap.add_argument("--json", help="also write every figure to this file")
+    args = ap.parse_args()
+    q = args.quick
+    results: dict = {"machine": machine(), "quick": q}
+    rows: list[tuple[str, str, str]] = []
+
+    def row(name: str, value: str, target: str = "") -> None:
+        rows.append((name, value, target))
+        print(f"  {name:<52} {value:>16}  {target}", flush=True)
+
+    print(f"moot benchmarks ({'quick' if q else 'full'}) on {results['machine']}")
+
+    print("\noverhead: 7-call debates, scripted model, zero latency, everything persisted")
+    sizes = [200, 1000] if q else [1000, 10000]
+    reps = 1 if q else 3
+    overhead = {}
+    for n in sizes:
+        r = best_of(reps, "overhead", "-n", str(n), "--concurrency", "1000")
+        overhead[n] = r
+        row(f"moot, {n:,} episodes", f"{r['calls_per_s']:,.0f} calls/s", ">= 10,000")
+    n_ref = sizes[-1]
+    lit = best_of(1, "overhead", "-n", str(sizes[0]), "--concurrency", "1000", "--litellm")
+    row(f"moot via litellm, {sizes[0]:,} episodes", f"{lit['calls_per_s']:,.0f} calls/s",
+        f"litellm's share: x{overhead[sizes[0]]['calls_per_s'] / lit['calls_per_s']:.1f} slower")
+    results["overhead"] = {"moot": overhead, "moot_litellm": lit}
+
+    if not args.no_peers:
+        print(f"\npeers, same shape, {n_ref if not q else sizes[0]:,} episodes (ratio = moot / peer)")
+        n_peer = sizes[0] if q else 1000
+        moot_cps = overhead[n_peer]["calls_per_s"] if n_peer in overhead else overhead[sizes[0]]["calls_per_s"]
+        results["peers"] = []
+        for peer in peers.PEERS:
+            r = peers.run(peer, n_peer)
+            if peer.venv:
+                r["version"] = peers.version(peer.venv)
+            results["peers"].append(r)
+            if "error" in r:
+                row(peer.label, "error", r["error"][:60])
+                continue
+            ratio = moot_cps / r["calls_per_s"]
+            target = "" if peer.venv is None else (">= 10x" if ratio >= 10 else "< 10x target")
+            row(peer.label, f"{r['calls_per_s']:,.0f} calls/s", f"moot is {ratio:,.1f}x {target}")
+
+    print("\nconcurrency: scripted model at 500 ms, unlimited concurrency (wall / 7 x 0.5 s)")
+    conc = {}
+    for n in ([200, 1000] if q else [1000, 10000]):
+        r = workload("overhead", "-n", str(n), "--latency", "0.5")
+        conc[n] = r
+        row(f"{n:,} debates", f"{r['wall_over_ideal']:.3f}", "<= 1.10 at 1k, <= 1.25 at 10k")
+    results["concurrency"] = conc
+
+    print("\nmemory: peak RSS, episodes streamed to the database")
+    mem = {}
+    for n in ([1000, 5000] if q else [1000, 10000, 100000]):
+        r = workload("overhead", "-n", str(n), "--concurrency", "1000")
+        mem[n] = r
+        row(f"{n:,} episodes", f"{r['peak_rss_mb']:.0f} MB", "< 400 MB, flat")
+    results["memory"] = mem
+
+    print("\nstore")
+    ref = overhead[sizes[-1]]
+    row("messages written per second (end to end)",
+        f"{ref['messages'] / ref['wall_s']:,.0f} /s")
+    row("database bytes per 1,000 messages (with prompts)",
+        f"{ref['db_bytes_per_1000_messages'] / 1e6:.2f} MB")
+
+    print("\nlocal model: embedded SmolLM2-135M, moot vs llama-cpp-python direct")
+    try:
+        proc = subprocess.run(
+            [sys.executable, str(HERE / "local_model.py"), "--repeats", "3" if q else "7"],
+            capture_output=True, text=True, timeout=900, check=True,
+        )  # fmt: skip
+        lm = json.loads(proc.stdout.strip().splitlines()[-1])
+        results["local_model"] = lm
+        row("tokens/s direct / through moot",
+            f"{lm['direct_tokens_per_s']:.1f} / {lm['moot_tokens_per_s']:.1f}",
+            f"ratio {lm['moot_vs_direct']:.3f} (>= 0.95)")
+    except (subprocess.CalledProcessError, FileNotFoundError) as exc:
+        row("local model", "skipped", str(exc)[:60])
+
+    print("\nstart-up")
+    moot = str(Path(sys.executable).with_name("moot"))
+    help_s = timed([moot, "--help"])
+    validate_s = timed([moot, "validate", str(ROOT / "scenarios" / "quickstart.yaml")])
+    row("moot --help", f"{help_s * 1000:.0f} ms", "< 300 ms")
+    row("moot validate quickstart.yaml", f"{validate_s * 1000:.0f} ms", "< 300 ms")
+    results["startup"] = {"help_s": help_s, "validate_s": validate_s}
+
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

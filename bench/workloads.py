@@ -1,0 +1,116 @@
+"""moot's side of the benchmarks. Each workload runs in its own process and prints one JSON line.
+
+    python bench/workloads.py overhead -n 1000 [--litellm] [--latency 0.5] [--concurrency N]
+    python bench/workloads.py store -n 10000
+
+The debate shape is the peers' (../shared/peers): 2 debaters x 3 sequential rounds + 1 judge
+= 7 model calls per episode, a ~60-word scripted reply, a one-line topic and no passage, and
+every message and model call (with its full prompt) persisted to SQLite, visibility enforced.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import sqlite3
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import anyio
+
+from moot.run import execute, prepare
+from moot.scenario.model import Scenario
+
+
+def topics_file(n: int, directory: Path) -> Path:
+    """n one-line topics (the peers' "Topic #i"), two answers each, no passage."""
+    path = directory / f"topics-{n}.jsonl"
+    if not path.exists():
+        with open(path, "w") as f:
+            for i in range(n):
+                f.write(
+                    json.dumps(
+                        {
+                            "id": str(i),
+                            "question": f"Topic #{i}: does the proposition hold?",
+                            "options": ["It holds", "It does not hold"],
+                            "answer": i % 2,
+                        }
+                    )
+                    + "\n"
+                )
+    return path
+
+
+def scenario(n: int, data: Path, model: str, latency: float, concurrency: int) -> Scenario:
+    return Scenario.model_validate(
+        {
+            "name": "bench",
+            "protocol": {"name": "debate", "rounds": 3, "turns": "sequential"},
+            "seats": {"debater": {"model": model}, "judge": {"model": model}},
+            "models": {model: {"latency": latency}} if model.startswith("scripted") else {},
+            "dataset": {"source": str(data), "limit": n},
+            "concurrency": concurrency,
+        }
+    )
+
+
+def overhead(args: argparse.Namespace) -> dict:
+    tmp = Path(tempfile.mkdtemp(prefix="moot-bench-"))
+    model = "moot-scripted/bench" if args.litellm else "scripted"
+    sc = scenario(args.n, topics_file(args.n, tmp), model, args.latency, args.concurrency or args.n)
+    prep = prepare(sc, "", None)
+    db = tmp / "run.db"
+    if args.litellm:  # import litellm outside the timed window, as a long run would
+        from moot.models.litellm_api import _import_litellm
+
+        _import_litellm()
+    t0 = time.perf_counter()
+    summary = anyio.run(lambda: execute(prep, db))
+    wall = time.perf_counter() - t0
+    assert summary.model_calls == 7 * args.n and summary.failed == 0, summary
+    conn = sqlite3.connect(db)
+    messages = conn.execute("SELECT count(*) FROM messages").fetchone()[0]
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+    size = os.path.getsize(db)
+    out = {
+        "workload": "moot-litellm" if args.litellm else "moot",
+        "episodes": args.n,
+        "model_calls": summary.model_calls,
+        "wall_s": round(wall, 4),
+        "calls_per_s": round(summary.model_calls / wall, 1),
+        "messages": messages,
+        "db_bytes_per_1000_messages": round(size / messages * 1000),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
+    if args.latency:
+        ideal = 7 * args.latency
+        out["latency_s"] = args.latency
+        out["wall_over_ideal"] = round(wall / ideal, 3)
+    if not args.keep:
+        for p in tmp.iterdir():
+            p.unlink()
+        tmp.rmdir()
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("workload", choices=["overhead"])
+    ap.add_argument("-n", type=int, default=1000)
+    ap.add_argument("--litellm", action="store_true", help="reach the scripted model via litellm")
+    ap.add_argument("--latency", type=float, default=0.0)
+    ap.add_argument("--concurrency", type=int, default=0, help="0: all episodes at once")
+    ap.add_argument("--keep", action="store_true")
+    args = ap.parse_args()
+    print(json.dumps(overhead(args)))
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
