@@ -7,19 +7,32 @@ bus, which applies two rules:
 - messages posted inside a sealed (simultaneous) round are held back from every seat's view
   until the round is released, so no debater reads the other's speech before the round closes.
 
-Observers (store writer, progress, TUI) subscribe to the full event stream through bounded
-buffers; a slow observer applies back-pressure rather than losing records.
+Observers subscribe to the full event stream through bounded buffers (a slow one applies
+back-pressure rather than losing records); the store writer is attached as a synchronous
+sink with its own bounded batches, and displays poll `stats`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import anyio
 from anyio.abc import ObjectReceiveStream, ObjectSendStream
 
 from moot.agents.base import View
 from moot.events import EpisodeFinished, EpisodeStarted, Event, Message, ModelCall, Verdict
+
+
+class Sink(Protocol):
+    """Takes events synchronously; `accept` returns True when it wants to be drained, and
+    `drain` may wait (back-pressure). Bounded by its own batch size."""
+
+    def accept(self, event: Event) -> bool: ...
+
+    async def drain(self) -> None: ...
+
+    def close(self) -> None: ...
 
 
 @dataclass(slots=True)
@@ -58,6 +71,7 @@ class RunStats:
 class Bus:
     def __init__(self) -> None:
         self._subscribers: list[ObjectSendStream[Event]] = []
+        self._sinks: list[Sink] = []
         self._episodes: dict[int, _Episode] = {}
         self.stats = RunStats()
 
@@ -67,8 +81,15 @@ class Bus:
         self._subscribers.append(send)
         return receive
 
+    def attach(self, sink: Sink) -> None:
+        """A synchronous subscriber (the store writer): no queue hop per event."""
+        self._sinks.append(sink)
+
     async def publish(self, event: Event) -> None:
         self._count(event)
+        for sink in self._sinks:
+            if sink.accept(event):
+                await sink.drain()
         for stream in self._subscribers:
             try:
                 stream.send_nowait(event)  # the fast path: no trip through the event loop
@@ -79,6 +100,9 @@ class Bus:
         for stream in self._subscribers:
             await stream.aclose()
         self._subscribers.clear()
+        for sink in self._sinks:
+            sink.close()
+        self._sinks.clear()
 
     def _count(self, event: Event) -> None:
         s = self.stats

@@ -24,6 +24,11 @@ def _speaker(seat: str, side_label: str, round_: int) -> str:
     return f"{seat_title(seat)}{side}, round {round_}:\n"
 
 
+@lru_cache(maxsize=4096)
+def _answers_block(labels: tuple[str, ...], answers: tuple[str, ...]) -> str:
+    return "\n".join(f"{lab}: {ans}" for lab, ans in zip(labels, answers))
+
+
 def render_transcript(view: View, labels: tuple[str, ...]) -> str:
     if not view.messages:
         return ""
@@ -69,27 +74,36 @@ class ModelSeat:
         self.max_tokens = max_tokens
         self.seed = seed
         self.prompts = prompts or SeatPrompts()
+        self._system_cache: dict[tuple, str] = {}
 
     def messages(self, view: View, turn: Turn) -> list[dict[str, str]]:
         labels = judging.labels_for(len(view.answers))
         templates = self.prompts.resolve(self.role, turn.kind)
         side = view.side
+        source = view.source
         fields = {
             "name": seat_title(self.id),
             "question": view.question,
-            "answers": "\n".join(f"{lab}: {ans}" for lab, ans in zip(labels, view.answers)),
+            "answers": _answers_block(labels, view.answers),
             "label_list": " or ".join(labels),
             "side_label": labels[side] if side is not None else "",
             "side_answer": view.answers[side] if side is not None else "",
-            "passage": view.source if view.source is not None else "(not shown to you)",
-            "passage_block": f"Passage:\n{view.source}\n\n" if view.source is not None else "",
-            "blind_note": "" if view.source is not None else " that you cannot read",
+            "passage": source if source is not None else "(not shown to you)",
+            "passage_block": f"Passage:\n{source}\n\n" if source is not None else "",
+            "blind_note": "" if source is not None else " that you cannot read",
             "transcript": render_transcript(view, labels),
             "round": turn.round,
             "rounds": turn.rounds,
         }
+        # The system prompt rarely depends on the episode: render each variant once.
+        key = (templates.system, source is None, side, view.question, view.answers)
+        system = self._system_cache.get(key)
+        if system is None:
+            if len(self._system_cache) > 4096:
+                self._system_cache.clear()
+            system = self._system_cache[key] = templates.system.format_map(fields)
         return [
-            {"role": "system", "content": templates.system.format_map(fields)},
+            {"role": "system", "content": system},
             {"role": "user", "content": templates.turn.format_map(fields)},
         ]
 
