@@ -7,7 +7,10 @@ the hot path, and they never cross a trust boundary (scenario files do, and are 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from moot.models.base import GenerateRequest
 
 # A message's audience: None means every seat of the episode; otherwise the seat ids.
 Audience = frozenset[str] | None
@@ -56,7 +59,7 @@ class ModelCall:
     seat: str
     role: str
     model: str
-    request: dict[str, Any]
+    request: GenerateRequest
     response: str | None
     prompt_tokens: int
     completion_tokens: int

@@ -117,7 +117,7 @@ async def run_debate(simultaneous: bool):
 
 
 def prompt(call):
-    return "\n".join(m["content"] for m in call.request["messages"])
+    return "\n".join(m["content"] for m in call.request.messages)
 
 
 async def test_engine_simultaneous_round_one_debater_never_sees_the_other_early():

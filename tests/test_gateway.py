@@ -141,7 +141,7 @@ async def test_success_records_the_call():
     assert call.episode == 2 and call.seq == 0
     assert call.seat == "debater_a" and call.role == "debater"
     assert call.model == "fake/model"
-    assert call.request == request().record()
+    assert call.request == request()
     assert call.response == "hi there"
     assert call.prompt_tokens == 12 and call.completion_tokens == 5
     assert call.cost == 0.25
@@ -227,7 +227,7 @@ async def test_non_retryable_error_fails_at_once():
     assert call.attempts == 1
     assert call.error == "boom 1"
     assert call.response is None
-    assert call.request == request().record()
+    assert call.request == request()
     assert "boom 1" in str(info.value)
     assert info.value.call_seq == call.seq
 

@@ -284,9 +284,9 @@ async def test_seat_token_logprobs_path(question):
     assert isinstance(call, ModelCall)
     assert reply.call_seqs == [call.seq] == [0]
     assert call.episode == 3 and call.seat == "judge" and call.role == "judge"
-    assert call.request["answer_labels"] == ["A", "B"]
-    assert call.request["assistant_prefix"] == ANSWER_PREFIX
-    assert call.request["max_tokens"] == 8
+    assert call.request.answer_labels == ("A", "B")
+    assert call.request.assistant_prefix == ANSWER_PREFIX
+    assert call.request.max_tokens == 8
     assert call.response == reply.content
     assert call.error is None and call.attempts == 1
     assert reply.model == "scripted/judge"
@@ -302,7 +302,7 @@ async def test_seat_token_logprobs_three_answers():
     j = reply.judgement
     assert j is not None and j.method == "token_logprobs"
     assert j.probabilities == pytest.approx((p, (1 - p) / 2, (1 - p) / 2))
-    assert sink.events[0].request["answer_labels"] == ["A", "B", "C"]
+    assert sink.events[0].request.answer_labels == ("A", "B", "C")
 
 
 @pytest.mark.anyio
@@ -388,6 +388,6 @@ async def test_seat_speech_has_no_judgement():
     assert reply.judgement is None
     assert "answer B" in reply.content
     (call,) = sink.events
-    assert "answer_labels" not in call.request
-    assert "assistant_prefix" not in call.request
-    assert call.request["max_tokens"] == 100
+    assert call.request.answer_labels is None
+    assert call.request.assistant_prefix is None
+    assert call.request.max_tokens == 100

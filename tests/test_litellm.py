@@ -147,7 +147,7 @@ async def test_mock_response_offline(monkeypatch):
     assert call.prompt_tokens == result.prompt_tokens
     assert call.completion_tokens == result.completion_tokens
     assert call.cost == result.cost
-    assert call.request["seed"] == 3
+    assert call.request.seed == 3
 
 
 @pytest.mark.anyio
@@ -244,7 +244,8 @@ async def test_api_key_is_used_but_never_recorded(monkeypatch):
         "".join(traceback.format_exception(failed.value)),
         call,
         call.error,
-        call.request,
+        call.request.record(),
+        call.request.params_json(),
         api.describe(),
         settings,
     )

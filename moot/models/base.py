@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -18,6 +19,20 @@ class GenerateRequest:
     # Text the reply is made to start with, where the backend allows it (llama.cpp does):
     # with "Answer:", the very next token is the answer, and its probabilities are the verdict.
     assistant_prefix: str | None = None
+
+    def params_json(self) -> str:
+        """The sampling parameters as the store keeps them: JSON, built without a generic
+        encoder because it runs once per call on the hot path."""
+        seed = "null" if self.seed is None else int(self.seed)
+        out = (
+            f'{{"max_tokens":{int(self.max_tokens)},'
+            f'"temperature":{json.dumps(float(self.temperature))},"seed":{seed}'
+        )
+        if self.answer_labels:
+            out += ',"answer_labels":' + json.dumps(list(self.answer_labels))
+        if self.assistant_prefix:
+            out += ',"assistant_prefix":' + json.dumps(self.assistant_prefix)
+        return out + "}"
 
     def record(self) -> dict[str, Any]:
         """What the store keeps of the request (never credentials)."""

@@ -118,7 +118,7 @@ class Model:
                 seat=tag.seat,
                 role=tag.role,
                 model=self.name,
-                request=request.record(),
+                request=request,
                 response=result.text if result else None,
                 prompt_tokens=result.prompt_tokens if result else 0,
                 completion_tokens=result.completion_tokens if result else 0,

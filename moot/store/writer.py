@@ -22,6 +22,7 @@ from typing import Any
 
 import anyio
 
+from moot.models.base import GenerateRequest
 from moot.events import EpisodeFinished, EpisodeStarted, Event, Message, ModelCall, Verdict
 
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
@@ -44,22 +45,19 @@ ORDER = (INSERT_EPISODE, INSERT_MESSAGE, INSERT_CALL, INSERT_VERDICT, FINISH_EPI
 Batch = dict[str, list[tuple[Any, ...]]]
 
 
-def call_columns(request: dict[str, Any]) -> tuple[str | None, str, str | None, str]:
+def call_columns(request: GenerateRequest) -> tuple[str | None, str, str | None, str]:
     """A prompt as columns: system message, last message, anything between (JSON), params.
 
     Plain text columns are cheaper to write than one JSON document and simpler to query."""
-    messages = request["messages"]
-    system = None
-    first = 0
-    if messages and messages[0].get("role") == "system":
-        system, first = messages[0]["content"], 1
-    last = messages[-1]["content"] if len(messages) > first else ""
-    middle = messages[first:-1] if len(messages) > first else []
-    params = {k: v for k, v in request.items() if k != "messages"}
-    if len(messages) > first and messages[-1].get("role") != "user":
-        middle = messages[first:]
-        last = ""
-    return system, last, _dumps(middle) if middle else None, _dumps(params)
+    messages = request.messages
+    n = len(messages)
+    first = 1 if n and messages[0].get("role") == "system" else 0
+    system = messages[0]["content"] if first else None
+    if n > first and messages[-1].get("role") == "user":
+        last, middle = messages[-1]["content"], messages[first:-1]
+    else:  # no final user message: keep everything after the system message as JSON
+        last, middle = "", messages[first:]
+    return system, last, _dumps(middle) if middle else None, request.params_json()
 
 
 MAX_VARIABLES = 32_000  # SQLite's limit is 32,766 bound parameters per statement
