@@ -32,12 +32,13 @@ class Peer:
     venv: str | None  # None: runs on moot's own interpreter (the stdlib-only floor)
     script: str
     args: tuple[str, ...]  # "{n}" is replaced by the episode count
+    quick_n: int | None = None  # a smaller size for --quick (a peer whose rate is flat in n)
 
 
 PEERS = [
     Peer("bare asyncio floor (--persist)", None, "floor_asyncio.py", ("-n", "{n}", "--persist")),
     Peer("AutoGen AgentChat (no persistence)", "autogen", "autogen_debate.py", ("{n}",)),
-    Peer("Inspect AI (with its log)", "inspect", "inspect_debate.py", ("{n}",)),
+    Peer("Inspect AI (with its log)", "inspect", "inspect_debate.py", ("{n}",), quick_n=100),
     Peer("LangGraph, plain fn (no persistence)", "langgraph", "langgraph_debate.py",
          ("--mode", "none", "--model", "plain", "-n", "{n}")),
     Peer("LangGraph, fake model (no persistence)", "langgraph", "langgraph_debate.py",

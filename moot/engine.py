@@ -49,6 +49,15 @@ class Engine:
         self.concurrency = concurrency
         self.max_tokens = max_tokens or {}
         self._specs = {s.id: s for s in protocol.seats}
+        # What every episode of this protocol shares, built once.
+        self._sight = {
+            s.id: SeatSight(role=s.role, side=s.side, sees_source=s.sees_source)
+            for s in protocol.seats
+        }
+        self._assignments = {s.id: s.side for s in protocol.seats if s.side is not None}
+        self._seat_info = {
+            s.id: {"role": s.role, "sees_source": s.sees_source} for s in protocol.seats
+        }
 
     async def run(self, episodes: Iterable[EpisodeSpec]) -> None:
         """Run every episode, at most `concurrency` at once, with a fixed pool of workers."""
@@ -66,10 +75,6 @@ class Engine:
         bus = self.bus
         ep = spec.index
         protocol = self.protocol
-        sight = {
-            s.id: SeatSight(role=s.role, side=s.side, sees_source=s.sees_source)
-            for s in protocol.seats
-        }
         await bus.open_episode(
             EpisodeStarted(
                 episode=ep,
@@ -79,13 +84,11 @@ class Engine:
                 correct=spec.correct,
                 source=spec.source,
                 protocol=protocol.name,
-                assignments={s.id: s.side for s in protocol.seats if s.side is not None},
-                seats={
-                    s.id: {"role": s.role, "sees_source": s.sees_source} for s in protocol.seats
-                },
+                assignments=self._assignments,
+                seats=self._seat_info,
                 started_at=time.time(),
             ),
-            sight,
+            self._sight,
         )
         state = PhaseState(visits={}, settings=protocol.settings)
         outcome: dict = {}

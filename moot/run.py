@@ -170,7 +170,9 @@ async def execute(prep: Prepared, path: Path, *, progress: Any = None) -> RunSum
             seed=(scenario.seed * 1_000_003 + zlib.crc32(spec.id.encode())) % 2**31,
             prompts=SeatPrompts(cfg.prompts.system, cfg.prompts.turn) if cfg.prompts else None,
         )
-    specs = list(episode_specs(prep.questions, scenario.dataset.both_orders))
+    # Episodes are made as workers take them: a 100k-question study never holds 100k specs.
+    specs = episode_specs(prep.questions, scenario.dataset.both_orders)
+    total = len(prep.questions) * (2 if scenario.dataset.both_orders else 1)
 
     conn = store.connect(path, create=True)
     run_id = uuid.uuid4().hex
@@ -189,7 +191,7 @@ async def execute(prep: Prepared, path: Path, *, progress: Any = None) -> RunSum
     )
     writer = StoreWriter(conn)
     bus.attach(writer)
-    engine = Engine(prep.protocol.compile(), seats, bus, concurrency=min(scenario.concurrency, max(1, len(specs))))
+    engine = Engine(prep.protocol.compile(), seats, bus, concurrency=min(scenario.concurrency, max(1, total)))
     status = "failed"
     # Thousands of live episodes make the cyclic collector rescan the same long-lived
     # objects over and over (~12% of a 10k-episode run, bench/): move what exists now out
@@ -202,7 +204,7 @@ async def execute(prep: Prepared, path: Path, *, progress: Any = None) -> RunSum
         async with anyio.create_task_group() as tg:
             tg.start_soon(writer.run)
             if progress is not None:
-                tg.start_soon(progress.run, bus.stats, len(specs))
+                tg.start_soon(progress.run, bus.stats, total)
             await engine.run(specs)
             await bus.close()
             if progress is not None:

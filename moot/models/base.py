@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Protocol
+
+
+@lru_cache(maxsize=256)
+def _json(value: str | tuple[str, ...]) -> str:
+    return json.dumps(list(value) if isinstance(value, tuple) else value)
 
 
 @dataclass(slots=True)
@@ -24,14 +30,11 @@ class GenerateRequest:
         """The sampling parameters as the store keeps them: JSON, built without a generic
         encoder because it runs once per call on the hot path."""
         seed = "null" if self.seed is None else int(self.seed)
-        out = (
-            f'{{"max_tokens":{int(self.max_tokens)},'
-            f'"temperature":{json.dumps(float(self.temperature))},"seed":{seed}'
-        )
+        out = f'{{"max_tokens":{int(self.max_tokens)},"temperature":{float(self.temperature)!r},"seed":{seed}'
         if self.answer_labels:
-            out += ',"answer_labels":' + json.dumps(list(self.answer_labels))
+            out += ',"answer_labels":' + _json(self.answer_labels)
         if self.assistant_prefix:
-            out += ',"assistant_prefix":' + json.dumps(self.assistant_prefix)
+            out += ',"assistant_prefix":' + _json(self.assistant_prefix)
         return out + "}"
 
     def record(self) -> dict[str, Any]:
