@@ -107,6 +107,7 @@ class StoreWriter:
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
         self._lock = anyio.Lock()
+        self._draining = 0
         self._closed = anyio.Event()
         self._new()
 
@@ -159,24 +160,40 @@ class StoreWriter:
         else:
             return False
         self.pending += 1
-        return self.pending >= self.batch
+        if self.pending < self.batch:
+            return False
+        if not self._draining and not self._batches.full():
+            # Hand the full batch over right here: an await would let every other episode
+            # run (and fill rows) before the writer thread got any work. Only this thread
+            # puts, so the queue cannot fill up between the check and the put.
+            self._batches.put_nowait(self._swap())
+            return False
+        return True  # the thread is behind: the caller waits in drain()
+
+    def _swap(self) -> Batch:
+        batch = self.rows
+        self._new()
+        return batch
 
     async def drain(self, partial: bool = False) -> None:
         """Hand a full batch (or, with `partial`, whatever is pending) to the writer thread.
 
         Waits while the thread is `queued` batches behind. Every episode that finds the
         batch full waits here, but only the first hands it off: the rest find it emptied."""
-        async with self._lock:  # one hand-off at a time: batches reach the thread in order
-            if self._error is not None:
-                raise self._error
-            if not self.pending or (self.pending < self.batch and not partial):
-                return
-            batch = self.rows
-            self._new()
-            try:
-                self._batches.put_nowait(batch)
-            except queue.Full:
-                await anyio.to_thread.run_sync(self._batches.put, batch)
+        self._draining += 1  # while anyone waits here, accept() hands nothing over itself
+        try:
+            async with self._lock:  # one hand-off at a time: batches reach the thread in order
+                if self._error is not None:
+                    raise self._error
+                if not self.pending or (self.pending < self.batch and not partial):
+                    return
+                batch = self._swap()
+                try:
+                    self._batches.put_nowait(batch)
+                except queue.Full:
+                    await anyio.to_thread.run_sync(self._batches.put, batch)
+        finally:
+            self._draining -= 1
 
     # -- the writer thread ------------------------------------------------------------
     def write(self, batch: Batch) -> None:
