@@ -4,7 +4,6 @@ the ModelCall record of every call."""
 from __future__ import annotations
 
 import time
-from collections import defaultdict
 
 import anyio
 import pytest
@@ -20,6 +19,7 @@ from moot.models.gateway import (
     make_api,
 )
 from moot.models.scripted import ScriptedModel
+from helpers import RecordingSink
 
 
 @pytest.fixture
@@ -27,21 +27,7 @@ def anyio_backend():
     return "asyncio"
 
 
-class Sink:
-    def __init__(self) -> None:
-        self.events: list = []
-        self._seq: dict[int, int] = defaultdict(int)
-
-    def next_call_seq(self, episode: int) -> int:
-        self._seq[episode] += 1
-        return self._seq[episode] - 1
-
-    async def publish(self, event) -> None:
-        self.events.append(event)
-
-    @property
-    def calls(self) -> list[ModelCall]:
-        return [e for e in self.events if isinstance(e, ModelCall)]
+Sink = RecordingSink
 
 
 class FlakyProvider:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 import zlib
-from collections import defaultdict
 
 import pytest
 
@@ -15,6 +14,7 @@ from moot.events import ModelCall
 from moot.judging import from_logprobs, from_text, labels_for
 from moot.models.gateway import Model, ModelSettings
 from moot.models.scripted import ScriptedModel
+from helpers import RecordingSink
 
 AB = ("A", "B")
 ABC = ("A", "B", "C")
@@ -212,19 +212,7 @@ def test_text_leading_article_is_not_a_label(text):
 # -- through a ModelSeat and the scripted model ----------------------------------------
 
 
-class Sink:
-    """Stands in for the bus: numbers calls per episode and keeps what is published."""
-
-    def __init__(self) -> None:
-        self.events: list = []
-        self._seq: dict[int, int] = defaultdict(int)
-
-    def next_call_seq(self, episode: int) -> int:
-        self._seq[episode] += 1
-        return self._seq[episode] - 1
-
-    async def publish(self, event) -> None:
-        self.events.append(event)
+Sink = RecordingSink
 
 
 def judge_seat(scripted: ScriptedModel, sink: Sink) -> ModelSeat:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import socket
 import traceback
-from collections import defaultdict
 
 # Sets LITELLM_LOCAL_MODEL_COST_MAP before litellm is imported (no price-file download).
 import moot.models.litellm_api as litellm_api  # noqa: I001  (must come before litellm)
@@ -19,6 +18,7 @@ from moot.events import ModelCall
 from moot.models.base import GenerateRequest, ProviderError
 from moot.models.gateway import CallTag, Model, ModelCallFailed, ModelSettings, make_api
 from moot.models.scripted import ScriptedModel
+from helpers import RecordingSink
 
 litellm = litellm_api._import_litellm()
 
@@ -45,21 +45,7 @@ def no_network(monkeypatch):
     monkeypatch.setattr(socket, "getaddrinfo", refuse)
 
 
-class Sink:
-    def __init__(self) -> None:
-        self.events: list = []
-        self._seq: dict[int, int] = defaultdict(int)
-
-    def next_call_seq(self, episode: int) -> int:
-        self._seq[episode] += 1
-        return self._seq[episode] - 1
-
-    async def publish(self, event) -> None:
-        self.events.append(event)
-
-    @property
-    def calls(self) -> list[ModelCall]:
-        return [e for e in self.events if isinstance(e, ModelCall)]
+Sink = RecordingSink
 
 
 def request(content: str = "Say something.", **kw) -> GenerateRequest:
