@@ -151,6 +151,16 @@ class Bus:
         ep.calls_made += 1
         return ep.calls_made - 1
 
+    def assign(self, episode: int, seat: str, side: int) -> None:
+        """A seat chose the answer it defends (open debate / consultancy)."""
+        self._episodes[episode].sight[seat].side = side
+
+    def side(self, episode: int, seat: str) -> int | None:
+        return self._episodes[episode].sight[seat].side
+
+    def sides(self, episode: int) -> dict[str, int | None]:
+        return {seat: s.side for seat, s in self._episodes[episode].sight.items()}
+
     def seal(self, episode: int) -> None:
         """Open a simultaneous round: what is posted now stays out of every view."""
         ep = self._episodes[episode]

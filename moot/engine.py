@@ -2,7 +2,9 @@
 
 It asks the bus for each seat's view, asks the seat for its turn, and posts the reply back to
 the bus. It never builds a view itself and never writes to the store: everything it does is
-an event on the bus.
+an event on the bus. Every protocol runs through the same loop: a phase's kind (speech,
+question, verdict, choose) says what to do with the replies, and the graph's conditions say
+where to go next.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from dataclasses import dataclass
 
 import anyio
 
+from moot import quotes as quoting
 from moot.agents.base import Reply, Seat, Turn
 from moot.bus import Bus, SeatSight
 from moot.events import EpisodeFinished, EpisodeStarted, Message, Verdict
@@ -33,6 +36,14 @@ class EpisodeSpec:
     source: str | None
 
 
+class EpisodeFailed(Exception):
+    """An episode cannot go on (e.g. a seat named no answer to defend)."""
+
+    def __init__(self, reason: str, detail: str):
+        super().__init__(detail)
+        self.reason = reason
+
+
 class Engine:
     def __init__(
         self,
@@ -41,23 +52,19 @@ class Engine:
         bus: Bus,
         *,
         concurrency: int,
-        max_tokens: dict[str, int] | None = None,
     ) -> None:
         self.protocol = protocol
         self.seats = seats
         self.bus = bus
         self.concurrency = concurrency
-        self.max_tokens = max_tokens or {}
         self._specs = {s.id: s for s in protocol.seats}
-        # What every episode of this protocol shares, built once.
-        self._sight = {
-            s.id: SeatSight(role=s.role, side=s.side, sees_source=s.sees_source)
-            for s in protocol.seats
-        }
-        self._assignments = {s.id: s.side for s in protocol.seats if s.side is not None}
         self._seat_info = {
             s.id: {"role": s.role, "sees_source": s.sees_source} for s in protocol.seats
         }
+        self._speech_phases = [p.name for p in protocol.phases.values() if p.kind == "speech"]
+        self._quotes = bool(protocol.settings.get("quotes"))
+        self._fuzzy = protocol.settings.get("quote_fuzzy")
+        self._rounds = protocol.settings.get("rounds", 1)
 
     async def run(self, episodes: Iterable[EpisodeSpec]) -> None:
         """Run every episode, at most `concurrency` at once, with a fixed pool of workers."""
@@ -71,10 +78,26 @@ class Engine:
             for _ in range(self.concurrency):
                 tg.start_soon(worker)
 
+    def sides(self, spec: EpisodeSpec) -> dict[str, int | None]:
+        """Each seat's answer for this episode. "assigned" seats (consultants) argue the
+        correct answer in half the episodes, balanced against the answer order (which the
+        run alternates with the episode index); "open" seats choose during the episode."""
+        out: dict[str, int | None] = {}
+        for s in self.protocol.seats:
+            if isinstance(s.side, int):
+                out[s.id] = s.side
+            elif s.side == "assigned" and spec.correct is not None:
+                honest = (spec.index // 2) % 2 == 0
+                out[s.id] = spec.correct if honest else 1 - spec.correct
+            else:
+                out[s.id] = None
+        return out
+
     async def run_episode(self, spec: EpisodeSpec) -> None:
         bus = self.bus
         ep = spec.index
         protocol = self.protocol
+        sides = self.sides(spec)
         await bus.open_episode(
             EpisodeStarted(
                 episode=ep,
@@ -84,11 +107,14 @@ class Engine:
                 correct=spec.correct,
                 source=spec.source,
                 protocol=protocol.name,
-                assignments=self._assignments,
+                assignments={k: v for k, v in sides.items() if v is not None},
                 seats=self._seat_info,
                 started_at=time.time(),
             ),
-            self._sight,
+            {
+                s.id: SeatSight(role=s.role, side=sides[s.id], sees_source=s.sees_source)
+                for s in protocol.seats
+            },
         )
         state = PhaseState(visits={}, settings=protocol.settings)
         outcome: dict = {}
@@ -98,26 +124,42 @@ class Engine:
             while phase_name != END:
                 phase = protocol.phases[phase_name]
                 state.visits[phase_name] = state.visits.get(phase_name, 0) + 1
-                verdict = await self._run_phase(spec, phase, state.visits[phase_name])
+                verdict = await self._run_phase(spec, phase, self._round(phase, state))
                 if verdict is not None:
+                    state.belief = verdict.probabilities
                     outcome = {"choice": verdict.choice, "correct": verdict.correct}
                 phase_name = protocol.next_phase(phase_name, state)
+            if state.belief is not None and protocol.settings.get("stop_threshold"):
+                early = max(state.belief) >= protocol.settings["stop_threshold"]
+                stop_reason = "judge_confident" if early else "rounds_done"
         except ModelCallFailed as exc:
             status, stop_reason, error = "failed", "model_error", str(exc)
+        except EpisodeFailed as exc:
+            status, stop_reason, error = "failed", exc.reason, str(exc)
         except Exception as exc:  # a bug must fail its episode loudly, not the whole run
             status, stop_reason = "failed", "error"
             error = "".join(traceback.format_exception_only(exc)).strip()
             error += "\n" + traceback.format_exc(limit=-8)
+        final = bus.sides(ep)
         await bus.close_episode(
-            EpisodeFinished(ep, status, stop_reason, time.time(), outcome, error)  # type: ignore[arg-type]
+            EpisodeFinished(
+                ep, status, stop_reason, time.time(), outcome, error,  # type: ignore[arg-type]
+                assignments={k: v for k, v in final.items() if v is not None},
+            )
         )
+
+    def _round(self, phase: Phase, state: PhaseState) -> int:
+        """The debate round a turn belongs to: speeches so far (a verdict after round 2 is
+        a round-2 verdict), or the phase's own count in a protocol without speeches."""
+        speeches = max((state.visits.get(p, 0) for p in self._speech_phases), default=0)
+        return speeches or state.visits[phase.name]
 
     async def _run_phase(self, spec: EpisodeSpec, phase: Phase, round_: int) -> Verdict | None:
         turn = Turn(
             kind=phase.kind,
             phase=phase.name,
             round=round_,
-            rounds=self.protocol.settings.get("rounds", 1),
+            rounds=self._rounds,
             simultaneous=phase.simultaneous,
             max_tokens=0,
         )
@@ -150,9 +192,17 @@ class Engine:
         self, spec: EpisodeSpec, phase: Phase, round_: int, seat: str, reply: Reply
     ) -> Verdict | None:
         s = self._specs[seat]
-        now = time.time()
         ep = spec.index
+        now = time.time()
         call_seq = reply.call_seqs[-1] if reply.call_seqs else None
+        if phase.kind == "choose":
+            j = reply.judgement
+            if j is None or j.choice is None:
+                raise EpisodeFailed("invalid_choice", f"{seat} named no answer to defend: {reply.content!r}")
+            self.bus.assign(ep, seat, j.choice)
+        quotes = None
+        if self._quotes and phase.kind == "speech" and spec.source is not None:
+            quotes = tuple(quoting.verify(reply.content, spec.source, fuzzy=self._fuzzy))
         await self.bus.post(
             Message(
                 episode=ep,
@@ -161,11 +211,12 @@ class Engine:
                 phase=phase.name,
                 seat=seat,
                 role=s.role,
-                side=s.side,
+                side=self.bus.side(ep, seat),
                 content=reply.content,
                 audience=phase.audience,
                 created_at=now,
                 call_seq=call_seq,
+                quotes=quotes or None,
             )
         )
         if phase.kind != "verdict":

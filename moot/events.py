@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     from moot.models.base import GenerateRequest
+    from moot.quotes import Quote
 
 # A message's audience: None means every seat of the episode; otherwise the seat ids.
 Audience = frozenset[str] | None
@@ -48,6 +49,7 @@ class Message:
     audience: Audience
     created_at: float
     call_seq: int | None = None  # the model call behind the message, if any
+    quotes: tuple[Quote, ...] | None = None  # its <quote> tags, checked against the source
 
 
 @dataclass(slots=True)
@@ -96,6 +98,7 @@ class EpisodeFinished:
     ended_at: float
     outcome: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
+    assignments: dict[str, int] | None = None  # final sides (open seats choose theirs)
 
 
 Event = EpisodeStarted | Message | ModelCall | Verdict | EpisodeFinished

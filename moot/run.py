@@ -27,9 +27,6 @@ from moot.protocols import registry
 from moot.protocols.graph import Protocol
 from moot.scenario.model import Scenario, SeatConfig
 
-DEFAULT_MAX_TOKENS = {"debater": 120, "judge": 8}
-
-
 @dataclass(slots=True)
 class RunSummary:
     path: Path
@@ -73,7 +70,7 @@ def apply_overrides(
         if limit < 1:
             raise ConfigError("--limit: must be at least 1")
         data["dataset"]["limit"] = limit
-    known = registry.seat_names(scenario.protocol.name)
+    known = registry.seat_names(scenario.protocol)
     for key, model in (models or {}).items():
         if key not in known:
             raise ConfigError(
@@ -166,7 +163,7 @@ async def execute(prep: Prepared, path: Path, *, progress: Any = None) -> RunSum
             spec.role,
             models[cfg.model or ""],
             temperature=cfg.temperature or 0.0,
-            max_tokens=cfg.max_tokens or DEFAULT_MAX_TOKENS.get(spec.role, 256),
+            max_tokens=cfg.max_tokens,
             seed=(scenario.seed * 1_000_003 + zlib.crc32(spec.id.encode())) % 2**31,
             prompts=SeatPrompts(cfg.prompts.system, cfg.prompts.turn) if cfg.prompts else None,
         )

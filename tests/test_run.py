@@ -88,7 +88,7 @@ def test_transcripts_are_queryable_with_plain_sql(run_db):
     ).fetchall()
     assert [(r[1], r[2]) for r in rows] == [
         ("debater_a", 1), ("debater_b", 1), ("debater_a", 2), ("debater_b", 2),
-        ("debater_a", 3), ("debater_b", 3), ("judge", 1),
+        ("debater_a", 3), ("debater_b", 3), ("judge", 3),  # the verdict after round 3
     ]
 
 

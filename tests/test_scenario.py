@@ -180,10 +180,10 @@ BAD_FILES = [
     ),
     (
         "unknown-protocol",
-        "name: other\nprotocol:\n  name: consultancy\n",
+        "name: other\nprotocol:\n  name: courtroom\n",
         3,
         "protocol.name: ",
-        ["'debate'", "'consultancy'"],
+        ["'debate'", "'consultancy'", "'custom'"],
     ),
     (
         "name-with-slash",

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from moot import judging
+from moot import quotes as quoting
 from moot.agents.base import Reply, Turn, View
 from moot.agents.prompts import Templates, defaults
 from moot.models.base import GenerateRequest
@@ -35,12 +36,16 @@ def render_transcript(view: View, labels: tuple[str, ...]) -> str:
     parts = ["Transcript so far:\n"]
     for m in view.messages:
         parts.append(_speaker(m.seat, labels[m.side] if m.side is not None else "", m.round))
-        parts.append(m.content)
+        # quotes are shown as checked by the engine; a seat cannot write the marks itself
+        parts.append(quoting.render_for_judge(m.content, list(m.quotes)) if m.quotes else m.content)
         parts.append("\n\n")
     return "".join(parts)
 
 
 ANSWER_PREFIX = "Answer:"
+LETTER_TURNS = ("verdict", "choose")
+# When the scenario sets no max_tokens: room to argue or ask, a few tokens for a letter.
+DEFAULT_MAX_TOKENS = {"speech": 120, "question": 60, "verdict": 8, "choose": 4}
 
 
 @dataclass(slots=True)
@@ -63,7 +68,7 @@ class ModelSeat:
         model: Model,
         *,
         temperature: float,
-        max_tokens: int,
+        max_tokens: int | None,
         seed: int,
         prompts: SeatPrompts | None = None,
     ) -> None:
@@ -108,10 +113,12 @@ class ModelSeat:
         ]
 
     async def act(self, view: View, turn: Turn) -> Reply:
-        labels = judging.labels_for(len(view.answers)) if turn.kind == "verdict" else None
+        # a verdict and a choice of side are both an answer letter, read the same way
+        labels = judging.labels_for(len(view.answers)) if turn.kind in LETTER_TURNS else None
+        max_tokens = self.max_tokens or DEFAULT_MAX_TOKENS[turn.kind]
         request = GenerateRequest(
             messages=self.messages(view, turn),
-            max_tokens=min(self.max_tokens, turn.max_tokens) if turn.max_tokens else self.max_tokens,
+            max_tokens=min(max_tokens, turn.max_tokens) if turn.max_tokens else max_tokens,
             temperature=self.temperature,
             seed=(self.seed + 7919 * view.episode) % 2**31,  # varied per episode, reproducible
             answer_labels=labels,

@@ -1,11 +1,17 @@
-"""Two-sided debate with assigned answers (Irving et al. 2018; Michael et al. 2023).
+"""Two-sided debate (Irving et al. 2018; Michael et al. 2023; Khan et al. 2024).
 
-    speeches --(rounds_left)--> speeches
-    speeches --(rounds_done)--> verdict --> end
+    [choose] -> speeches --(rounds_left)--> [question] -> speeches
+                speeches --(rounds_done)--> verdict -> end
 
-Debater A defends answer A and debater B answer B; the run alternates the order in which the
-answers are shown, so each debater argues the correct answer equally often. The judge is
-blind to the source by default.
+Variants are parameters, not new control flow:
+- `turns`: simultaneous (sealed until the round closes) or sequential speeches;
+- `open`: each debater first chooses the answer it defends (else A defends answer A, B
+  defends B, and the run alternates the answer order so each argues the correct one
+  equally often);
+- `judge_questions`: the judge asks a question between rounds (interactive debate);
+- `stop_threshold`: the judge rules after every round and the debate ends once its
+  probability for one answer reaches the threshold (adaptive stopping).
+The judge is blind to the source by default.
 """
 
 from __future__ import annotations
@@ -14,20 +20,45 @@ import networkx as nx
 
 from moot.protocols.graph import END, Phase, Protocol, SeatSpec
 
-def build(rounds: int, simultaneous: bool) -> Protocol:
+DEBATERS = ("debater_a", "debater_b")
+
+
+def build(
+    rounds: int,
+    simultaneous: bool = True,
+    *,
+    open_sides: bool = False,
+    judge_questions: bool = False,
+    stop_threshold: float | None = None,
+) -> Protocol:
+    sides = ("open", "open") if open_sides else (0, 1)
     seats = (
-        SeatSpec("debater_a", "debater", side=0),
-        SeatSpec("debater_b", "debater", side=1),
+        SeatSpec("debater_a", "debater", side=sides[0]),
+        SeatSpec("debater_b", "debater", side=sides[1]),
         SeatSpec("judge", "judge", sees_source=False),
     )
     g = nx.DiGraph()
-    g.add_node(
-        "speeches",
-        phase=Phase("speeches", "speech", ("debater_a", "debater_b"), simultaneous=simultaneous),
-    )
+    g.add_node("speeches", phase=Phase("speeches", "speech", DEBATERS, simultaneous=simultaneous))
     g.add_node("verdict", phase=Phase("verdict", "verdict", ("judge",)))
     g.add_node(END)
-    g.add_edge("speeches", "speeches", when="rounds_left")
-    g.add_edge("speeches", "verdict", when="rounds_done")
-    g.add_edge("verdict", END)
-    return Protocol("debate", seats, g, start="speeches", settings={"rounds": rounds})
+    start = "speeches"
+    if open_sides:
+        g.add_node("choose", phase=Phase("choose", "choose", DEBATERS, simultaneous=True))
+        g.add_edge("choose", "speeches")
+        start = "choose"
+    next_round = "speeches"
+    if judge_questions:
+        g.add_node("question", phase=Phase("question", "question", ("judge",)))
+        g.add_edge("question", "speeches")
+        next_round = "question"
+    if stop_threshold is None:
+        g.add_edge("speeches", next_round, when="rounds_left")
+        g.add_edge("speeches", "verdict", when="rounds_done")
+        g.add_edge("verdict", END)
+    else:  # the judge rules every round; stop once it is sure or out of rounds
+        g.add_edge("speeches", "verdict")
+        g.add_edge("verdict", END, when="confident")
+        g.add_edge("verdict", next_round, when="unsure_rounds_left", of="speeches")
+        g.add_edge("verdict", END, when="rounds_done", of="speeches")
+    settings = {"rounds": rounds, "stop_threshold": stop_threshold}
+    return Protocol("debate", seats, g, start=start, settings=settings)

@@ -2,35 +2,46 @@
 
 Declared with networkx (readable, checkable, printable); compiled once into plain tuples so
 the engine's hot path is dictionary look-ups. Whose turn it is and when to stop are derived
-from what has happened (how often each phase has run), never kept in a private loop.
+from what has happened (how often each phase has run, the judge's latest belief), never
+kept in a private loop: one engine walks every protocol.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
-
-from moot.agents.base import TurnKind
+from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     import networkx as nx
 
 END = "end"
 
+# What a phase asks of its seats:
+#   speech    argue (debaters, consultants)
+#   question  the judge asks the speakers something between rounds
+#   verdict   the judge rules: a choice and a probability per answer (final or interim)
+#   choose    each seat picks the answer it will defend (open debate / consultancy)
+PhaseKind = Literal["speech", "question", "verdict", "choose"]
+KINDS: tuple[str, ...] = ("speech", "question", "verdict", "choose")
+
+# A seat's side: a fixed answer index, "assigned" (per episode, balanced by the run),
+# "open" (chosen by the seat in a choose phase) or None (no side: judges).
+Side = int | Literal["assigned", "open"] | None
+
 
 @dataclass(frozen=True, slots=True)
 class SeatSpec:
     id: str
     role: str
-    side: int | None = None  # index of the answer this seat defends, if assigned
+    side: Side = None
     sees_source: bool = True
 
 
 @dataclass(frozen=True, slots=True)
 class Phase:
     name: str
-    kind: TurnKind
+    kind: PhaseKind
     seats: tuple[str, ...]
     simultaneous: bool = False
     # Who reads what is said in this phase (None: every seat)
@@ -39,21 +50,40 @@ class Phase:
 
 @dataclass(slots=True)
 class PhaseState:
-    """What conditions may look at: how often each phase has run, and the settings."""
+    """What conditions may look at."""
 
     visits: dict[str, int]
     settings: dict[str, Any]
+    belief: tuple[float, ...] | None = None  # the judge's latest probabilities
 
 
-Condition = Callable[[str, PhaseState], bool]
+# An edge condition: (the phase just run, state, the edge's own parameters) -> take it?
+Condition = Callable[[str, PhaseState, dict[str, Any]], bool]
 
-# The named conditions a graph's edges may use. Scenario files will name these too, so they
-# are a closed, documented set rather than arbitrary code.
+
+def _rounds_of(phase: str, st: PhaseState, args: dict[str, Any]) -> int:
+    return st.visits.get(args.get("of") or phase, 0)
+
+
+def _confident(phase: str, st: PhaseState, args: dict[str, Any]) -> bool:
+    threshold = args.get("threshold", st.settings.get("stop_threshold"))
+    return st.belief is not None and threshold is not None and max(st.belief) >= threshold
+
+
+# The named conditions edges may use, in code and in scenario files: a closed, documented
+# set rather than arbitrary code. `of` names the phase whose visits count as rounds.
 CONDITIONS: dict[str, Condition] = {
-    "always": lambda phase, st: True,
-    "rounds_left": lambda phase, st: st.visits.get(phase, 0) < st.settings["rounds"],
-    "rounds_done": lambda phase, st: st.visits.get(phase, 0) >= st.settings["rounds"],
+    "always": lambda phase, st, args: True,
+    "rounds_left": lambda phase, st, args: _rounds_of(phase, st, args) < st.settings["rounds"],
+    "rounds_done": lambda phase, st, args: _rounds_of(phase, st, args) >= st.settings["rounds"],
+    "confident": _confident,
+    "unsure": lambda phase, st, args: not _confident(phase, st, args),
+    "unsure_rounds_left": lambda phase, st, args: (
+        not _confident(phase, st, args) and _rounds_of(phase, st, args) < st.settings["rounds"]
+    ),
 }
+# Conditions that can end a loop (used to reject cycles that could never stop).
+EXITS = {"rounds_left": "rounds_done", "confident": "unsure", "unsure_rounds_left": "rounds_done"}
 
 
 @dataclass(slots=True)
@@ -63,20 +93,72 @@ class Protocol:
     graph: nx.DiGraph
     start: str
     settings: dict[str, Any] = field(default_factory=dict)
+    description: str = ""
 
     def compile(self) -> CompiledProtocol:
         phases: dict[str, Phase] = {}
-        edges: dict[str, tuple[tuple[Condition, str], ...]] = {}
+        edges: dict[str, tuple[tuple[Condition, dict[str, Any], str], ...]] = {}
         for node, data in self.graph.nodes(data=True):
             if node == END:
                 continue
             phases[node] = data["phase"]
             out = []
             for _, target, edata in self.graph.out_edges(node, data=True):
-                when = edata.get("when", "always")
-                out.append((CONDITIONS[when], target))
+                args = {k: v for k, v in edata.items() if k != "when"}
+                out.append((CONDITIONS[edata.get("when", "always")], args, target))
             edges[node] = tuple(out)
         return CompiledProtocol(self.name, self.seats, phases, edges, self.start, self.settings)
+
+    def problems(self) -> list[str]:
+        """What is wrong with the graph, in words a scenario author can act on."""
+        import networkx as nx
+
+        g = self.graph
+        out = []
+        seats = {s.id for s in self.seats}
+        if self.start not in g:
+            return [f"start phase {self.start!r} is not a phase"]
+        if END not in g:
+            return [f"no '{END}' node: the protocol could never finish"]
+        for node, data in g.nodes(data=True):
+            if node == END:
+                continue
+            phase = data.get("phase")
+            if phase is None:
+                out.append(f"phase {node!r} is an edge target but is not declared")
+                continue
+            for seat in phase.seats:
+                if seat not in seats:
+                    out.append(f"phase {node!r}: unknown seat {seat!r}")
+            if phase.kind not in KINDS:
+                out.append(f"phase {node!r}: unknown kind {phase.kind!r}")
+            if g.out_degree(node) == 0:
+                out.append(f"phase {node!r} has no way out")
+        for a, b, data in g.edges(data=True):
+            when = data.get("when", "always")
+            if when not in CONDITIONS:
+                out.append(f"edge {a} -> {b}: unknown condition {when!r}")
+        reachable = nx.descendants(g, self.start) | {self.start}
+        if END not in reachable:
+            out.append(f"'{END}' cannot be reached from {self.start!r}")
+        for node in g:
+            if node not in reachable and node != END:
+                out.append(f"phase {node!r} cannot be reached from {self.start!r}")
+        for cycle in nx.simple_cycles(g):
+            members = set(cycle)
+            leaves = [
+                data.get("when", "always")
+                for a, b, data in g.edges(data=True)
+                if a in members and b not in members
+            ]
+            loops = [
+                data.get("when", "always")
+                for a, b, data in g.edges(data=True)
+                if a in members and b in members
+            ]
+            if all(w == "always" for w in loops) or not leaves:
+                out.append(f"the cycle {' -> '.join(cycle)} has no exit condition")
+        return out
 
 
 @dataclass(slots=True)
@@ -84,12 +166,12 @@ class CompiledProtocol:
     name: str
     seats: tuple[SeatSpec, ...]
     phases: dict[str, Phase]
-    edges: dict[str, tuple[tuple[Condition, str], ...]]
+    edges: dict[str, tuple[tuple[Condition, dict[str, Any], str], ...]]
     start: str
     settings: dict[str, Any]
 
     def next_phase(self, current: str, state: PhaseState) -> str:
-        for condition, target in self.edges[current]:
-            if condition(current, state):
+        for condition, args, target in self.edges[current]:
+            if condition(current, state, args):
                 return target
         raise RuntimeError(f"protocol {self.name}: no transition out of {current!r} holds")

@@ -1,4 +1,8 @@
-"""Protocols by name. Seat names are static here so that validation never imports networkx."""
+"""Protocols by name, and custom ones declared in a scenario.
+
+Seat names of the built-in protocols are static here so that validating a scenario never
+imports networkx.
+"""
 
 from __future__ import annotations
 
@@ -7,31 +11,72 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from moot.protocols.graph import Protocol
-    from moot.scenario.model import Scenario
+    from moot.scenario.model import ProtocolConfig, Scenario
 
 # protocol -> role -> seat ids
 SEATS: dict[str, dict[str, tuple[str, ...]]] = {
     "debate": {"debater": ("debater_a", "debater_b"), "judge": ("judge",)},
+    "consultancy": {"consultant": ("consultant",), "judge": ("judge",)},
+    "direct_qa": {"judge": ("judge",)},
+}
+
+DESCRIPTIONS = {
+    "debate": "two debaters argue opposite answers before a judge (assigned or open sides, "
+    "simultaneous or sequential, judge questions, adaptive stop)",
+    "consultancy": "one consultant argues one answer (correct half the time, or its own "
+    "choice) and the judge questions it",
+    "direct_qa": "the judge answers alone, with or without the passage (the baseline)",
+    "custom": "your own graph of phases and conditioned edges, declared in the scenario",
 }
 
 
-def seat_names(protocol: str) -> set[str]:
-    roles = SEATS[protocol]
-    return set(roles) | {seat for seats in roles.values() for seat in seats}
+def roles(config: ProtocolConfig) -> dict[str, tuple[str, ...]]:
+    if config.name == "custom":
+        out: dict[str, list[str]] = {}
+        for seat_id, seat in (config.seats or {}).items():
+            out.setdefault(seat.role, []).append(seat_id)
+        return {role: tuple(ids) for role, ids in out.items()}
+    return SEATS[config.name]
+
+
+def seat_names(config: ProtocolConfig) -> set[str]:
+    by_role = roles(config)
+    return set(by_role) | {seat for seats in by_role.values() for seat in seats}
+
+
+def build_protocol(config: ProtocolConfig) -> Protocol:
+    """The graph a protocol config describes (seats with their default visibility)."""
+    if config.name == "debate":
+        from moot.protocols import debate
+
+        return debate.build(
+            config.rounds,
+            config.turns == "simultaneous",
+            open_sides=config.open,
+            judge_questions=config.judge_questions,
+            stop_threshold=config.stop_threshold,
+        )
+    if config.name == "consultancy":
+        from moot.protocols import consultancy
+
+        return consultancy.build(config.rounds, open_sides=config.open)
+    if config.name == "direct_qa":
+        from moot.protocols import direct_qa
+
+        return direct_qa.build(passage=config.passage)
+    from moot.protocols import custom
+
+    return custom.build(config)
 
 
 def build(scenario: Scenario) -> Protocol:
     """The scenario's protocol, with its seats' `sees_source` overrides applied."""
-    p = scenario.protocol
-    if p.name == "debate":
-        from moot.protocols import debate
-
-        protocol = debate.build(rounds=p.rounds, simultaneous=p.turns == "simultaneous")
-    else:
-        raise KeyError(p.name)
+    protocol = build_protocol(scenario.protocol)
     seats = []
     for spec in protocol.seats:
         sees = scenario.seat(spec.id, spec.role).sees_source
         seats.append(spec if sees is None else replace(spec, sees_source=sees))
     protocol.seats = tuple(seats)
+    protocol.settings["quotes"] = scenario.protocol.quotes
+    protocol.settings["quote_fuzzy"] = scenario.protocol.quote_fuzzy
     return protocol

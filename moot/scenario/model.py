@@ -14,10 +14,65 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class CustomSeat(_Strict):
+    role: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    side: int | Literal["assigned", "open"] | None = None
+    sees_source: bool = True
+
+
+class CustomPhase(_Strict):
+    kind: Literal["speech", "question", "verdict", "choose"]
+    seats: list[str] = Field(min_length=1)
+    simultaneous: bool = False
+    audience: list[str] | None = None
+
+
+class CustomEdge(_Strict):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    from_: str = Field(alias="from")
+    to: str
+    when: str = "always"
+    of: str | None = None
+    threshold: float | None = Field(None, gt=0, le=1)
+
+
 class ProtocolConfig(_Strict):
-    name: Literal["debate"] = "debate"
+    name: Literal["debate", "consultancy", "direct_qa", "custom"] = "debate"
     rounds: int = Field(2, ge=1, le=100)
     turns: Literal["simultaneous", "sequential"] = "simultaneous"
+    open: bool = Field(False, description="seats choose the answer they defend")
+    judge_questions: bool = Field(False, description="the judge asks a question between rounds")
+    stop_threshold: float | None = Field(
+        None, gt=0.5, le=1.0, description="judge rules every round; stop when this sure"
+    )
+    passage: bool = Field(False, description="direct_qa: the judge reads the passage")
+    quotes: bool = Field(True, description="verify <quote> tags against the source")
+    quote_fuzzy: float | None = Field(None, gt=0, le=1)
+    # a custom protocol's graph
+    seats: dict[str, CustomSeat] | None = None
+    phases: dict[str, CustomPhase] | None = None
+    edges: list[CustomEdge] | None = None
+    start: str | None = None
+
+    @model_validator(mode="after")
+    def _graph(self) -> ProtocolConfig:
+        graph_fields = ("seats", "phases", "edges", "start")
+        given = [f for f in graph_fields if getattr(self, f) is not None]
+        if self.name != "custom":
+            if given:
+                raise ValueError(f"{given[0]}: only a custom protocol declares its graph")
+            return self
+        missing = [f for f in graph_fields if getattr(self, f) is None]
+        if missing:
+            raise ValueError(f"{missing[0]}: a custom protocol needs seats, phases, edges and start")
+        from moot.protocols.custom import build
+
+        problems = build(self).problems()
+        if problems:
+            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+            raise ValueError(f"invalid protocol graph: {problems[0]}{more}")
+        return self
 
 
 class Prompts(_Strict):
@@ -108,7 +163,7 @@ class Scenario(_Strict):
     def _seats_exist(self) -> Scenario:
         from moot.protocols import registry
 
-        known = registry.seat_names(self.protocol.name)
+        known = registry.seat_names(self.protocol)
         for key in self.seats:
             if key not in known:
                 raise ValueError(

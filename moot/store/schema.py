@@ -91,7 +91,11 @@ CREATE TABLE verdicts (
 CREATE INDEX verdicts_episode ON verdicts (episode, judge);
 """
 
-MIGRATIONS: list[str] = [V1]  # MIGRATIONS[i] takes a database from version i to i + 1
+V2 = """
+ALTER TABLE messages ADD COLUMN quotes TEXT;  -- JSON: each <quote>, verified or not, and where
+"""
+
+MIGRATIONS: list[str] = [V1, V2]  # MIGRATIONS[i] takes a database from version i to i + 1
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -23,6 +23,7 @@ from typing import Any
 import anyio
 
 from moot.models.base import GenerateRequest
+from moot.quotes import Quote
 from moot.events import EpisodeFinished, EpisodeStarted, Event, Message, ModelCall, Verdict
 
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
@@ -31,18 +32,32 @@ INSERT_EPISODE = (
     "INSERT INTO episodes (id, question_id, question, answers, correct, source, protocol,"
     " assignments, seats, status, started_at) VALUES (?,?,?,?,?,?,?,?,?,'running',?)"
 )
-INSERT_MESSAGE = "INSERT INTO messages VALUES (?,?,?,?,?,?,?,?,?,?,?)"
+INSERT_MESSAGE = (
+    "INSERT INTO messages (episode, seq, round, phase, seat, role, side, content, audience,"
+    " created_at, call_seq, quotes) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
+)
 INSERT_CALL = "INSERT INTO model_calls VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 INSERT_VERDICT = (
     "INSERT INTO verdicts (episode, judge, model, round, choice, probabilities, correct,"
     " method, parse_status, raw, call_seq, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
 )
 FINISH_EPISODE = (
-    "UPDATE episodes SET status=?, stop_reason=?, ended_at=?, outcome=?, error=? WHERE id=?"
+    "UPDATE episodes SET status=?, stop_reason=?, ended_at=?, outcome=?, error=?,"
+    " assignments=coalesce(?, assignments) WHERE id=?"
 )
 ORDER = (INSERT_EPISODE, INSERT_MESSAGE, INSERT_CALL, INSERT_VERDICT, FINISH_EPISODE)
 
 Batch = dict[str, list[tuple[Any, ...]]]
+
+
+def quotes_json(quotes: tuple[Quote, ...]) -> str:
+    return _dumps(
+        [
+            {"text": q.text, "start": q.start, "end": q.end, "verified": q.verified,
+             "source_span": q.source_span, "score": round(q.score, 4)}
+            for q in quotes
+        ]
+    )  # fmt: skip
 
 
 def call_columns(request: GenerateRequest) -> tuple[str | None, str, str | None, str]:
@@ -69,11 +84,11 @@ def _many_rows(sql: str, rows: int) -> str:
     an UPDATE ... FROM (VALUES ...) that sets every listed episode at once."""
     head, _, values = sql.partition(" VALUES ")
     if sql is FINISH_EPISODE:
-        values = "(?,?,?,?,?,?)"
+        values = "(?,?,?,?,?,?,?)"
         return (
             "UPDATE episodes SET status=u.column1, stop_reason=u.column2, ended_at=u.column3,"
-            f" outcome=u.column4, error=u.column5 FROM (VALUES {','.join([values] * rows)})"
-            " AS u WHERE episodes.id = u.column6"
+            " outcome=u.column4, error=u.column5, assignments=coalesce(u.column6, assignments)"
+            f" FROM (VALUES {','.join([values] * rows)}) AS u WHERE episodes.id = u.column7"
         )
     return f"{head} VALUES {','.join([values] * rows)}"
 
@@ -126,7 +141,7 @@ class StoreWriter:
                 (
                     e.episode, e.seq, e.round, e.phase, e.seat, e.role, e.side, e.content,
                     None if e.audience is None else _dumps(sorted(e.audience)),
-                    e.created_at, e.call_seq,
+                    e.created_at, e.call_seq, None if e.quotes is None else quotes_json(e.quotes),
                 )
             )  # fmt: skip
         elif t is ModelCall:
@@ -155,8 +170,11 @@ class StoreWriter:
             )  # fmt: skip
         elif t is EpisodeFinished:
             self._finished.append(
-                (e.status, e.stop_reason, e.ended_at, _dumps(e.outcome), e.error, e.episode)
-            )
+                (
+                    e.status, e.stop_reason, e.ended_at, _dumps(e.outcome), e.error,
+                    None if e.assignments is None else _dumps(e.assignments), e.episode,
+                )
+            )  # fmt: skip
         else:
             return False
         self.pending += 1
