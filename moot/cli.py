@@ -44,6 +44,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     validate = sub.add_parser("validate", help="check a scenario file without running it")
     validate.add_argument("scenario", help="scenario YAML file")
+
+    sub.add_parser("protocols", help="list the built-in protocols")
+
+    graph = sub.add_parser("graph", help="print a protocol's graph as Mermaid (or DOT)")
+    graph.add_argument("protocol", help="a built-in protocol name or a scenario file")
+    graph.add_argument("--dot", action="store_true", help="Graphviz DOT instead of Mermaid")
     return parser
 
 
@@ -74,7 +80,40 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 1 if summary.failed else 0
 
 
-COMMANDS = {"run": cmd_run, "validate": cmd_validate}
+def cmd_protocols(args: argparse.Namespace) -> int:
+    from moot.protocols.registry import DESCRIPTIONS
+
+    for name, text in DESCRIPTIONS.items():
+        print(f"{name:<12} {text}")
+    return 0
+
+
+def cmd_graph(args: argparse.Namespace) -> int:
+    from moot.errors import ConfigError
+    from moot.protocols import registry, render
+    from moot.scenario.model import ProtocolConfig
+
+    target = args.protocol
+    if target.endswith((".yaml", ".yml")) or Path(target).is_file():
+        from moot.scenario.load import load_file
+
+        config = load_file(target)[0].protocol
+    elif target in registry.SEATS:
+        config = ProtocolConfig(name=target)  # type: ignore[arg-type]
+    else:
+        names = ", ".join(registry.SEATS)
+        raise ConfigError(f"{target}: not a protocol ({names}) or a scenario file")
+    protocol = registry.build_protocol(config)
+    print(render.dot(protocol) if args.dot else render.mermaid(protocol))
+    return 0
+
+
+COMMANDS = {
+    "run": cmd_run,
+    "validate": cmd_validate,
+    "protocols": cmd_protocols,
+    "graph": cmd_graph,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

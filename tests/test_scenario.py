@@ -73,7 +73,9 @@ def test_shipped_scenario_loads_with_the_library(path: Path):
     scenario, text = load_file(path)
     assert text == path.read_text("utf-8")  # the text is kept, to be stored with the run
     assert scenario.name
-    assert scenario.protocol.name == "debate"
+    assert scenario.protocol.name in ("debate", "consultancy", "direct_qa", "custom")
+    # every shipped scenario runs on the embedded model
+    assert {scenario.seat(s, s).model for s in scenario.seats} == {"local/smollm2-135m"}
 
 
 def test_quickstart_reads_as_written():

@@ -43,6 +43,11 @@ def build(config: ProtocolConfig) -> Protocol:
         )
     g.add_node(END)
     for edge in config.edges or []:
+        if g.has_edge(edge.from_, edge.to):  # a DiGraph keeps one edge per pair of phases
+            raise ValueError(
+                f"two edges from {edge.from_!r} to {edge.to!r}: one edge per pair; edges out "
+                "of a phase are tried in order, so let a later one take the other case"
+            )
         args = {k: v for k, v in (("of", edge.of), ("threshold", edge.threshold)) if v is not None}
         g.add_edge(edge.from_, edge.to, when=edge.when, **args)
     settings = {"rounds": config.rounds, "stop_threshold": config.stop_threshold}

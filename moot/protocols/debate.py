@@ -55,10 +55,9 @@ def build(
         g.add_edge("speeches", next_round, when="rounds_left")
         g.add_edge("speeches", "verdict", when="rounds_done")
         g.add_edge("verdict", END)
-    else:  # the judge rules every round; stop once it is sure or out of rounds
+    else:  # the judge rules every round: go on while it is unsure and rounds are left
         g.add_edge("speeches", "verdict")
-        g.add_edge("verdict", END, when="confident")
         g.add_edge("verdict", next_round, when="unsure_rounds_left", of="speeches")
-        g.add_edge("verdict", END, when="rounds_done", of="speeches")
+        g.add_edge("verdict", END)  # otherwise: sure, or out of rounds
     settings = {"rounds": rounds, "stop_threshold": stop_threshold}
     return Protocol("debate", seats, g, start=start, settings=settings)
