@@ -222,8 +222,10 @@ def summarize(conn: sqlite3.Connection, path: Path, wall_s: float) -> RunSummary
     episodes, done, failed = conn.execute(
         "SELECT count(*), coalesce(sum(status='done'),0), coalesce(sum(status='failed'),0) FROM episodes"
     ).fetchone()
+    # an episode's ruling is its last verdict (interim ones come before it)
     verdicts, correct, invalid = conn.execute(
-        "SELECT count(*), coalesce(sum(correct),0), coalesce(sum(parse_status!='ok'),0) FROM verdicts"
+        "SELECT count(*), coalesce(sum(correct),0), coalesce(sum(parse_status!='ok'),0)"
+        " FROM verdicts WHERE id IN (SELECT max(id) FROM verdicts GROUP BY episode)"
     ).fetchone()
     calls, tokens, cost = conn.execute(
         "SELECT count(*), coalesce(sum(prompt_tokens+completion_tokens),0), coalesce(sum(cost),0)"

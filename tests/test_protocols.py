@@ -253,3 +253,18 @@ def test_cli_lists_protocols_and_prints_graphs():
     assert dot.startswith('digraph "debate"') and '"speeches" -> "verdict" [label="rounds_done"]' in dot
     bad = moot("graph", "courtroom")
     assert bad.returncode == 2 and "not a protocol" in bad.stderr
+
+
+def test_the_summary_counts_each_episode_once_by_its_final_ruling(tmp_path):
+    text = """
+name: t
+protocol: {name: debate, rounds: 3, stop_threshold: 0.7}
+seats: {debater: {model: scripted}, judge: {model: scripted}}
+dataset: {limit: 12}
+"""
+    summary = run_scenario(parse(text), text, out=tmp_path / "s.db")
+    db = sqlite3.connect(tmp_path / "s.db")
+    assert db.execute("SELECT count(*) FROM verdicts").fetchone()[0] > 12  # interim ones too
+    assert summary.verdicts == 12
+    finals = db.execute("SELECT sum(outcome ->> '$.correct') FROM episodes").fetchone()[0]
+    assert summary.correct == finals
