@@ -98,10 +98,10 @@ def cmd_graph(args: argparse.Namespace) -> int:
         from moot.scenario.load import load_file
 
         config = load_file(target)[0].protocol
-    elif target in registry.SEATS:
+    elif target in registry.DESCRIPTIONS and target != "custom":
         config = ProtocolConfig(name=target)  # type: ignore[arg-type]
     else:
-        names = ", ".join(registry.SEATS)
+        names = ", ".join(n for n in registry.DESCRIPTIONS if n != "custom")
         raise ConfigError(f"{target}: not a protocol ({names}) or a scenario file")
     protocol = registry.build_protocol(config)
     print(render.dot(protocol) if args.dot else render.mermaid(protocol))

@@ -9,6 +9,8 @@ where to go next.
 
 from __future__ import annotations
 
+import json
+import re
 import time
 import traceback
 from collections.abc import Iterable, Iterator
@@ -34,6 +36,15 @@ class EpisodeSpec:
     answers: tuple[str, ...]
     correct: int | None
     source: str | None
+
+
+_DECISION = re.compile(r"decision\s*[:\-]?\s*\**\s*(approve|approved|revise)\b", re.I)
+
+
+def approves(review: str) -> bool:
+    """The reviewer's last stated decision; anything unclear asks for a revision."""
+    found = _DECISION.findall(review)
+    return bool(found) and found[-1].lower().startswith("approve")
 
 
 class EpisodeFailed(Exception):
@@ -124,11 +135,10 @@ class Engine:
             while phase_name != END:
                 phase = protocol.phases[phase_name]
                 state.visits[phase_name] = state.visits.get(phase_name, 0) + 1
-                verdict = await self._run_phase(spec, phase, self._round(phase, state))
-                if verdict is not None:
-                    state.belief = verdict.probabilities
-                    outcome = {"choice": verdict.choice, "correct": verdict.correct}
+                await self._run_phase(spec, phase, self._round(phase, state), state)
                 phase_name = protocol.next_phase(phase_name, state)
+            if state.ruling is not None:
+                outcome = {"choice": state.ruling.choice, "correct": state.ruling.correct}
             if state.belief is not None and protocol.settings.get("stop_threshold"):
                 early = max(state.belief) >= protocol.settings["stop_threshold"]
                 stop_reason = "judge_confident" if early else "rounds_done"
@@ -154,7 +164,12 @@ class Engine:
         speeches = max((state.visits.get(p, 0) for p in self._speech_phases), default=0)
         return speeches or state.visits[phase.name]
 
-    async def _run_phase(self, spec: EpisodeSpec, phase: Phase, round_: int) -> Verdict | None:
+    async def _run_phase(
+        self, spec: EpisodeSpec, phase: Phase, round_: int, state: PhaseState
+    ) -> None:
+        if phase.kind == "aggregate":
+            await self._record(state, await self._aggregate(spec, phase, round_, state))
+            return
         turn = Turn(
             kind=phase.kind,
             phase=phase.name,
@@ -164,7 +179,6 @@ class Engine:
             max_tokens=0,
         )
         ep = spec.index
-        verdict = None
         if phase.simultaneous and len(phase.seats) > 1:
             self.bus.seal(ep)
             views = [self.bus.view(ep, seat) for seat in phase.seats]
@@ -180,12 +194,47 @@ class Engine:
             except BaseExceptionGroup as group:  # surface the first failure as itself
                 raise group.exceptions[0] from None
             for seat, reply in zip(phase.seats, replies):
-                verdict = await self._post(spec, phase, round_, seat, reply) or verdict  # type: ignore[arg-type]
+                await self._record(state, await self._post(spec, phase, round_, seat, reply))  # type: ignore[arg-type]
             self.bus.release(ep)
         else:
             for seat in phase.seats:
                 reply = await self.seats[seat].act(self.bus.view(ep, seat), turn)
-                verdict = await self._post(spec, phase, round_, seat, reply) or verdict
+                await self._record(state, await self._post(spec, phase, round_, seat, reply))
+                if phase.kind == "review":
+                    state.approved = approves(reply.content)
+
+    @staticmethod
+    async def _record(state: PhaseState, verdict: Verdict | None) -> None:
+        if verdict is not None:
+            state.latest[verdict.judge] = verdict
+            state.belief = verdict.probabilities
+            state.ruling = verdict
+
+    async def _aggregate(
+        self, spec: EpisodeSpec, phase: Phase, round_: int, state: PhaseState
+    ) -> Verdict:
+        """A majority vote over the seats' latest verdicts; a tie rules nothing."""
+        n = len(spec.answers)
+        votes = [v.choice for s in phase.seats if (v := state.latest.get(s)) and v.choice is not None]
+        counts = [votes.count(i) for i in range(n)]
+        top = max(counts) if votes else 0
+        winners = [i for i, c in enumerate(counts) if c == top]
+        choice = winners[0] if votes and len(winners) == 1 else None
+        verdict = Verdict(
+            episode=spec.index,
+            judge=phase.name,
+            model="",
+            round=round_,
+            choice=choice,
+            probabilities=tuple(c / len(votes) for c in counts) if votes else None,
+            correct=None if choice is None or spec.correct is None else choice == spec.correct,
+            method="majority",
+            parse_status="ok" if choice is not None else ("tie" if votes else "invalid"),
+            raw=json.dumps({s: v.choice for s in phase.seats if (v := state.latest.get(s))}),
+            call_seq=None,
+            created_at=time.time(),
+        )
+        await self.bus.publish(verdict)
         return verdict
 
     async def _post(

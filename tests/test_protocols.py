@@ -245,10 +245,10 @@ def test_cli_lists_protocols_and_prints_graphs():
     listed = moot("protocols")
     assert listed.returncode == 0
     assert [line.split()[0] for line in listed.stdout.splitlines()] == [
-        "debate", "consultancy", "direct_qa", "custom",
+        "debate", "consultancy", "direct_qa", "multi_agent", "feedback", "custom",
     ]  # fmt: skip
     mermaid = moot("graph", "consultancy").stdout
-    assert mermaid.startswith("flowchart TD") and "-->|rounds_left|" in mermaid
+    assert mermaid.startswith("flowchart TD") and "-->|\"rounds_left\"|" in mermaid
     dot = moot("graph", "debate", "--dot").stdout
     assert dot.startswith('digraph "debate"') and '"speeches" -> "verdict" [label="rounds_done"]' in dot
     bad = moot("graph", "courtroom")
@@ -268,3 +268,67 @@ dataset: {limit: 12}
     assert summary.verdicts == 12
     finals = db.execute("SELECT sum(outcome ->> '$.correct') FROM episodes").fetchone()[0]
     assert summary.correct == finals
+
+
+def test_multi_agent_debate_agents_see_each_other_and_the_majority_rules(tmp_path):
+    db = run(tmp_path, """
+name: t
+protocol: {name: multi_agent, agents: 3, rounds: 2}
+seats: {agent: {model: scripted}}
+dataset: {limit: 6}
+""")
+    assert turns(db) == [
+        ("agent_1", "answers", 1), ("agent_2", "answers", 1), ("agent_3", "answers", 1),
+        ("agent_1", "answers", 2), ("agent_2", "answers", 2), ("agent_3", "answers", 2),
+    ]  # fmt: skip
+    first, second = prompts(db, "agent_2")
+    assert "Agent 1" not in first and "Agent 1" in second  # round 1 is sealed; round 2 reads it
+    for (ep,) in db.execute("SELECT id FROM episodes"):
+        last = [
+            c for (c,) in db.execute(
+                "SELECT choice FROM verdicts WHERE episode = ? AND round = 2 AND judge LIKE 'agent_%'",
+                (ep,))
+        ]  # fmt: skip
+        choice, status, outcome = db.execute(
+            "SELECT v.choice, v.parse_status, e.outcome ->> '$.choice' FROM verdicts v"
+            " JOIN episodes e ON e.id = v.episode WHERE v.episode = ? AND v.judge = 'majority'",
+            (ep,),
+        ).fetchone()
+        assert len(last) == 3 and status == "ok"  # three agents, two answers: never a tie
+        assert choice == max(set(last), key=last.count) == outcome
+
+
+def test_feedback_loop_revises_until_the_reviewer_approves(tmp_path):
+    db = run(tmp_path, """
+name: t
+protocol: {name: feedback, rounds: 3}
+seats:
+  generator: {model: scripted}
+  reviewer: {model: scripted/reviewer}
+  judge: {model: scripted}
+models:
+  scripted/reviewer:
+    replies: ["Too vague. Decision: revise", "Quotes check out. Decision: approve"]
+dataset: {limit: 8}
+""")
+    lengths = set()
+    for (ep,) in db.execute("SELECT id FROM episodes"):
+        seq = turns(db, ep)
+        reviews = [c for (c,) in db.execute(
+            "SELECT content FROM messages WHERE episode = ? AND phase = 'review' ORDER BY seq", (ep,))]
+        # draft, review, [draft, review ...], verdict; stop at the first approval or 3 drafts
+        assert [p for _, p, _ in seq] == ["draft", "review"] * len(reviews) + ["verdict"]
+        approved = ["approve" in r for r in reviews]
+        assert not any(approved[:-1]) and (approved[-1] or len(reviews) == 3)
+        lengths.add(len(reviews))
+    assert len(lengths) > 1  # some drafts were approved early, some revised
+
+
+def test_review_decisions_are_read_strictly():
+    from moot.engine import approves
+
+    assert approves("Looks right.\nDecision: approve")
+    assert approves("**Decision:** Approved")
+    assert not approves("I would approve if the quotes were real. Decision: revise")
+    assert not approves("approve")  # no decision line: revise
+    assert not approves("Decision: approve\nOn reflection... Decision: revise")

@@ -45,7 +45,7 @@ def render_transcript(view: View, labels: tuple[str, ...]) -> str:
 ANSWER_PREFIX = "Answer:"
 LETTER_TURNS = ("verdict", "choose")
 # When the scenario sets no max_tokens: room to argue or ask, a few tokens for a letter.
-DEFAULT_MAX_TOKENS = {"speech": 120, "question": 60, "verdict": 8, "choose": 4}
+DEFAULT_MAX_TOKENS = {"speech": 120, "question": 60, "verdict": 8, "choose": 4, "review": 100}
 
 
 @dataclass(slots=True)

@@ -22,8 +22,10 @@ END = "end"
 #   question  the judge asks the speakers something between rounds
 #   verdict   the judge rules: a choice and a probability per answer (final or interim)
 #   choose    each seat picks the answer it will defend (open debate / consultancy)
-PhaseKind = Literal["speech", "question", "verdict", "choose"]
-KINDS: tuple[str, ...] = ("speech", "question", "verdict", "choose")
+#   review    a reviewer critiques the latest draft and approves it or asks for a revision
+#   aggregate no seat speaks: the engine combines its seats' latest verdicts (majority vote)
+PhaseKind = Literal["speech", "question", "verdict", "choose", "review", "aggregate"]
+KINDS: tuple[str, ...] = ("speech", "question", "verdict", "choose", "review", "aggregate")
 
 # A seat's side: a fixed answer index, "assigned" (per episode, balanced by the run),
 # "open" (chosen by the seat in a choose phase) or None (no side: judges).
@@ -55,6 +57,9 @@ class PhaseState:
     visits: dict[str, int]
     settings: dict[str, Any]
     belief: tuple[float, ...] | None = None  # the judge's latest probabilities
+    approved: bool = False  # the reviewer's latest decision
+    latest: dict[str, Any] = field(default_factory=dict)  # seat -> its latest Verdict
+    ruling: Any = None  # the latest Verdict of all: the episode's outcome when it ends
 
 
 # An edge condition: (the phase just run, state, the edge's own parameters) -> take it?
@@ -81,9 +86,11 @@ CONDITIONS: dict[str, Condition] = {
     "unsure_rounds_left": lambda phase, st, args: (
         not _confident(phase, st, args) and _rounds_of(phase, st, args) < st.settings["rounds"]
     ),
+    "approved": lambda phase, st, args: st.approved,
+    "revise_rounds_left": lambda phase, st, args: (
+        not st.approved and _rounds_of(phase, st, args) < st.settings["rounds"]
+    ),
 }
-# Conditions that can end a loop (used to reject cycles that could never stop).
-EXITS = {"rounds_left": "rounds_done", "confident": "unsure", "unsure_rounds_left": "rounds_done"}
 
 
 @dataclass(slots=True)

@@ -18,6 +18,7 @@ SEATS: dict[str, dict[str, tuple[str, ...]]] = {
     "debate": {"debater": ("debater_a", "debater_b"), "judge": ("judge",)},
     "consultancy": {"consultant": ("consultant",), "judge": ("judge",)},
     "direct_qa": {"judge": ("judge",)},
+    "feedback": {"generator": ("generator",), "reviewer": ("reviewer",), "judge": ("judge",)},
 }
 
 DESCRIPTIONS = {
@@ -26,11 +27,20 @@ DESCRIPTIONS = {
     "consultancy": "one consultant argues one answer (correct half the time, or its own "
     "choice) and the judge questions it",
     "direct_qa": "the judge answers alone, with or without the passage (the baseline)",
+    "multi_agent": "N agents answer and revise over rounds seeing each other's answers; "
+    "majority vote or a judge decides",
+    "feedback": "a generator drafts, a reviewer critiques and approves or asks for a "
+    "revision; a judge rules on the final draft",
     "custom": "your own graph of phases and conditioned edges, declared in the scenario",
 }
 
 
 def roles(config: ProtocolConfig) -> dict[str, tuple[str, ...]]:
+    if config.name == "multi_agent":
+        from moot.protocols.multi_agent import agent_ids
+
+        found = {"agent": agent_ids(config.agents)}
+        return found | {"judge": ("judge",)} if config.final == "judge" else found
     if config.name == "custom":
         out: dict[str, list[str]] = {}
         for seat_id, seat in (config.seats or {}).items():
@@ -64,6 +74,14 @@ def build_protocol(config: ProtocolConfig) -> Protocol:
         from moot.protocols import direct_qa
 
         return direct_qa.build(passage=config.passage)
+    if config.name == "multi_agent":
+        from moot.protocols import multi_agent
+
+        return multi_agent.build(config.agents, config.rounds, final=config.final)
+    if config.name == "feedback":
+        from moot.protocols import feedback
+
+        return feedback.build(config.rounds)
     from moot.protocols import custom
 
     return custom.build(config)

@@ -24,8 +24,10 @@ def _node_text(protocol: Protocol, node: str) -> str:
     if node == END:
         return "end"
     phase = protocol.graph.nodes[node]["phase"]
-    how = "together" if phase.simultaneous and len(phase.seats) > 1 else "in turn"
     seats = ", ".join(phase.seats)
+    if phase.kind == "aggregate":
+        return f"{node}: majority vote<br/>of {seats}"
+    how = "together" if phase.simultaneous and len(phase.seats) > 1 else "in turn"
     return f"{node}: {phase.kind}<br/>{seats}" + (f" ({how})" if len(phase.seats) > 1 else "")
 
 
@@ -37,7 +39,7 @@ def mermaid(protocol: Protocol) -> str:
         lines.append(f"    {_id(node)}{shape}")
     for a, b, data in protocol.graph.edges(data=True):
         label = _label(data)
-        arrow = f" -->|{label}| " if label else " --> "
+        arrow = f' -->|"{label}"| ' if label else " --> "
         lines.append(f"    {_id(a)}{arrow}{_id(b)}")
     return "\n".join(lines)
 

@@ -21,7 +21,7 @@ class CustomSeat(_Strict):
 
 
 class CustomPhase(_Strict):
-    kind: Literal["speech", "question", "verdict", "choose"]
+    kind: Literal["speech", "question", "verdict", "choose", "review", "aggregate"]
     seats: list[str] = Field(min_length=1)
     simultaneous: bool = False
     audience: list[str] | None = None
@@ -38,7 +38,9 @@ class CustomEdge(_Strict):
 
 
 class ProtocolConfig(_Strict):
-    name: Literal["debate", "consultancy", "direct_qa", "custom"] = "debate"
+    name: Literal["debate", "consultancy", "direct_qa", "multi_agent", "feedback", "custom"] = (
+        "debate"
+    )
     rounds: int = Field(2, ge=1, le=100)
     turns: Literal["simultaneous", "sequential"] = "simultaneous"
     open: bool = Field(False, description="seats choose the answer they defend")
@@ -47,6 +49,10 @@ class ProtocolConfig(_Strict):
         None, gt=0.5, le=1.0, description="judge rules every round; stop when this sure"
     )
     passage: bool = Field(False, description="direct_qa: the judge reads the passage")
+    agents: int = Field(3, ge=2, le=50, description="multi_agent: how many agents")
+    final: Literal["majority", "judge"] = Field(
+        "majority", description="multi_agent: the answer is the last round's majority or a judge's"
+    )
     quotes: bool = Field(True, description="verify <quote> tags against the source")
     quote_fuzzy: float | None = Field(None, gt=0, le=1)
     # a custom protocol's graph
