@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from moot.errors import ConfigError
+from moot.protocols.registry import DESCRIPTIONS
 from moot.run import apply_overrides, output_path
 from moot.scenario.load import load_file, parse
 
@@ -73,7 +74,7 @@ def test_shipped_scenario_loads_with_the_library(path: Path):
     scenario, text = load_file(path)
     assert text == path.read_text("utf-8")  # the text is kept, to be stored with the run
     assert scenario.name
-    assert scenario.protocol.name in ("debate", "consultancy", "direct_qa", "custom")
+    assert scenario.protocol.name in DESCRIPTIONS
     # every shipped scenario runs on the embedded model
     assert {scenario.seat(s, s).model for s in scenario.seats} == {"local/smollm2-135m"}
 
