@@ -14,12 +14,12 @@ import re
 import time
 import traceback
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import anyio
 
 from moot import quotes as quoting
-from moot.agents.base import Reply, Seat, Turn
+from moot.agents.base import Reply, Seat, Turn, View
 from moot.bus import Bus, SeatSight
 from moot.events import EpisodeFinished, EpisodeStarted, Message, Verdict
 from moot.models.gateway import ModelCallFailed
@@ -76,6 +76,7 @@ class Engine:
         self._quotes = bool(protocol.settings.get("quotes"))
         self._fuzzy = protocol.settings.get("quote_fuzzy")
         self._rounds = protocol.settings.get("rounds", 1)
+        self._best_of = protocol.settings.get("best_of") or 1
 
     async def run(self, episodes: Iterable[EpisodeSpec]) -> None:
         """Run every episode, at most `concurrency` at once, with a fixed pool of workers."""
@@ -185,7 +186,7 @@ class Engine:
             replies: list[Reply | None] = [None] * len(views)
 
             async def act(i: int) -> None:
-                replies[i] = await self.seats[phase.seats[i]].act(views[i], turn)
+                replies[i] = await self._act(spec, phase, round_, phase.seats[i], views[i], turn)
 
             try:
                 async with anyio.create_task_group() as tg:
@@ -198,10 +199,60 @@ class Engine:
             self.bus.release(ep)
         else:
             for seat in phase.seats:
-                reply = await self.seats[seat].act(self.bus.view(ep, seat), turn)
+                reply = await self._act(spec, phase, round_, seat, self.bus.view(ep, seat), turn)
                 await self._record(state, await self._post(spec, phase, round_, seat, reply))
                 if phase.kind == "review":
                     state.approved = approves(reply.content)
+
+    async def _act(
+        self, spec: EpisodeSpec, phase: Phase, round_: int, seat: str, view: View, turn: Turn
+    ) -> Reply:
+        """One turn; for a speech under best-of-N, N drafts and the selector's pick.
+
+        The drafts and the pick are stored as messages no seat can see (audience: nobody),
+        so the transcript shows what was chosen from, and the judge sees only the choice."""
+        if self._best_of < 2 or phase.kind != "speech":
+            return await self.seats[seat].act(view, turn)
+        drafts: list[Reply | None] = [None] * self._best_of
+
+        async def draft(i: int) -> None:
+            drafts[i] = await self.seats[seat].act(view, replace(turn, candidate=i))
+
+        async with anyio.create_task_group() as tg:
+            for i in range(self._best_of):
+                tg.start_soon(draft, i)
+        posted = []
+        for reply in drafts:
+            assert reply is not None
+            posted.append(await self._post_hidden(spec, phase.name + ":draft", round_, seat, reply))
+        pick = await self.seats["selector"].act(
+            View(spec.index, "selector", "selector", spec.question, spec.answers,
+                 view.side, None, tuple(posted)),
+            Turn("select", phase.name, round_, self._rounds, False, 0),
+        )  # fmt: skip
+        await self._post_hidden(spec, phase.name + ":select", round_, "selector", pick)
+        choice = pick.judgement.choice if pick.judgement else None
+        return drafts[choice if choice is not None else 0]  # type: ignore[return-value]
+
+    async def _post_hidden(
+        self, spec: EpisodeSpec, phase: str, round_: int, seat: str, reply: Reply
+    ) -> Message:
+        s = self._specs[seat]
+        message = Message(
+            episode=spec.index,
+            seq=self.bus.next_message_seq(spec.index),
+            round=round_,
+            phase=phase,
+            seat=seat,
+            role=s.role,
+            side=self.bus.side(spec.index, seat) if seat in self._specs else None,
+            content=reply.content,
+            audience=frozenset(),  # stored, read by no seat
+            created_at=time.time(),
+            call_seq=reply.call_seqs[-1] if reply.call_seqs else None,
+        )
+        await self.bus.post(message)
+        return message
 
     @staticmethod
     async def _record(state: PhaseState, verdict: Verdict | None) -> None:

@@ -332,3 +332,39 @@ def test_review_decisions_are_read_strictly():
     assert not approves("I would approve if the quotes were real. Decision: revise")
     assert not approves("approve")  # no decision line: revise
     assert not approves("Decision: approve\nOn reflection... Decision: revise")
+
+
+def test_best_of_n_drafts_are_stored_and_only_the_pick_is_shown(tmp_path):
+    db = run(tmp_path, """
+name: t
+protocol: {name: debate, rounds: 1, best_of: 3}
+seats:
+  debater: {model: scripted/d}
+  judge: {model: scripted}
+  selector: {model: scripted}
+models:
+  scripted/d: {replies: ["draft one", "draft two", "draft three", "draft four", "draft five"]}
+dataset: {limit: 3}
+""")
+    for (ep,) in db.execute("SELECT id FROM episodes"):
+        for seat in ("debater_a", "debater_b"):
+            drafts = [c for (c,) in db.execute(
+                "SELECT content FROM messages WHERE episode = ? AND seat = ? AND phase = 'speeches:draft'",
+                (ep, seat))]  # fmt: skip
+            (shown,) = db.execute(
+                "SELECT content FROM messages WHERE episode = ? AND seat = ? AND phase = 'speeches'",
+                (ep, seat)).fetchone()  # fmt: skip
+            assert len(drafts) == 3 and len(set(drafts)) > 1 and shown in drafts
+        (judge_prompt,) = prompts(db, "judge", ep)
+        hidden = [c for (c,) in db.execute(
+            "SELECT content FROM messages WHERE episode = ? AND phase = 'speeches:draft'", (ep,))]
+        shown = [c for (c,) in db.execute(
+            "SELECT content FROM messages WHERE episode = ? AND phase = 'speeches'", (ep,))]
+        for text in set(hidden) - set(shown):
+            assert text not in judge_prompt  # the judge never reads the drafts not picked
+        assert db.execute(
+            "SELECT count(*) FROM messages WHERE episode = ? AND phase = 'speeches:select'", (ep,)
+        ).fetchone() == (2,)
+    # each draft had its own call (and seed): six calls per episode for speeches
+    assert db.execute(
+        "SELECT count(*) FROM model_calls WHERE episode = 0 AND role = 'debater'").fetchone() == (6,)

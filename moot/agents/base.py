@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 if TYPE_CHECKING:
     from moot.events import Message
 
-TurnKind = Literal["speech", "verdict"]
+TurnKind = Literal["speech", "question", "verdict", "choose", "review", "select"]
 
 
 @dataclass(slots=True)
@@ -40,6 +40,7 @@ class Turn:
     rounds: int
     simultaneous: bool
     max_tokens: int
+    candidate: int = 0  # best-of-N: which of the N drafts this is (varies the sampling seed)
 
 
 @dataclass(slots=True)

@@ -30,6 +30,11 @@ def _answers_block(labels: tuple[str, ...], answers: tuple[str, ...]) -> str:
     return "\n".join(f"{lab}: {ans}" for lab, ans in zip(labels, answers))
 
 
+def _candidates(view: View) -> str:
+    """Best-of-N drafts, lettered for the selector."""
+    return "\n\n".join(f"{lab}: {m.content}" for lab, m in zip(judging.LABELS, view.messages))
+
+
 def render_transcript(view: View, labels: tuple[str, ...]) -> str:
     if not view.messages:
         return ""
@@ -43,9 +48,11 @@ def render_transcript(view: View, labels: tuple[str, ...]) -> str:
 
 
 ANSWER_PREFIX = "Answer:"
-LETTER_TURNS = ("verdict", "choose")
+LETTER_TURNS = ("verdict", "choose", "select")
 # When the scenario sets no max_tokens: room to argue or ask, a few tokens for a letter.
-DEFAULT_MAX_TOKENS = {"speech": 120, "question": 60, "verdict": 8, "choose": 4, "review": 100}
+DEFAULT_MAX_TOKENS = {
+    "speech": 120, "question": 60, "verdict": 8, "choose": 4, "review": 100, "select": 4,
+}  # fmt: skip
 
 
 @dataclass(slots=True)
@@ -96,7 +103,8 @@ class ModelSeat:
             "passage": source if source is not None else "(not shown to you)",
             "passage_block": f"Passage:\n{source}\n\n" if source is not None else "",
             "blind_note": "" if source is not None else " that you cannot read",
-            "transcript": render_transcript(view, labels),
+            "transcript": render_transcript(view, labels) if turn.kind != "select" else "",
+            "candidates": _candidates(view) if turn.kind == "select" else "",
             "round": turn.round,
             "rounds": turn.rounds,
         }
@@ -114,13 +122,15 @@ class ModelSeat:
 
     async def act(self, view: View, turn: Turn) -> Reply:
         # a verdict and a choice of side are both an answer letter, read the same way
-        labels = judging.labels_for(len(view.answers)) if turn.kind in LETTER_TURNS else None
+        n = len(view.messages) if turn.kind == "select" else len(view.answers)
+        labels = judging.labels_for(n) if turn.kind in LETTER_TURNS else None
         max_tokens = self.max_tokens or DEFAULT_MAX_TOKENS[turn.kind]
         request = GenerateRequest(
             messages=self.messages(view, turn),
             max_tokens=min(max_tokens, turn.max_tokens) if turn.max_tokens else max_tokens,
             temperature=self.temperature,
-            seed=(self.seed + 7919 * view.episode) % 2**31,  # varied per episode, reproducible
+            # varied per episode (and per best-of-N candidate), reproducible
+            seed=(self.seed + 7919 * view.episode + 104729 * turn.candidate) % 2**31,
             answer_labels=labels,
             assistant_prefix=ANSWER_PREFIX if labels else None,
         )

@@ -65,8 +65,8 @@ class ScriptedModel:
             else:
                 best = labels[0] if p_first >= 0.5 else labels[1]
                 text = f"Answer: {best}\nConfidence: {round(100 * max(p_first, 1 - p_first))}%"
-        elif self.replies:
-            text = self.replies[h % len(self.replies)]
+        elif self.replies:  # the seed varies the pick: best-of-N drafts differ
+            text = self.replies[(h + (request.seed or 0)) % len(self.replies)]
         else:
             text = ARGUMENT.format(label=_side_label(prompt))
         return GenerateResult(

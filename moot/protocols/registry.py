@@ -36,6 +36,12 @@ DESCRIPTIONS = {
 
 
 def roles(config: ProtocolConfig) -> dict[str, tuple[str, ...]]:
+    found = _roles(config)
+    # best-of-N adds a seat that picks among a speaker's drafts
+    return found | {"selector": ("selector",)} if config.best_of > 1 else found
+
+
+def _roles(config: ProtocolConfig) -> dict[str, tuple[str, ...]]:
     if config.name == "multi_agent":
         from moot.protocols.multi_agent import agent_ids
 
@@ -94,6 +100,11 @@ def build(scenario: Scenario) -> Protocol:
     for spec in protocol.seats:
         sees = scenario.seat(spec.id, spec.role).sees_source
         seats.append(spec if sees is None else replace(spec, sees_source=sees))
+    if scenario.protocol.best_of > 1:
+        from moot.protocols.graph import SeatSpec
+
+        seats.append(SeatSpec("selector", "selector", sees_source=False))
+        protocol.settings["best_of"] = scenario.protocol.best_of
     protocol.seats = tuple(seats)
     protocol.settings["quotes"] = scenario.protocol.quotes
     protocol.settings["quote_fuzzy"] = scenario.protocol.quote_fuzzy

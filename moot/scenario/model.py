@@ -53,6 +53,9 @@ class ProtocolConfig(_Strict):
     final: Literal["majority", "judge"] = Field(
         "majority", description="multi_agent: the answer is the last round's majority or a judge's"
     )
+    best_of: int = Field(
+        1, ge=1, le=8, description="speeches: N drafts, the selector seat picks one"
+    )
     quotes: bool = Field(True, description="verify <quote> tags against the source")
     quote_fuzzy: float | None = Field(None, gt=0, le=1)
     # a custom protocol's graph
