@@ -19,7 +19,11 @@ from typing import Any
 
 from moot.errors import ConfigError
 
-BUILTIN = {"builtin:reading": "reading.jsonl", "builtin": "reading.jsonl"}
+BUILTIN = {
+    "builtin:reading": "reading.jsonl",
+    "builtin": "reading.jsonl",
+    "builtin:cases": "cases.jsonl",  # civil cases for the courtroom protocol
+}
 
 
 @dataclass(frozen=True, slots=True)

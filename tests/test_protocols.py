@@ -245,13 +245,13 @@ def test_cli_lists_protocols_and_prints_graphs():
     listed = moot("protocols")
     assert listed.returncode == 0
     assert [line.split()[0] for line in listed.stdout.splitlines()] == [
-        "debate", "consultancy", "direct_qa", "multi_agent", "feedback", "custom",
+        "debate", "consultancy", "direct_qa", "multi_agent", "feedback", "courtroom", "custom",
     ]  # fmt: skip
     mermaid = moot("graph", "consultancy").stdout
     assert mermaid.startswith("flowchart TD") and "-->|\"rounds_left\"|" in mermaid
     dot = moot("graph", "debate", "--dot").stdout
     assert dot.startswith('digraph "debate"') and '"speeches" -> "verdict" [label="rounds_done"]' in dot
-    bad = moot("graph", "courtroom")
+    bad = moot("graph", "tribunal")
     assert bad.returncode == 2 and "not a protocol" in bad.stderr
 
 
@@ -368,3 +368,38 @@ dataset: {limit: 3}
     # each draft had its own call (and seed): six calls per episode for speeches
     assert db.execute(
         "SELECT count(*) FROM model_calls WHERE episode = 0 AND role = 'debater'").fetchone() == (6,)
+
+
+def test_courtroom_the_judge_hears_only_what_is_said_in_court(tmp_path):
+    db = run(tmp_path, """
+name: t
+protocol: {name: courtroom}
+seats: {lawyer: {model: scripted}, witness: {model: scripted/w}, judge: {model: scripted}}
+models: {scripted/w: {replies: ["I saw the receipt on the counter."]}}
+dataset: {limit: 2}
+""")
+    assert [(s, p) for s, p, _ in turns(db)] == [
+        ("plaintiff_lawyer", "opening"), ("defence_lawyer", "opening"),
+        ("plaintiff_lawyer", "question_plaintiff"), ("witness", "testimony_plaintiff"),
+        ("defence_lawyer", "question_defence"), ("witness", "testimony_defence"),
+        ("plaintiff_lawyer", "rebuttal"), ("defence_lawyer", "rebuttal"),
+        ("plaintiff_lawyer", "closing"), ("defence_lawyer", "closing"),
+        ("judge", "ruling"),
+    ]  # fmt: skip
+    case_file = db.execute("SELECT source FROM episodes WHERE id = 0").fetchone()[0]
+    (ruling_prompt,) = prompts(db, "judge")
+    assert case_file not in ruling_prompt and "I saw the receipt" in ruling_prompt
+    assert "one sentence giving your reason" in ruling_prompt
+    assert all(case_file in p for p in prompts(db, "witness"))
+    opening = prompts(db, "defence_lawyer")[0]
+    assert "You represent B" in opening and "Give your opening statement" in opening
+
+
+def test_courtroom_without_a_witness(tmp_path):
+    db = run(tmp_path, """
+name: t
+protocol: {name: courtroom, witness: false}
+seats: {lawyer: {model: scripted}, judge: {model: scripted}}
+dataset: {limit: 1}
+""")
+    assert [p for _, p, _ in turns(db)] == ["opening"] * 2 + ["rebuttal"] * 2 + ["closing"] * 2 + ["ruling"]

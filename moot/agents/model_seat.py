@@ -62,8 +62,8 @@ class SeatPrompts:
     system: str | None = None
     turn: str | None = None
 
-    def resolve(self, role: str, kind: str) -> Templates:
-        base = defaults(role, kind)
+    def resolve(self, role: str, kind: str, phase: str = "") -> Templates:
+        base = defaults(role, kind, phase)
         return Templates(self.system or base.system, self.turn or base.turn)
 
 
@@ -90,7 +90,7 @@ class ModelSeat:
 
     def messages(self, view: View, turn: Turn) -> list[dict[str, str]]:
         labels = judging.labels_for(len(view.answers))
-        templates = self.prompts.resolve(self.role, turn.kind)
+        templates = self.prompts.resolve(self.role, turn.kind, turn.phase)
         side = view.side
         source = view.source
         fields = {
@@ -107,6 +107,7 @@ class ModelSeat:
             "candidates": _candidates(view) if turn.kind == "select" else "",
             "round": turn.round,
             "rounds": turn.rounds,
+            "phase": turn.phase,
         }
         # The system prompt rarely depends on the episode: render each variant once.
         key = (templates.system, source is None, side, view.question, view.answers)

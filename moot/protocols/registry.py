@@ -19,6 +19,10 @@ SEATS: dict[str, dict[str, tuple[str, ...]]] = {
     "consultancy": {"consultant": ("consultant",), "judge": ("judge",)},
     "direct_qa": {"judge": ("judge",)},
     "feedback": {"generator": ("generator",), "reviewer": ("reviewer",), "judge": ("judge",)},
+    "courtroom": {
+        "lawyer": ("plaintiff_lawyer", "defence_lawyer"), "witness": ("witness",),
+        "judge": ("judge",),
+    },
 }
 
 DESCRIPTIONS = {
@@ -31,6 +35,8 @@ DESCRIPTIONS = {
     "majority vote or a judge decides",
     "feedback": "a generator drafts, a reviewer critiques and approves or asks for a "
     "revision; a judge rules on the final draft",
+    "courtroom": "plaintiff's and defence lawyers argue a case file before a judge who sees "
+    "only what is said in court; a witness is examined by each side",
     "custom": "your own graph of phases and conditioned edges, declared in the scenario",
 }
 
@@ -88,6 +94,10 @@ def build_protocol(config: ProtocolConfig) -> Protocol:
         from moot.protocols import feedback
 
         return feedback.build(config.rounds)
+    if config.name == "courtroom":
+        from moot.protocols import courtroom
+
+        return courtroom.build(witness=config.witness)
     from moot.protocols import custom
 
     return custom.build(config)

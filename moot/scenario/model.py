@@ -38,9 +38,9 @@ class CustomEdge(_Strict):
 
 
 class ProtocolConfig(_Strict):
-    name: Literal["debate", "consultancy", "direct_qa", "multi_agent", "feedback", "custom"] = (
-        "debate"
-    )
+    name: Literal[
+        "debate", "consultancy", "direct_qa", "multi_agent", "feedback", "courtroom", "custom"
+    ] = "debate"
     rounds: int = Field(2, ge=1, le=100)
     turns: Literal["simultaneous", "sequential"] = "simultaneous"
     open: bool = Field(False, description="seats choose the answer they defend")
@@ -50,6 +50,7 @@ class ProtocolConfig(_Strict):
     )
     passage: bool = Field(False, description="direct_qa: the judge reads the passage")
     agents: int = Field(3, ge=2, le=50, description="multi_agent: how many agents")
+    witness: bool = Field(True, description="courtroom: a witness is examined by each side")
     final: Literal["majority", "judge"] = Field(
         "majority", description="multi_agent: the answer is the last round's majority or a judge's"
     )
