@@ -183,7 +183,7 @@ BAD_FILES = [
     ),
     (
         "unknown-protocol",
-        "name: other\nprotocol:\n  name: courtroom\n",
+        "name: other\nprotocol:\n  name: tribunal\n",
         3,
         "protocol.name: ",
         ["'debate'", "'consultancy'", "'custom'"],
