@@ -21,7 +21,7 @@ import anyio
 from moot import quotes as quoting
 from moot.agents.base import Reply, Seat, Turn, View
 from moot.bus import Bus, SeatSight
-from moot.events import EpisodeFinished, EpisodeStarted, Message, Verdict
+from moot.events import EpisodeFinished, EpisodeStarted, Message, Rating, Verdict
 from moot.models.gateway import ModelCallFailed
 from moot.protocols.graph import END, CompiledProtocol, Phase, PhaseState
 
@@ -140,6 +140,8 @@ class Engine:
                 phase_name = protocol.next_phase(phase_name, state)
             if state.ruling is not None:
                 outcome = {"choice": state.ruling.choice, "correct": state.ruling.correct}
+                if state.ruling.method == "ranking":
+                    outcome["ranking"] = json.loads(state.ruling.raw)
             if state.belief is not None and protocol.settings.get("stop_threshold"):
                 early = max(state.belief) >= protocol.settings["stop_threshold"]
                 stop_reason = "judge_confident" if early else "rounds_done"
@@ -169,7 +171,13 @@ class Engine:
         self, spec: EpisodeSpec, phase: Phase, round_: int, state: PhaseState
     ) -> None:
         if phase.kind == "aggregate":
-            await self._record(state, await self._aggregate(spec, phase, round_, state))
+            if self.protocol.settings.get("submissions"):
+                await self._record(state, await self._rank(spec, phase, round_, state))
+            else:
+                await self._record(state, await self._aggregate(spec, phase, round_, state))
+            return
+        if phase.kind == "rate":
+            await self._rate(spec, phase, round_, state)
             return
         turn = Turn(
             kind=phase.kind,
@@ -233,6 +241,86 @@ class Engine:
         await self._post_hidden(spec, phase.name + ":select", round_, "selector", pick)
         choice = pick.judgement.choice if pick.judgement else None
         return drafts[choice if choice is not None else 0]  # type: ignore[return-value]
+
+    async def _rate(self, spec: EpisodeSpec, phase: Phase, round_: int, state: PhaseState) -> None:
+        """Every reviewer rates every submission (pointwise) or every ordered pair of them
+        (pairwise: both orders, so a preference for the first shown cancels out)."""
+        ep = spec.index
+        source = self.protocol.settings["submissions"]
+        latest: dict[str, Message] = {}
+        for m in self.bus.transcript(ep):
+            if m.phase == source:
+                latest[m.seat] = m
+        subs = list(latest.values())
+        if self.protocol.settings.get("pairwise"):
+            shows = [(x, y) for x in subs for y in subs if x.seat != y.seat]
+        else:
+            shows = [(x, None) for x in subs]
+        turn = Turn("rate", phase.name, round_, self._rounds, True, 0)
+
+        async def rate(rater: str, target: Message, other: Message | None) -> None:
+            shown = (target,) if other is None else (target, other)
+            view = View(ep, rater, "reviewer", spec.question, spec.answers, None,
+                        self.bus.view(ep, rater).source, shown)  # fmt: skip
+            reply = await self.seats[rater].act(view, turn)
+            j = reply.judgement
+            probs = j.probabilities if j else None
+            if other is None:  # expected score on the 1-9 scale
+                score = (
+                    sum(p * (i + 1) for i, p in enumerate(probs)) if probs
+                    else (j.choice + 1 if j and j.choice is not None else None)
+                )  # fmt: skip
+            else:  # the probability that the first shown (target) is the better one
+                score = probs[0] if probs else (1.0 - j.choice if j and j.choice is not None else None)
+            rating = Rating(
+                ep, rater, target.seat, other.seat if other else None, round_, score, probs,
+                j.method if j else "none", j.parse_status if j else "invalid", reply.content,
+                reply.call_seqs[-1] if reply.call_seqs else None, time.time(),
+            )  # fmt: skip
+            state.ratings.append(rating)
+            await self.bus.publish(rating)
+
+        async with anyio.create_task_group() as tg:
+            for rater in phase.seats:
+                for target, other in shows:
+                    tg.start_soon(rate, rater, target, other)
+
+    async def _rank(self, spec: EpisodeSpec, phase: Phase, round_: int, state: PhaseState) -> Verdict:
+        """Rank submissions by mean score (pointwise) or mean preference (pairwise, each
+        comparison counted for both sides); the top one's answer is the ruling."""
+        totals: dict[str, list[float]] = {a: [] for a in phase.seats}
+        for r in state.ratings:
+            if r.score is None:
+                continue
+            totals.setdefault(r.target, []).append(r.score)
+            if r.other is not None:
+                totals.setdefault(r.other, []).append(1.0 - r.score)
+        means = {a: sum(v) / len(v) for a, v in totals.items() if v}
+        ranking = sorted(means.items(), key=lambda kv: (-kv[1], kv[0]))
+        sides = self.bus.sides(spec.index)
+        mass = [0.0] * len(spec.answers)
+        for author, score in means.items():
+            if sides.get(author) is not None:
+                mass[sides[author]] += score  # type: ignore[index]
+        top = ranking[0][0] if ranking else None
+        choice = sides.get(top) if top else None
+        total = sum(mass)
+        verdict = Verdict(
+            episode=spec.index,
+            judge="peer_review",
+            model="",
+            round=round_,
+            choice=choice,
+            probabilities=tuple(m / total for m in mass) if total else None,
+            correct=None if choice is None or spec.correct is None else choice == spec.correct,
+            method="ranking",
+            parse_status="ok" if choice is not None else "invalid",
+            raw=json.dumps([[a, round(v, 4)] for a, v in ranking]),
+            call_seq=None,
+            created_at=time.time(),
+        )
+        await self.bus.publish(verdict)
+        return verdict
 
     async def _post_hidden(
         self, spec: EpisodeSpec, phase: str, round_: int, seat: str, reply: Reply

@@ -91,6 +91,25 @@ class Verdict:
 
 
 @dataclass(slots=True)
+class Rating:
+    """A reviewer's rating of a submission: a 1-9 score (pointwise), or the probability that
+    `target` is better than `other` (pairwise, one row per order shown)."""
+
+    episode: int
+    rater: str
+    target: str
+    other: str | None
+    round: int
+    score: float | None
+    probabilities: tuple[float, ...] | None
+    method: str
+    parse_status: str
+    raw: str
+    call_seq: int | None
+    created_at: float
+
+
+@dataclass(slots=True)
 class EpisodeFinished:
     episode: int
     status: EpisodeStatus
@@ -101,4 +120,4 @@ class EpisodeFinished:
     assignments: dict[str, int] | None = None  # final sides (open seats choose theirs)
 
 
-Event = EpisodeStarted | Message | ModelCall | Verdict | EpisodeFinished
+Event = EpisodeStarted | Message | ModelCall | Verdict | Rating | EpisodeFinished

@@ -245,7 +245,8 @@ def test_cli_lists_protocols_and_prints_graphs():
     listed = moot("protocols")
     assert listed.returncode == 0
     assert [line.split()[0] for line in listed.stdout.splitlines()] == [
-        "debate", "consultancy", "direct_qa", "multi_agent", "feedback", "courtroom", "custom",
+        "debate", "consultancy", "direct_qa", "multi_agent", "feedback", "courtroom",
+        "peer_review", "custom",
     ]  # fmt: skip
     mermaid = moot("graph", "consultancy").stdout
     assert mermaid.startswith("flowchart TD") and "-->|\"rounds_left\"|" in mermaid
@@ -403,3 +404,35 @@ seats: {lawyer: {model: scripted}, judge: {model: scripted}}
 dataset: {limit: 1}
 """)
     assert [p for _, p, _ in turns(db)] == ["opening"] * 2 + ["rebuttal"] * 2 + ["closing"] * 2 + ["ruling"]
+
+
+@pytest.mark.parametrize("pairwise", [False, True])
+def test_peer_review_rates_every_submission_and_ranks_them(tmp_path, pairwise):
+    db = run(tmp_path, f"""
+name: t
+protocol: {{name: peer_review, authors: 3, reviewers: 2, pairwise: {str(pairwise).lower()}}}
+seats: {{author: {{model: scripted}}, reviewer: {{model: scripted}}}}
+dataset: {{limit: 4}}
+""")
+    per_reviewer = 6 if pairwise else 3  # ordered pairs of 3, or each of 3
+    for (ep,) in db.execute("SELECT id FROM episodes"):
+        ratings = db.execute(
+            "SELECT rater, target, other, score FROM ratings WHERE episode = ?", (ep,)).fetchall()
+        assert len(ratings) == 2 * per_reviewer
+        assert all(s is not None for *_, s in ratings)
+        if pairwise:  # every pair was shown in both orders
+            shown = {(t, o) for _, t, o, _ in ratings}
+            assert all((o, t) in shown for t, o in shown)
+        else:
+            assert all(1 <= s <= 9 for *_, s in ratings)
+        ruling, outcome, assignments = db.execute(
+            "SELECT v.choice, e.outcome, e.assignments FROM verdicts v JOIN episodes e"
+            " ON e.id = v.episode WHERE v.episode = ? AND v.judge = 'peer_review'", (ep,)
+        ).fetchone()
+        ranking = json.loads(outcome)["ranking"]
+        scores = [s for _, s in ranking]
+        assert scores == sorted(scores, reverse=True) and len(ranking) == 3
+        assert ruling == json.loads(assignments)[ranking[0][0]]  # the top submission's answer
+    # reviewers read the submissions, not a transcript of each other
+    prompt = prompts(db, "reviewer_1")[0]
+    assert ("Two submissions" in prompt) is pairwise

@@ -30,8 +30,13 @@ def _answers_block(labels: tuple[str, ...], answers: tuple[str, ...]) -> str:
     return "\n".join(f"{lab}: {ans}" for lab, ans in zip(labels, answers))
 
 
+SHOWN = ("select", "rate")  # turns about the messages in view, not a running transcript
+
+
 def _candidates(view: View) -> str:
-    """Best-of-N drafts, lettered for the selector."""
+    """Drafts or submissions, lettered (one alone is shown as it is)."""
+    if len(view.messages) == 1:
+        return view.messages[0].content
     return "\n\n".join(f"{lab}: {m.content}" for lab, m in zip(judging.LABELS, view.messages))
 
 
@@ -48,11 +53,23 @@ def render_transcript(view: View, labels: tuple[str, ...]) -> str:
 
 
 ANSWER_PREFIX = "Answer:"
-LETTER_TURNS = ("verdict", "choose", "select")
+LETTER_TURNS = ("verdict", "choose", "select", "rate")
+SCORE_LABELS = tuple("123456789")  # a pointwise rating is one digit: its token probabilities
 # When the scenario sets no max_tokens: room to argue or ask, a few tokens for a letter.
 DEFAULT_MAX_TOKENS = {
     "speech": 120, "question": 60, "verdict": 8, "choose": 4, "review": 100, "select": 4,
+    "rate": 4,
 }  # fmt: skip
+
+
+def _labels(view: View, turn: Turn) -> tuple[str, ...]:
+    """What a one-token answer may be: a letter per answer, per draft (best-of-N) or per
+    submission in a pair; a digit for a pointwise rating."""
+    if turn.kind == "rate":
+        return SCORE_LABELS if len(view.messages) == 1 else judging.labels_for(len(view.messages))
+    if turn.kind == "select":
+        return judging.labels_for(len(view.messages))
+    return judging.labels_for(len(view.answers))
 
 
 @dataclass(slots=True)
@@ -103,8 +120,8 @@ class ModelSeat:
             "passage": source if source is not None else "(not shown to you)",
             "passage_block": f"Passage:\n{source}\n\n" if source is not None else "",
             "blind_note": "" if source is not None else " that you cannot read",
-            "transcript": render_transcript(view, labels) if turn.kind != "select" else "",
-            "candidates": _candidates(view) if turn.kind == "select" else "",
+            "transcript": render_transcript(view, labels) if turn.kind not in SHOWN else "",
+            "candidates": _candidates(view) if turn.kind in SHOWN else "",
             "round": turn.round,
             "rounds": turn.rounds,
             "phase": turn.phase,
@@ -123,8 +140,7 @@ class ModelSeat:
 
     async def act(self, view: View, turn: Turn) -> Reply:
         # a verdict and a choice of side are both an answer letter, read the same way
-        n = len(view.messages) if turn.kind == "select" else len(view.answers)
-        labels = judging.labels_for(n) if turn.kind in LETTER_TURNS else None
+        labels = _labels(view, turn) if turn.kind in LETTER_TURNS else None
         max_tokens = self.max_tokens or DEFAULT_MAX_TOKENS[turn.kind]
         request = GenerateRequest(
             messages=self.messages(view, turn),

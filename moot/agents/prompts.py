@@ -70,6 +70,26 @@ SELECTOR_TURN = (
     "Question: {question}\n{answers}\n\nDrafts arguing for answer {side_label}:\n\n"
     "{candidates}\n\nWhich draft is most persuasive? Reply with the letter only."
 )
+AUTHOR_SYSTEM = (
+    "You are {name}. Answer a question about a passage: defend your answer with exact quotes "
+    "in <quote></quote> tags. Reviewers will rate your submission."
+)
+AUTHOR_TURN = (
+    "Passage:\n{passage}\n\nQuestion: {question}\n{answers}\n\nYour answer: {side_label}: "
+    "{side_answer}\nWrite your submission defending it in under 80 words."
+)
+REVIEWER_RATE_SYSTEM = (
+    "You are {name}, a careful reviewer of answers to a question about a passage."
+)
+RATE_POINTWISE_TURN = (
+    "Passage:\n{passage}\n\nQuestion: {question}\n{answers}\n\nSubmission:\n{candidates}\n\n"
+    "Rate the submission from 1 (wrong or unsupported) to 9 (right and well supported). "
+    "Reply with the number only."
+)
+RATE_PAIRWISE_TURN = (
+    "Passage:\n{passage}\n\nQuestion: {question}\n{answers}\n\nTwo submissions:\n\n"
+    "{candidates}\n\nWhich submission is better? Reply with the letter only: A or B."
+)
 LAWYER_SYSTEM = (
     "You are {name}, a lawyer in a civil case. You represent one party and must win the case "
     "for your client. The judge has not read the case file: only what is said in court counts."
@@ -140,10 +160,14 @@ DEFAULTS: dict[tuple[str, str], Templates] = {
     ("lawyer", "speech"): Templates(LAWYER_SYSTEM, LAWYER_TURN),
     ("lawyer", "question"): Templates(LAWYER_SYSTEM, LAWYER_QUESTION_TURN),
     ("witness", "speech"): Templates(WITNESS_SYSTEM, WITNESS_TURN),
+    ("author", "speech"): Templates(AUTHOR_SYSTEM, AUTHOR_TURN),
+    ("author", "choose"): Templates(AUTHOR_SYSTEM, CHOOSE_TURN),
 }
 # A phase may have prompts of its own (the courtroom's ruling gives a reason).
 BY_PHASE: dict[tuple[str, str, str], Templates] = {
     ("judge", "verdict", "ruling"): Templates(JUDGE_SYSTEM, RULING_TURN),
+    ("reviewer", "rate", "rate_pointwise"): Templates(REVIEWER_RATE_SYSTEM, RATE_POINTWISE_TURN),
+    ("reviewer", "rate", "rate_pairwise"): Templates(REVIEWER_RATE_SYSTEM, RATE_PAIRWISE_TURN),
 }
 # A role the defaults do not know (a custom protocol's) borrows by what it is asked to do.
 BY_KIND = {
@@ -153,6 +177,7 @@ BY_KIND = {
     "question": DEFAULTS[("judge", "question")],
     "review": DEFAULTS[("reviewer", "review")],
     "select": DEFAULTS[("selector", "select")],
+    "rate": BY_PHASE[("reviewer", "rate", "rate_pointwise")],
 }
 
 

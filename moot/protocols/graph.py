@@ -23,9 +23,13 @@ END = "end"
 #   verdict   the judge rules: a choice and a probability per answer (final or interim)
 #   choose    each seat picks the answer it will defend (open debate / consultancy)
 #   review    a reviewer critiques the latest draft and approves it or asks for a revision
+#   rate      reviewers score every submission (pointwise) or every ordered pair (pairwise)
 #   aggregate no seat speaks: the engine combines its seats' latest verdicts (majority vote)
-PhaseKind = Literal["speech", "question", "verdict", "choose", "review", "aggregate"]
-KINDS: tuple[str, ...] = ("speech", "question", "verdict", "choose", "review", "aggregate")
+#             or the ratings of their submissions (a ranking)
+PhaseKind = Literal["speech", "question", "verdict", "choose", "review", "rate", "aggregate"]
+KINDS: tuple[str, ...] = (
+    "speech", "question", "verdict", "choose", "review", "rate", "aggregate",
+)  # fmt: skip
 
 # A seat's side: a fixed answer index, "assigned" (per episode, balanced by the run),
 # "open" (chosen by the seat in a choose phase) or None (no side: judges).
@@ -60,6 +64,7 @@ class PhaseState:
     approved: bool = False  # the reviewer's latest decision
     latest: dict[str, Any] = field(default_factory=dict)  # seat -> its latest Verdict
     ruling: Any = None  # the latest Verdict of all: the episode's outcome when it ends
+    ratings: list[Any] = field(default_factory=list)  # peer review's Ratings so far
 
 
 # An edge condition: (the phase just run, state, the edge's own parameters) -> take it?

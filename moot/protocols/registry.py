@@ -37,6 +37,8 @@ DESCRIPTIONS = {
     "revision; a judge rules on the final draft",
     "courtroom": "plaintiff's and defence lawyers argue a case file before a judge who sees "
     "only what is said in court; a witness is examined by each side",
+    "peer_review": "authors each defend an answer; reviewers rate every submission "
+    "(pointwise) or every pair in both orders (pairwise); the ranking's top answer wins",
     "custom": "your own graph of phases and conditioned edges, declared in the scenario",
 }
 
@@ -53,6 +55,10 @@ def _roles(config: ProtocolConfig) -> dict[str, tuple[str, ...]]:
 
         found = {"agent": agent_ids(config.agents)}
         return found | {"judge": ("judge",)} if config.final == "judge" else found
+    if config.name == "peer_review":
+        from moot.protocols.peer_review import author_ids, reviewer_ids
+
+        return {"author": author_ids(config.authors), "reviewer": reviewer_ids(config.reviewers)}
     if config.name == "custom":
         out: dict[str, list[str]] = {}
         for seat_id, seat in (config.seats or {}).items():
@@ -98,6 +104,10 @@ def build_protocol(config: ProtocolConfig) -> Protocol:
         from moot.protocols import courtroom
 
         return courtroom.build(witness=config.witness)
+    if config.name == "peer_review":
+        from moot.protocols import peer_review
+
+        return peer_review.build(config.authors, config.reviewers, pairwise=config.pairwise)
     from moot.protocols import custom
 
     return custom.build(config)

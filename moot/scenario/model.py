@@ -21,7 +21,7 @@ class CustomSeat(_Strict):
 
 
 class CustomPhase(_Strict):
-    kind: Literal["speech", "question", "verdict", "choose", "review", "aggregate"]
+    kind: Literal["speech", "question", "verdict", "choose", "review", "rate", "aggregate"]
     seats: list[str] = Field(min_length=1)
     simultaneous: bool = False
     audience: list[str] | None = None
@@ -39,8 +39,9 @@ class CustomEdge(_Strict):
 
 class ProtocolConfig(_Strict):
     name: Literal[
-        "debate", "consultancy", "direct_qa", "multi_agent", "feedback", "courtroom", "custom"
-    ] = "debate"
+        "debate", "consultancy", "direct_qa", "multi_agent", "feedback", "courtroom",
+        "peer_review", "custom",
+    ] = "debate"  # fmt: skip
     rounds: int = Field(2, ge=1, le=100)
     turns: Literal["simultaneous", "sequential"] = "simultaneous"
     open: bool = Field(False, description="seats choose the answer they defend")
@@ -51,6 +52,9 @@ class ProtocolConfig(_Strict):
     passage: bool = Field(False, description="direct_qa: the judge reads the passage")
     agents: int = Field(3, ge=2, le=50, description="multi_agent: how many agents")
     witness: bool = Field(True, description="courtroom: a witness is examined by each side")
+    authors: int = Field(3, ge=2, le=20, description="peer_review: how many submissions")
+    reviewers: int = Field(2, ge=1, le=20, description="peer_review: how many reviewers")
+    pairwise: bool = Field(False, description="peer_review: compare pairs, both orders")
     final: Literal["majority", "judge"] = Field(
         "majority", description="multi_agent: the answer is the last round's majority or a judge's"
     )

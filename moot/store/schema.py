@@ -95,7 +95,26 @@ V2 = """
 ALTER TABLE messages ADD COLUMN quotes TEXT;  -- JSON: each <quote>, verified or not, and where
 """
 
-MIGRATIONS: list[str] = [V1, V2]  # MIGRATIONS[i] takes a database from version i to i + 1
+V3 = """
+CREATE TABLE ratings (
+    id INTEGER PRIMARY KEY,
+    episode INTEGER NOT NULL,
+    rater TEXT NOT NULL,
+    target TEXT NOT NULL,            -- the submission rated (its author seat)
+    other TEXT,                      -- pairwise: the submission it was compared with
+    round INTEGER NOT NULL,
+    score REAL,                      -- pointwise: expected 1-9 score; pairwise: P(target better)
+    probabilities TEXT,              -- JSON: over the scale, or over (target, other) as shown
+    method TEXT NOT NULL,            -- token_logprobs | text | none
+    parse_status TEXT NOT NULL,
+    raw TEXT NOT NULL,
+    call_seq INTEGER,
+    created_at REAL NOT NULL
+);
+CREATE INDEX ratings_episode ON ratings (episode, target);
+"""
+
+MIGRATIONS: list[str] = [V1, V2, V3]  # MIGRATIONS[i] takes a database from version i to i + 1
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -24,7 +24,15 @@ import anyio
 
 from moot.models.base import GenerateRequest
 from moot.quotes import Quote
-from moot.events import EpisodeFinished, EpisodeStarted, Event, Message, ModelCall, Verdict
+from moot.events import (
+    EpisodeFinished,
+    EpisodeStarted,
+    Event,
+    Message,
+    ModelCall,
+    Rating,
+    Verdict,
+)
 
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
@@ -41,11 +49,17 @@ INSERT_VERDICT = (
     "INSERT INTO verdicts (episode, judge, model, round, choice, probabilities, correct,"
     " method, parse_status, raw, call_seq, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
 )
+INSERT_RATING = (
+    "INSERT INTO ratings (episode, rater, target, other, round, score, probabilities, method,"
+    " parse_status, raw, call_seq, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
+)
 FINISH_EPISODE = (
     "UPDATE episodes SET status=?, stop_reason=?, ended_at=?, outcome=?, error=?,"
     " assignments=coalesce(?, assignments) WHERE id=?"
 )
-ORDER = (INSERT_EPISODE, INSERT_MESSAGE, INSERT_CALL, INSERT_VERDICT, FINISH_EPISODE)
+ORDER = (
+    INSERT_EPISODE, INSERT_MESSAGE, INSERT_CALL, INSERT_VERDICT, INSERT_RATING, FINISH_EPISODE,
+)  # fmt: skip
 
 Batch = dict[str, list[tuple[Any, ...]]]
 
@@ -128,9 +142,10 @@ class StoreWriter:
 
     def _new(self) -> None:
         self.rows: Batch = {sql: [] for sql in ORDER}
-        self._episodes, self._messages, self._calls, self._verdicts, self._finished = (
-            self.rows[sql] for sql in ORDER
-        )
+        (
+            self._episodes, self._messages, self._calls, self._verdicts, self._ratings,
+            self._finished,
+        ) = (self.rows[sql] for sql in ORDER)  # fmt: skip
         self.pending = 0
 
     def accept(self, e: Event) -> bool:
@@ -159,6 +174,14 @@ class StoreWriter:
                     e.episode, e.judge, e.model, e.round, e.choice,
                     None if e.probabilities is None else _dumps(e.probabilities),
                     e.correct, e.method, e.parse_status, e.raw, e.call_seq, e.created_at,
+                )
+            )  # fmt: skip
+        elif t is Rating:
+            self._ratings.append(
+                (
+                    e.episode, e.rater, e.target, e.other, e.round, e.score,
+                    None if e.probabilities is None else _dumps(e.probabilities),
+                    e.method, e.parse_status, e.raw, e.call_seq, e.created_at,
                 )
             )  # fmt: skip
         elif t is EpisodeStarted:

@@ -1,0 +1,45 @@
+"""Peer review (as in PRD, Li et al. 2023, and LLM-as-reviewer panels): several authors each
+choose an answer and write a submission defending it; several reviewers rate every
+submission (pointwise, 1-9) or compare every pair of submissions in both orders (pairwise,
+so position bias cancels); the ratings are aggregated into a ranking, and the top
+submission's answer is the protocol's answer.
+
+    choose -> submit -> rate -> rank -> end
+
+Every rating is stored in `ratings` (rater, submission, the other one in a pair, score or
+preference, how it was read); the ranking is the episode's outcome, and the verdict of
+"peer_review" carries the answer of the top submission with, as its probabilities, each
+answer's share of the total score.
+"""
+
+from __future__ import annotations
+
+import networkx as nx
+
+from moot.protocols.graph import END, Phase, Protocol, SeatSpec
+
+
+def author_ids(n: int) -> tuple[str, ...]:
+    return tuple(f"author_{i}" for i in range(1, n + 1))
+
+
+def reviewer_ids(n: int) -> tuple[str, ...]:
+    return tuple(f"reviewer_{i}" for i in range(1, n + 1))
+
+
+def build(authors: int, reviewers: int, *, pairwise: bool = False) -> Protocol:
+    a, r = author_ids(authors), reviewer_ids(reviewers)
+    seats = tuple(SeatSpec(x, "author", side="open") for x in a) + tuple(
+        SeatSpec(x, "reviewer") for x in r
+    )
+    rate = "rate_pairwise" if pairwise else "rate_pointwise"
+    g = nx.DiGraph()
+    g.add_node("choose", phase=Phase("choose", "choose", a, simultaneous=True))
+    g.add_node("submit", phase=Phase("submit", "speech", a, simultaneous=True))
+    g.add_node(rate, phase=Phase(rate, "rate", r, simultaneous=True))
+    g.add_node("rank", phase=Phase("rank", "aggregate", a))
+    g.add_node(END)
+    for x, y in (("choose", "submit"), ("submit", rate), (rate, "rank"), ("rank", END)):
+        g.add_edge(x, y)
+    settings = {"rounds": 1, "pairwise": pairwise, "submissions": "submit"}
+    return Protocol("peer_review", seats, g, start="choose", settings=settings)
