@@ -436,3 +436,18 @@ dataset: {{limit: 4}}
     # reviewers read the submissions, not a transcript of each other
     prompt = prompts(db, "reviewer_1")[0]
     assert ("Two submissions" in prompt) is pairwise
+
+
+def test_the_mad_shape_as_a_custom_graph_stops_when_the_moderator_is_sure(tmp_path):
+    from pathlib import Path
+
+    text = (Path(__file__).parents[1] / "scenarios" / "mad.yaml").read_text()
+    text = text.replace("local/smollm2-135m", "scripted").replace("limit: 2", "limit: 8")
+    db = run(tmp_path, text)
+    lengths = set()
+    for (ep,) in db.execute("SELECT id FROM episodes"):
+        beliefs = [max(json.loads(p)) for (p,) in db.execute(
+            "SELECT probabilities FROM verdicts WHERE episode = ? ORDER BY round", (ep,))]
+        assert all(b < 0.75 for b in beliefs[:-1]) and (beliefs[-1] >= 0.75 or len(beliefs) == 3)
+        lengths.add(len(beliefs))
+    assert len(lengths) > 1
