@@ -180,7 +180,7 @@ async def execute(prep: Prepared, path: Path, *, progress: Any = None) -> RunSum
             "id": run_id,
             "name": scenario.name,
             "scenario_yaml": prep.scenario_text,
-            "config": scenario.model_dump(mode="json"),
+            "config": scenario.model_dump(mode="json") | {"prompts": prompts_used(prep, seats)},
             "versions": versions(),
             "models": {name: m.api.describe() for name, m in models.items()},
             "started_at": started,
@@ -216,6 +216,21 @@ async def execute(prep: Prepared, path: Path, *, progress: Any = None) -> RunSum
     summary = summarize(conn, path, wall)
     conn.close()
     return summary
+
+
+def prompts_used(prep: Prepared, seats: dict[str, ModelSeat]) -> dict[str, dict[str, dict]]:
+    """The templates each seat speaks with, per phase: defaults and overrides alike, so the
+    run records exactly what its models were asked (the filled prompts are in model_calls)."""
+    out: dict[str, dict[str, dict]] = {}
+    acts = [(p.name, p.kind, seat) for p in prep.protocol.compile().phases.values() for seat in p.seats]
+    if prep.protocol.settings.get("best_of"):
+        acts.append(("best_of", "select", "selector"))
+    for phase, kind, seat in acts:
+        if kind == "aggregate":
+            continue
+        t = seats[seat].prompts.resolve(seats[seat].role, kind, phase)
+        out.setdefault(seat, {})[phase] = {"system": t.system, "turn": t.turn}
+    return out
 
 
 def summarize(conn: sqlite3.Connection, path: Path, wall_s: float) -> RunSummary:

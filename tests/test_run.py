@@ -150,3 +150,13 @@ def test_a_call_that_fails_for_good_fails_its_episode_and_the_run_goes_on(tmp_pa
     calls = db.execute("SELECT attempts, error FROM model_calls WHERE role='judge'").fetchall()
     assert calls and all(a == 2 and "RateLimitError" in e for a, e in calls)
     assert db.execute("SELECT status FROM runs").fetchone() == ("done",)
+
+
+def test_the_run_records_the_prompt_templates_each_seat_used(tmp_path):
+    text = SCENARIO.replace("judge: {model: scripted}", "judge: {model: scripted, prompts: {turn: 'Decide: {question} {answers} {transcript}'}}")
+    run_scenario(parse(text), text, out=tmp_path / "p.db")
+    (config,) = sqlite3.connect(tmp_path / "p.db").execute("SELECT config FROM runs").fetchone()
+    prompts = json.loads(config)["prompts"]
+    assert set(prompts) == {"debater_a", "debater_b", "judge"}
+    assert prompts["judge"]["verdict"]["turn"] == "Decide: {question} {answers} {transcript}"
+    assert "{side_label}" in prompts["debater_a"]["speeches"]["turn"]  # the default, stored
