@@ -21,7 +21,14 @@ import anyio
 from moot import quotes as quoting
 from moot.agents.base import Reply, Seat, Turn, View
 from moot.bus import Bus, SeatSight
-from moot.events import EpisodeFinished, EpisodeStarted, Message, Rating, Verdict
+from moot.events import (
+    EpisodeFinished,
+    EpisodeStarted,
+    Message,
+    Qualification,
+    Rating,
+    Verdict,
+)
 from moot.models.gateway import ModelCallFailed
 from moot.protocols.graph import END, CompiledProtocol, Phase, PhaseState
 
@@ -36,6 +43,8 @@ class EpisodeSpec:
     answers: tuple[str, ...]
     correct: int | None
     source: str | None
+    # other questions with known answers (peer review qualifies its reviewers on them)
+    checks: tuple[EpisodeSpec, ...] = ()
 
 
 _DECISION = re.compile(r"decision\s*[:\-]?\s*\**\s*(approve|approved|revise)\b", re.I)
@@ -179,6 +188,9 @@ class Engine:
         if phase.kind == "rate":
             await self._rate(spec, phase, round_, state)
             return
+        if phase.kind == "qualify":
+            await self._qualify(spec, phase, round_, state)
+            return
         turn = Turn(
             kind=phase.kind,
             phase=phase.name,
@@ -285,17 +297,50 @@ class Engine:
                 for target, other in shows:
                     tg.start_soon(rate, rater, target, other)
 
+    async def _qualify(
+        self, spec: EpisodeSpec, phase: Phase, round_: int, state: PhaseState
+    ) -> None:
+        """Each reviewer answers the episode's check questions (known answers, passages
+        shown); its weight in the ranking is its smoothed accuracy, (right + 1) / (n + 2)."""
+        turn = Turn("verdict", phase.name, round_, self._rounds, True, 0)
+
+        async def answer(rater: str, check: EpisodeSpec) -> None:
+            view = View(spec.index, rater, "reviewer", check.question, check.answers, None,
+                        check.source, ())  # fmt: skip
+            reply = await self.seats[rater].act(view, turn)
+            j = reply.judgement
+            choice = j.choice if j else None
+            q = Qualification(
+                spec.index, rater, check.question_id, choice,
+                None if choice is None else choice == check.correct,
+                j.probabilities if j else None, j.method if j else "none",
+                reply.call_seqs[-1] if reply.call_seqs else None, time.time(),
+            )  # fmt: skip
+            right = state.qualification.setdefault(rater, [0, 0])
+            right[0] += q.correct is True
+            right[1] += 1
+            await self.bus.publish(q)
+
+        async with anyio.create_task_group() as tg:
+            for rater in phase.seats:
+                for check in spec.checks:
+                    tg.start_soon(answer, rater, check)
+
     async def _rank(self, spec: EpisodeSpec, phase: Phase, round_: int, state: PhaseState) -> Verdict:
         """Rank submissions by mean score (pointwise) or mean preference (pairwise, each
         comparison counted for both sides); the top one's answer is the ruling."""
-        totals: dict[str, list[float]] = {a: [] for a in phase.seats}
+        totals: dict[str, list[tuple[float, float]]] = {a: [] for a in phase.seats}
         for r in state.ratings:
             if r.score is None:
                 continue
-            totals.setdefault(r.target, []).append(r.score)
+            right, asked = state.qualification.get(r.rater, (0, 0))
+            w = (right + 1) / (asked + 2) if asked else 1.0  # unqualified: equal weights
+            totals.setdefault(r.target, []).append((r.score, w))
             if r.other is not None:
-                totals.setdefault(r.other, []).append(1.0 - r.score)
-        means = {a: sum(v) / len(v) for a, v in totals.items() if v}
+                totals.setdefault(r.other, []).append((1.0 - r.score, w))
+        means = {
+            a: sum(s * w for s, w in v) / sum(w for _, w in v) for a, v in totals.items() if v
+        }
         ranking = sorted(means.items(), key=lambda kv: (-kv[1], kv[0]))
         sides = self.bus.sides(spec.index)
         mass = [0.0] * len(spec.answers)

@@ -110,6 +110,22 @@ class Rating:
 
 
 @dataclass(slots=True)
+class Qualification:
+    """A reviewer's answer to a check question with a known answer (not the episode's own
+    question: its answers never count as the episode's verdict)."""
+
+    episode: int
+    rater: str
+    question_id: str
+    choice: int | None
+    correct: bool | None
+    probabilities: tuple[float, ...] | None
+    method: str
+    call_seq: int | None
+    created_at: float
+
+
+@dataclass(slots=True)
 class EpisodeFinished:
     episode: int
     status: EpisodeStatus
@@ -120,4 +136,6 @@ class EpisodeFinished:
     assignments: dict[str, int] | None = None  # final sides (open seats choose theirs)
 
 
-Event = EpisodeStarted | Message | ModelCall | Verdict | Rating | EpisodeFinished
+Event = (
+    EpisodeStarted | Message | ModelCall | Verdict | Rating | Qualification | EpisodeFinished
+)

@@ -83,17 +83,26 @@ def apply_overrides(
     return Scenario.model_validate(data)
 
 
-def episode_specs(questions: list[datasets.Question], both_orders: bool) -> Iterator[EpisodeSpec]:
+def episode_specs(
+    questions: list[datasets.Question], both_orders: bool, checks: int = 0
+) -> Iterator[EpisodeSpec]:
     """Alternate the shown order of the answers so each debater argues the correct one
-    equally often (or show every question in both orders)."""
+    equally often (or show every question in both orders). With `checks`, each episode
+    also carries that many other questions with known answers (the next ones in the
+    dataset, cyclically), for peer review's qualification of its reviewers."""
     index = 0
+    n = len(questions)
     for i, q in enumerate(questions):
         # the correct answer is shown first in even episodes, second in odd ones
         orders = (False, True) if both_orders else (q.answer != i % 2,)
+        others = tuple(
+            EpisodeSpec(-1, o.id, o.question, o.options, o.answer, o.passage)
+            for o in (questions[(i + k) % n] for k in range(1, min(checks, n - 1) + 1))
+        )
         for swapped in orders:
             answers = (q.options[1], q.options[0]) if swapped else q.options
             correct = 1 - q.answer if swapped else q.answer
-            yield EpisodeSpec(index, q.id, q.question, answers, correct, q.passage)
+            yield EpisodeSpec(index, q.id, q.question, answers, correct, q.passage, others)
             index += 1
 
 
@@ -168,7 +177,8 @@ async def execute(prep: Prepared, path: Path, *, progress: Any = None) -> RunSum
             prompts=SeatPrompts(cfg.prompts.system, cfg.prompts.turn) if cfg.prompts else None,
         )
     # Episodes are made as workers take them: a 100k-question study never holds 100k specs.
-    specs = episode_specs(prep.questions, scenario.dataset.both_orders)
+    checks = scenario.protocol.qualification if scenario.protocol.name == "peer_review" else 0
+    specs = episode_specs(prep.questions, scenario.dataset.both_orders, checks)
     total = len(prep.questions) * (2 if scenario.dataset.both_orders else 1)
 
     conn = store.connect(path, create=True)
@@ -228,6 +238,7 @@ def prompts_used(prep: Prepared, seats: dict[str, ModelSeat]) -> dict[str, dict[
     for phase, kind, seat in acts:
         if kind == "aggregate":
             continue
+        kind = "verdict" if kind == "qualify" else kind  # check questions are answered as a judge
         t = seats[seat].prompts.resolve(seats[seat].role, kind, phase)
         out.setdefault(seat, {})[phase] = {"system": t.system, "turn": t.turn}
     return out

@@ -451,3 +451,32 @@ def test_the_mad_shape_as_a_custom_graph_stops_when_the_moderator_is_sure(tmp_pa
         assert all(b < 0.75 for b in beliefs[:-1]) and (beliefs[-1] >= 0.75 or len(beliefs) == 3)
         lengths.add(len(beliefs))
     assert len(lengths) > 1
+
+
+def test_peer_review_qualification_weights_reviewers_by_their_checks(tmp_path):
+    db = run(tmp_path, """
+name: t
+protocol: {name: peer_review, authors: 2, reviewers: 2, qualification: 3}
+seats: {author: {model: scripted}, reviewer: {model: scripted}}
+dataset: {limit: 5}
+""")
+    rows = db.execute("SELECT episode, rater, question_id, correct FROM qualifications").fetchall()
+    assert len(rows) == 5 * 2 * 3  # every reviewer, three checks, every episode
+    own = dict(db.execute("SELECT id, question_id FROM episodes"))
+    assert all(q != own[ep] for ep, _, q, _ in rows)  # never the episode's own question
+    # the checks are answered apart from the episode's verdicts
+    assert db.execute("SELECT DISTINCT judge FROM verdicts").fetchall() == [("peer_review",)]
+    for ep in own:
+        weights = {}
+        for rater in ("reviewer_1", "reviewer_2"):
+            right = sum(c for e, r, _, c in rows if e == ep and r == rater)
+            weights[rater] = (right + 1) / (3 + 2)
+        ratings = db.execute(
+            "SELECT rater, target, score FROM ratings WHERE episode = ?", (ep,)).fetchall()
+        expected = {}
+        for author in ("author_1", "author_2"):
+            mine = [(s, weights[r]) for r, t, s in ratings if t == author]
+            expected[author] = sum(s * w for s, w in mine) / sum(w for _, w in mine)
+        (outcome,) = db.execute("SELECT outcome FROM episodes WHERE id = ?", (ep,)).fetchone()
+        ranking = dict(json.loads(outcome)["ranking"])
+        assert ranking == pytest.approx({a: round(v, 4) for a, v in expected.items()}, abs=1e-4)

@@ -23,12 +23,15 @@ END = "end"
 #   verdict   the judge rules: a choice and a probability per answer (final or interim)
 #   choose    each seat picks the answer it will defend (open debate / consultancy)
 #   review    a reviewer critiques the latest draft and approves it or asks for a revision
+#   qualify   reviewers answer check questions with known answers (weights for the ranking)
 #   rate      reviewers score every submission (pointwise) or every ordered pair (pairwise)
 #   aggregate no seat speaks: the engine combines its seats' latest verdicts (majority vote)
 #             or the ratings of their submissions (a ranking)
-PhaseKind = Literal["speech", "question", "verdict", "choose", "review", "rate", "aggregate"]
+PhaseKind = Literal[
+    "speech", "question", "verdict", "choose", "review", "qualify", "rate", "aggregate"
+]
 KINDS: tuple[str, ...] = (
-    "speech", "question", "verdict", "choose", "review", "rate", "aggregate",
+    "speech", "question", "verdict", "choose", "review", "qualify", "rate", "aggregate",
 )  # fmt: skip
 
 # A seat's side: a fixed answer index, "assigned" (per episode, balanced by the run),
@@ -65,6 +68,7 @@ class PhaseState:
     latest: dict[str, Any] = field(default_factory=dict)  # seat -> its latest Verdict
     ruling: Any = None  # the latest Verdict of all: the episode's outcome when it ends
     ratings: list[Any] = field(default_factory=list)  # peer review's Ratings so far
+    qualification: dict[str, list[int]] = field(default_factory=dict)  # rater -> [right, asked]
 
 
 # An edge condition: (the phase just run, state, the edge's own parameters) -> take it?

@@ -4,7 +4,11 @@ submission (pointwise, 1-9) or compare every pair of submissions in both orders 
 so position bias cancels); the ratings are aggregated into a ranking, and the top
 submission's answer is the protocol's answer.
 
-    choose -> submit -> rate -> rank -> end
+    choose -> submit -> [qualify] -> rate -> rank -> end
+
+With `qualification: K`, each reviewer first answers K other questions of the dataset
+(known answers, passages shown) and its ratings count with weight (right + 1) / (K + 2);
+those answers go to `qualifications`, never to the episode's verdicts.
 
 Every rating is stored in `ratings` (rater, submission, the other one in a pair, score or
 preference, how it was read); the ranking is the episode's outcome, and the verdict of
@@ -27,7 +31,7 @@ def reviewer_ids(n: int) -> tuple[str, ...]:
     return tuple(f"reviewer_{i}" for i in range(1, n + 1))
 
 
-def build(authors: int, reviewers: int, *, pairwise: bool = False) -> Protocol:
+def build(authors: int, reviewers: int, *, pairwise: bool = False, qualification: int = 0) -> Protocol:
     a, r = author_ids(authors), reviewer_ids(reviewers)
     seats = tuple(SeatSpec(x, "author", side="open") for x in a) + tuple(
         SeatSpec(x, "reviewer") for x in r
@@ -39,7 +43,11 @@ def build(authors: int, reviewers: int, *, pairwise: bool = False) -> Protocol:
     g.add_node(rate, phase=Phase(rate, "rate", r, simultaneous=True))
     g.add_node("rank", phase=Phase("rank", "aggregate", a))
     g.add_node(END)
-    for x, y in (("choose", "submit"), ("submit", rate), (rate, "rank"), ("rank", END)):
+    chain = ["choose", "submit", rate, "rank", END]
+    if qualification:  # reviewers first answer questions with known answers: their weights
+        g.add_node("qualify", phase=Phase("qualify", "qualify", r, simultaneous=True))
+        chain.insert(2, "qualify")
+    for x, y in zip(chain, chain[1:]):
         g.add_edge(x, y)
     settings = {"rounds": 1, "pairwise": pairwise, "submissions": "submit"}
     return Protocol("peer_review", seats, g, start="choose", settings=settings)

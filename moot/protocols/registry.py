@@ -107,7 +107,12 @@ def build_protocol(config: ProtocolConfig) -> Protocol:
     if config.name == "peer_review":
         from moot.protocols import peer_review
 
-        return peer_review.build(config.authors, config.reviewers, pairwise=config.pairwise)
+        return peer_review.build(
+            config.authors,
+            config.reviewers,
+            pairwise=config.pairwise,
+            qualification=config.qualification,
+        )
     from moot.protocols import custom
 
     return custom.build(config)

@@ -55,6 +55,9 @@ class ProtocolConfig(_Strict):
     authors: int = Field(3, ge=2, le=20, description="peer_review: how many submissions")
     reviewers: int = Field(2, ge=1, le=20, description="peer_review: how many reviewers")
     pairwise: bool = Field(False, description="peer_review: compare pairs, both orders")
+    qualification: int = Field(
+        0, ge=0, le=20, description="peer_review: check questions weighting each reviewer"
+    )
     final: Literal["majority", "judge"] = Field(
         "majority", description="multi_agent: the answer is the last round's majority or a judge's"
     )

@@ -114,7 +114,22 @@ CREATE TABLE ratings (
 CREATE INDEX ratings_episode ON ratings (episode, target);
 """
 
-MIGRATIONS: list[str] = [V1, V2, V3]  # MIGRATIONS[i] takes a database from version i to i + 1
+V4 = """
+CREATE TABLE qualifications (
+    id INTEGER PRIMARY KEY,
+    episode INTEGER NOT NULL,
+    rater TEXT NOT NULL,
+    question_id TEXT NOT NULL,       -- a check question (not the episode's own)
+    choice INTEGER,
+    correct INTEGER,
+    probabilities TEXT,
+    method TEXT NOT NULL,
+    call_seq INTEGER,
+    created_at REAL NOT NULL
+);
+"""
+
+MIGRATIONS: list[str] = [V1, V2, V3, V4]  # MIGRATIONS[i] takes a database from version i to i + 1
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

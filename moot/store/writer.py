@@ -30,6 +30,7 @@ from moot.events import (
     Event,
     Message,
     ModelCall,
+    Qualification,
     Rating,
     Verdict,
 )
@@ -53,12 +54,17 @@ INSERT_RATING = (
     "INSERT INTO ratings (episode, rater, target, other, round, score, probabilities, method,"
     " parse_status, raw, call_seq, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
 )
+INSERT_QUALIFICATION = (
+    "INSERT INTO qualifications (episode, rater, question_id, choice, correct, probabilities,"
+    " method, call_seq, created_at) VALUES (?,?,?,?,?,?,?,?,?)"
+)
 FINISH_EPISODE = (
     "UPDATE episodes SET status=?, stop_reason=?, ended_at=?, outcome=?, error=?,"
     " assignments=coalesce(?, assignments) WHERE id=?"
 )
 ORDER = (
-    INSERT_EPISODE, INSERT_MESSAGE, INSERT_CALL, INSERT_VERDICT, INSERT_RATING, FINISH_EPISODE,
+    INSERT_EPISODE, INSERT_MESSAGE, INSERT_CALL, INSERT_VERDICT, INSERT_RATING,
+    INSERT_QUALIFICATION, FINISH_EPISODE,
 )  # fmt: skip
 
 Batch = dict[str, list[tuple[Any, ...]]]
@@ -144,7 +150,7 @@ class StoreWriter:
         self.rows: Batch = {sql: [] for sql in ORDER}
         (
             self._episodes, self._messages, self._calls, self._verdicts, self._ratings,
-            self._finished,
+            self._qualifications, self._finished,
         ) = (self.rows[sql] for sql in ORDER)  # fmt: skip
         self.pending = 0
 
@@ -182,6 +188,14 @@ class StoreWriter:
                     e.episode, e.rater, e.target, e.other, e.round, e.score,
                     None if e.probabilities is None else _dumps(e.probabilities),
                     e.method, e.parse_status, e.raw, e.call_seq, e.created_at,
+                )
+            )  # fmt: skip
+        elif t is Qualification:
+            self._qualifications.append(
+                (
+                    e.episode, e.rater, e.question_id, e.choice, e.correct,
+                    None if e.probabilities is None else _dumps(e.probabilities),
+                    e.method, e.call_seq, e.created_at,
                 )
             )  # fmt: skip
         elif t is EpisodeStarted:
