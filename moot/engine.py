@@ -86,6 +86,7 @@ class Engine:
         self._fuzzy = protocol.settings.get("quote_fuzzy")
         self._rounds = protocol.settings.get("rounds", 1)
         self._best_of = protocol.settings.get("best_of") or 1
+        self._rubric = protocol.settings.get("rubric") or ""
 
     async def run(self, episodes: Iterable[EpisodeSpec]) -> None:
         """Run every episode, at most `concurrency` at once, with a fixed pool of workers."""
@@ -198,8 +199,11 @@ class Engine:
             rounds=self._rounds,
             simultaneous=phase.simultaneous,
             max_tokens=0,
+            rubric=self._rubric if phase.kind == "review" else "",
         )
         ep = spec.index
+        if phase.kind == "verdict":
+            state.choices = {}
         if phase.simultaneous and len(phase.seats) > 1:
             self.bus.seal(ep)
             views = [self.bus.view(ep, seat) for seat in phase.seats]
@@ -391,6 +395,7 @@ class Engine:
     async def _record(state: PhaseState, verdict: Verdict | None) -> None:
         if verdict is not None:
             state.latest[verdict.judge] = verdict
+            state.choices[verdict.judge] = verdict.choice
             state.belief = verdict.probabilities
             state.ruling = verdict
 

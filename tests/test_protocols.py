@@ -480,3 +480,33 @@ dataset: {limit: 5}
         (outcome,) = db.execute("SELECT outcome FROM episodes WHERE id = ?", (ep,)).fetchone()
         ranking = dict(json.loads(outcome)["ranking"])
         assert ranking == pytest.approx({a: round(v, 4) for a, v in expected.items()}, abs=1e-4)
+
+
+def test_multi_agent_can_stop_once_the_agents_agree(tmp_path):
+    def rounds_run(seats, name):
+        db = run(tmp_path, f"""
+name: t
+protocol: {{name: multi_agent, agents: 3, rounds: 4, until_agreed: true}}
+seats: {seats}
+models:
+  scripted/a: {{logprobs: false, verdict: "Answer: A"}}
+  scripted/b: {{logprobs: false, verdict: "Answer: B"}}
+dataset: {{limit: 2}}
+""", name)
+        return {r for (r,) in db.execute("SELECT max(round) FROM verdicts GROUP BY episode")}
+
+    # all three name A: they agree in round 1 and stop there
+    assert rounds_run("{agent: {model: scripted/a}}", "agree.db") == {1}
+    # one dissenter: no consensus, so all four rounds run
+    assert rounds_run("{agent: {model: scripted/a}, agent_2: {model: scripted/b}}", "split.db") == {4}
+
+
+def test_feedback_reviewer_reads_the_rubric(tmp_path):
+    db = run(tmp_path, """
+name: t
+protocol: {name: feedback, rounds: 1, rubric: "1. Is every quote verbatim? 2. Is the letter stated?"}
+seats: {generator: {model: scripted}, reviewer: {model: scripted}, judge: {model: scripted}}
+dataset: {limit: 1}
+""")
+    (review_prompt,) = prompts(db, "reviewer")
+    assert "Check the draft against this rubric:\n1. Is every quote verbatim?" in review_prompt

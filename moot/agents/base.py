@@ -41,6 +41,7 @@ class Turn:
     simultaneous: bool
     max_tokens: int
     candidate: int = 0  # best-of-N: which of the N drafts this is (varies the sampling seed)
+    rubric: str = ""  # what a reviewer checks, when the protocol gives a rubric
 
 
 @dataclass(slots=True)

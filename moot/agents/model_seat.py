@@ -125,6 +125,8 @@ class ModelSeat:
             "round": turn.round,
             "rounds": turn.rounds,
             "phase": turn.phase,
+            "rubric": turn.rubric,
+            "rubric_block": f"Check the draft against this rubric:\n{turn.rubric}\n\n" if turn.rubric else "",
         }
         # The system prompt rarely depends on the episode: render each variant once.
         key = (templates.system, source is None, side, view.question, view.answers)

@@ -58,7 +58,7 @@ REVIEWER_SYSTEM = (
     "against the passage: is the chosen answer right, and are the quotes accurate?"
 )
 REVIEWER_TURN = (
-    "Passage:\n{passage}\n\nQuestion: {question}\n{answers}\n\n{transcript}\n"
+    "Passage:\n{passage}\n\nQuestion: {question}\n{answers}\n\n{transcript}\n{rubric_block}"
     "Critique the latest draft in under 60 words, then end with one line: "
     "'Decision: approve' or 'Decision: revise'."
 )
@@ -136,6 +136,7 @@ FIELDS = frozenset(
     {
         "name", "question", "answers", "label_list", "side_label", "side_answer", "passage",
         "passage_block", "blind_note", "transcript", "round", "rounds", "candidates", "phase",
+        "rubric", "rubric_block",
     }
 )  # fmt: skip
 

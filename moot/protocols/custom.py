@@ -15,6 +15,9 @@
         - {from: speeches, to: speeches, when: rounds_left}
         - {from: speeches, to: verdict, when: rounds_done}
         - {from: verdict, to: end}
+
+Conditions: always, rounds_left, rounds_done, confident, unsure, unsure_rounds_left, agreed,
+disagree_rounds_left, approved, revise_rounds_left (see moot.protocols.graph.CONDITIONS).
 """
 
 from __future__ import annotations

@@ -7,7 +7,8 @@ drafts; then a judge who cannot read the passage rules on the final draft.
              review --(otherwise)--> verdict -> end
 
 Every draft and critique is a stored message; the reviewer's decision is read from a last
-line "Decision: approve" or "Decision: revise" (anything else counts as revise).
+line "Decision: approve" or "Decision: revise" (anything else counts as revise). A `rubric`
+(a checklist) is shown to the reviewer as what to check.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import networkx as nx
 from moot.protocols.graph import END, Phase, Protocol, SeatSpec
 
 
-def build(rounds: int) -> Protocol:
+def build(rounds: int, *, rubric: str | None = None) -> Protocol:
     seats = (
         SeatSpec("generator", "generator"),
         SeatSpec("reviewer", "reviewer"),
@@ -32,4 +33,5 @@ def build(rounds: int) -> Protocol:
     g.add_edge("review", "draft", when="revise_rounds_left", of="draft")
     g.add_edge("review", "verdict")
     g.add_edge("verdict", END)
-    return Protocol("feedback", seats, g, start="draft", settings={"rounds": rounds})
+    settings = {"rounds": rounds, "rubric": rubric}
+    return Protocol("feedback", seats, g, start="draft", settings=settings)

@@ -69,6 +69,7 @@ class PhaseState:
     ruling: Any = None  # the latest Verdict of all: the episode's outcome when it ends
     ratings: list[Any] = field(default_factory=list)  # peer review's Ratings so far
     qualification: dict[str, list[int]] = field(default_factory=dict)  # rater -> [right, asked]
+    choices: dict[str, int | None] = field(default_factory=dict)  # the last verdict phase's
 
 
 # An edge condition: (the phase just run, state, the edge's own parameters) -> take it?
@@ -84,6 +85,12 @@ def _confident(phase: str, st: PhaseState, args: dict[str, Any]) -> bool:
     return st.belief is not None and threshold is not None and max(st.belief) >= threshold
 
 
+def _agreed(phase: str, st: PhaseState) -> bool:
+    """Every seat of the latest verdict phase named the same answer (consensus)."""
+    choices = set(st.choices.values())
+    return len(choices) == 1 and None not in choices
+
+
 # The named conditions edges may use, in code and in scenario files: a closed, documented
 # set rather than arbitrary code. `of` names the phase whose visits count as rounds.
 CONDITIONS: dict[str, Condition] = {
@@ -94,6 +101,10 @@ CONDITIONS: dict[str, Condition] = {
     "unsure": lambda phase, st, args: not _confident(phase, st, args),
     "unsure_rounds_left": lambda phase, st, args: (
         not _confident(phase, st, args) and _rounds_of(phase, st, args) < st.settings["rounds"]
+    ),
+    "agreed": lambda phase, st, args: _agreed(phase, st),
+    "disagree_rounds_left": lambda phase, st, args: (
+        not _agreed(phase, st) and _rounds_of(phase, st, args) < st.settings["rounds"]
     ),
     "approved": lambda phase, st, args: st.approved,
     "revise_rounds_left": lambda phase, st, args: (

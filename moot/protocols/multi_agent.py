@@ -22,20 +22,21 @@ def agent_ids(agents: int) -> tuple[str, ...]:
     return tuple(f"agent_{i}" for i in range(1, agents + 1))
 
 
-def build(agents: int, rounds: int, *, final: str = "majority") -> Protocol:
+def build(agents: int, rounds: int, *, final: str = "majority", until_agreed: bool = False) -> Protocol:
     ids = agent_ids(agents)
     seats = [SeatSpec(a, "agent") for a in ids]
     g = nx.DiGraph()
     g.add_node("answers", phase=Phase("answers", "verdict", ids, simultaneous=True))
     g.add_node(END)
-    g.add_edge("answers", "answers", when="rounds_left")
+    # with until_agreed, a round in which every agent names the same answer ends the debate
+    g.add_edge("answers", "answers", when="disagree_rounds_left" if until_agreed else "rounds_left")
     if final == "judge":
         seats.append(SeatSpec("judge", "judge", sees_source=False))
         g.add_node("verdict", phase=Phase("verdict", "verdict", ("judge",)))
-        g.add_edge("answers", "verdict", when="rounds_done")
+        g.add_edge("answers", "verdict")
         g.add_edge("verdict", END)
     else:
         g.add_node("majority", phase=Phase("majority", "aggregate", ids))
-        g.add_edge("answers", "majority", when="rounds_done")
+        g.add_edge("answers", "majority")
         g.add_edge("majority", END)
     return Protocol("multi_agent", tuple(seats), g, start="answers", settings={"rounds": rounds})

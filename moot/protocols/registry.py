@@ -95,11 +95,13 @@ def build_protocol(config: ProtocolConfig) -> Protocol:
     if config.name == "multi_agent":
         from moot.protocols import multi_agent
 
-        return multi_agent.build(config.agents, config.rounds, final=config.final)
+        return multi_agent.build(
+            config.agents, config.rounds, final=config.final, until_agreed=config.until_agreed
+        )
     if config.name == "feedback":
         from moot.protocols import feedback
 
-        return feedback.build(config.rounds)
+        return feedback.build(config.rounds, rubric=config.rubric)
     if config.name == "courtroom":
         from moot.protocols import courtroom
 

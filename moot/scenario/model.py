@@ -58,6 +58,8 @@ class ProtocolConfig(_Strict):
     qualification: int = Field(
         0, ge=0, le=20, description="peer_review: check questions weighting each reviewer"
     )
+    until_agreed: bool = Field(False, description="multi_agent: stop once all agents agree")
+    rubric: str | None = Field(None, description="feedback: what the reviewer checks")
     final: Literal["majority", "judge"] = Field(
         "majority", description="multi_agent: the answer is the last round's majority or a judge's"
     )
