@@ -29,7 +29,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     run = sub.add_parser("run", help="run a scenario file and store every word in SQLite")
-    run.add_argument("scenario", help="scenario YAML file")
+    run.add_argument("scenario", nargs="?", help="scenario YAML file")
+    run.add_argument(
+        "--resume", metavar="RUN.db", help="continue an interrupted or killed run (no scenario)"
+    )
     run.add_argument("--out", help="database path (default: <output>/<name>-<time>.db)")
     run.add_argument("--limit", type=int, help="run only the first N questions")
     run.add_argument(
@@ -63,19 +66,32 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from moot.errors import ConfigError
     from moot.progress import ConsoleProgress
-    from moot.run import apply_overrides, run_scenario
+    from moot.run import Interrupted, apply_overrides, resume_run, run_scenario
     from moot.scenario.load import load_file
 
-    scenario, text = load_file(args.scenario)
-    scenario = apply_overrides(scenario, limit=args.limit, models=dict(args.model))
-    summary = run_scenario(
-        scenario,
-        text,
-        base=Path(args.scenario).resolve().parent,
-        out=args.out,
-        progress=None if args.quiet else ConsoleProgress(),
-    )
+    progress = None if args.quiet else ConsoleProgress()
+    try:
+        if args.resume:
+            if args.scenario or args.out or args.limit or args.model:
+                raise ConfigError("--resume takes only the database: the run keeps its scenario")
+            summary = resume_run(args.resume, progress=progress)
+        else:
+            if not args.scenario:
+                raise ConfigError("run: give a scenario file (or --resume RUN.db)")
+            scenario, text = load_file(args.scenario)
+            scenario = apply_overrides(scenario, limit=args.limit, models=dict(args.model))
+            summary = run_scenario(
+                scenario,
+                text,
+                base=Path(args.scenario).resolve().parent,
+                out=args.out,
+                progress=progress,
+            )
+    except Interrupted as exc:
+        print(f"\nmoot: {exc}", file=sys.stderr)
+        return 130
     print("\n".join(summary.lines()))
     return 1 if summary.failed else 0
 

@@ -4,6 +4,7 @@ the database is created, so bad input never leaves a half-written run behind."""
 from __future__ import annotations
 
 import gc
+import json
 import platform
 import sqlite3
 import time
@@ -113,6 +114,7 @@ class Prepared:
     protocol: Protocol
     questions: list[datasets.Question]
     seat_configs: dict[str, SeatConfig]
+    base: Path | None = None  # where relative dataset paths are resolved
 
 
 def prepare(scenario: Scenario, scenario_text: str, base: Path | None) -> Prepared:
@@ -121,10 +123,10 @@ def prepare(scenario: Scenario, scenario_text: str, base: Path | None) -> Prepar
     questions = datasets.sample(questions, limit=d.limit, shuffle_seed=d.shuffle_seed)
     protocol = registry.build(scenario)
     seat_configs = {s.id: scenario.seat(s.id, s.role) for s in protocol.seats}
-    return Prepared(scenario, scenario_text, protocol, questions, seat_configs)
+    return Prepared(scenario, scenario_text, protocol, questions, seat_configs, base)
 
 
-def output_path(scenario: Scenario, out: str | Path | None) -> Path:
+def output_path(scenario: Scenario, out: str | Path | None, allow_existing: bool = False) -> Path:
     if out is not None:
         path = Path(out)
     elif scenario.output.endswith(".db"):
@@ -136,7 +138,7 @@ def output_path(scenario: Scenario, out: str | Path | None) -> Path:
         while path.exists():
             path = Path(scenario.output) / f"{scenario.name}-{stamp}-{n}.db"
             n += 1
-    if path.exists():
+    if path.exists() and not allow_existing:
         raise ConfigError(f"{path}: already exists; choose another --out")
     return path
 
@@ -151,7 +153,17 @@ def versions() -> dict[str, str]:
     return out
 
 
-async def execute(prep: Prepared, path: Path, *, progress: Any = None) -> RunSummary:
+class Interrupted(Exception):
+    """The run was stopped (Ctrl-C): what finished is stored and the run can be resumed."""
+
+    def __init__(self, path: Path):
+        super().__init__(f"interrupted: resume with  moot run --resume {path}")
+        self.path = path
+
+
+async def execute(
+    prep: Prepared, path: Path, *, progress: Any = None, resume: bool = False
+) -> RunSummary:
     from moot import store
     from moot.store.writer import StoreWriter
 
@@ -181,21 +193,26 @@ async def execute(prep: Prepared, path: Path, *, progress: Any = None) -> RunSum
     specs = episode_specs(prep.questions, scenario.dataset.both_orders, checks)
     total = len(prep.questions) * (2 if scenario.dataset.both_orders else 1)
 
-    conn = store.connect(path, create=True)
-    run_id = uuid.uuid4().hex
-    started = time.time()
-    store.create_run(
-        conn,
-        {
-            "id": run_id,
-            "name": scenario.name,
-            "scenario_yaml": prep.scenario_text,
-            "config": scenario.model_dump(mode="json") | {"prompts": prompts_used(prep, seats)},
-            "versions": versions(),
-            "models": {name: m.api.describe() for name, m in models.items()},
-            "started_at": started,
-        },
-    )
+    if resume:
+        conn = store.connect(path)
+        run_id, done = store.reopen_run(conn)
+        specs = (s for s in specs if s.index not in done)
+        total -= len(done)
+    else:
+        conn = store.connect(path, create=True)
+        run_id = uuid.uuid4().hex
+        store.create_run(
+            conn,
+            {
+                "id": run_id,
+                "name": scenario.name,
+                "scenario_yaml": prep.scenario_text,
+                "config": config_record(prep, seats),
+                "versions": versions(),
+                "models": {name: m.api.describe() for name, m in models.items()},
+                "started_at": time.time(),
+            },
+        )
     writer = StoreWriter(conn)
     bus.attach(writer)
     engine = Engine(prep.protocol.compile(), seats, bus, concurrency=min(scenario.concurrency, max(1, total)))
@@ -217,6 +234,9 @@ async def execute(prep: Prepared, path: Path, *, progress: Any = None) -> RunSum
             if progress is not None:
                 progress.stop()
         status = "done"
+    except anyio.get_cancelled_exc_class():
+        status = "interrupted"  # Ctrl-C: the writer committed what it had (shielded)
+        raise
     finally:
         gc.set_threshold(*threshold)
         gc.unfreeze()
@@ -226,6 +246,14 @@ async def execute(prep: Prepared, path: Path, *, progress: Any = None) -> RunSum
     summary = summarize(conn, path, wall)
     conn.close()
     return summary
+
+
+def config_record(prep: Prepared, seats: dict[str, ModelSeat]) -> dict[str, Any]:
+    """The resolved scenario as stored: enough to resume the run, and the prompts used."""
+    return prep.scenario.model_dump(mode="json") | {
+        "prompts": prompts_used(prep, seats),
+        "base": str(prep.base) if prep.base else None,
+    }
 
 
 def prompts_used(prep: Prepared, seats: dict[str, ModelSeat]) -> dict[str, dict[str, dict]]:
@@ -274,7 +302,48 @@ def run_scenario(
     out: str | Path | None = None,
     progress: Any = None,
 ) -> RunSummary:
-    """Run a validated scenario to completion; the synchronous entry point of the library."""
+    """Run a validated scenario to completion; the synchronous entry point of the library.
+
+    Into an existing database made by the same scenario, the run resumes: finished episodes
+    are kept, the rest run again."""
     prep = prepare(scenario, scenario_text, base)
-    path = output_path(scenario, out)
-    return anyio.run(lambda: execute(prep, path, progress=progress))
+    path = output_path(scenario, out, allow_existing=True)
+    resume = path.exists()
+    if resume:
+        stored = stored_scenario(path)[0]
+        if stored.model_dump() != scenario.model_dump():
+            raise ConfigError(
+                f"{path}: made by a different scenario; resume it with --resume or choose "
+                "another --out"
+            )
+    return _run(prep, path, progress, resume)
+
+
+def resume_run(path: str | Path, *, progress: Any = None) -> RunSummary:
+    """Continue a run that was interrupted or killed, from its database alone."""
+    p = Path(path)
+    scenario, text, base = stored_scenario(p)
+    return _run(prepare(scenario, text, base), p, progress, True)
+
+
+def stored_scenario(path: Path) -> tuple[Scenario, str, Path | None]:
+    from moot import store
+
+    conn = store.connect(path)
+    try:
+        row = conn.execute("SELECT scenario_yaml, config FROM runs").fetchone()
+    finally:
+        conn.close()
+    if row is None:
+        raise ConfigError(f"{path}: holds no run to resume")
+    config = json.loads(row[1])
+    base = config.pop("base", None)
+    config.pop("prompts", None)
+    return Scenario.model_validate(config), row[0], Path(base) if base else None
+
+
+def _run(prep: Prepared, path: Path, progress: Any, resume: bool) -> RunSummary:
+    try:
+        return anyio.run(lambda: execute(prep, path, progress=progress, resume=resume))
+    except KeyboardInterrupt:
+        raise Interrupted(path) from None

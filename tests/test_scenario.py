@@ -313,12 +313,12 @@ def test_limit_zero(quickstart: Path):
     assert not (quickstart.parent / "runs").exists()
 
 
-def test_run_will_not_overwrite_an_existing_database(quickstart: Path):
+def test_run_will_not_overwrite_a_file_that_is_not_its_database(quickstart: Path):
     existing = quickstart.parent / "earlier.db"
     existing.write_bytes(b"an earlier run")
     result = moot("run", str(quickstart), "--out", str(existing), "--quiet", cwd=quickstart.parent)
     message = one_line_error(result)
-    assert message.startswith(f"{existing}: already exists")
+    assert message.startswith(f"{existing}: not a usable moot database")
     assert existing.read_bytes() == b"an earlier run"
 
 

@@ -10,7 +10,10 @@ from typing import Any
 from moot.errors import ConfigError
 from moot.store.schema import SCHEMA_VERSION, migrate
 
-__all__ = ["SCHEMA_VERSION", "connect", "create_run", "finish_run"]
+__all__ = ["SCHEMA_VERSION", "connect", "create_run", "finish_run", "reopen_run"]
+
+# Rows an episode leaves behind; an unfinished episode's are removed before it runs again.
+EPISODE_TABLES = ("messages", "model_calls", "verdicts", "ratings", "qualifications")
 
 
 def connect(path: str | Path, *, create: bool = False) -> sqlite3.Connection:
@@ -59,3 +62,21 @@ def create_run(conn: sqlite3.Connection, row: dict[str, Any]) -> None:
 def finish_run(conn: sqlite3.Connection, run_id: str, status: str, ended_at: float) -> None:
     with conn:
         conn.execute("UPDATE runs SET status=?, ended_at=? WHERE id=?", (status, ended_at, run_id))
+
+
+def reopen_run(conn: sqlite3.Connection) -> tuple[str, set[int]]:
+    """Make a stopped run resumable: keep finished episodes, clear the rest (an episode that
+    was running when the process died, or that failed), in one transaction."""
+    row = conn.execute("SELECT id FROM runs").fetchone()
+    if row is None:
+        raise ConfigError("the database holds no run to resume")
+    done = {i for (i,) in conn.execute("SELECT id FROM episodes WHERE status = 'done'")}
+    with conn:
+        for table in EPISODE_TABLES:
+            conn.execute(
+                f"DELETE FROM {table} WHERE episode IN"  # noqa: S608 - fixed table names
+                " (SELECT id FROM episodes WHERE status != 'done')"
+            )
+        conn.execute("DELETE FROM episodes WHERE status != 'done'")
+        conn.execute("UPDATE runs SET status = 'running', ended_at = NULL WHERE id = ?", (row[0],))
+    return row[0], done
