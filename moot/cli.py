@@ -44,6 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="fill a role or seat with another model, e.g. judge=openai/gpt-4o-mini",
     )
     run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.add_argument(
+        "--no-cache", action="store_true", help="call the models even for a cached request"
+    )
 
     validate = sub.add_parser("validate", help="check a scenario file without running it")
     validate.add_argument("scenario", help="scenario YAML file")
@@ -74,14 +77,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     progress = None if args.quiet else ConsoleProgress()
     try:
         if args.resume:
-            if args.scenario or args.out or args.limit or args.model:
+            if args.scenario or args.out or args.limit or args.model or args.no_cache:
                 raise ConfigError("--resume takes only the database: the run keeps its scenario")
             summary = resume_run(args.resume, progress=progress)
         else:
             if not args.scenario:
                 raise ConfigError("run: give a scenario file (or --resume RUN.db)")
             scenario, text = load_file(args.scenario)
-            scenario = apply_overrides(scenario, limit=args.limit, models=dict(args.model))
+            scenario = apply_overrides(
+                scenario,
+                limit=args.limit,
+                models=dict(args.model),
+                cache=False if args.no_cache else None,
+            )
             summary = run_scenario(
                 scenario,
                 text,

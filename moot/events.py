@@ -70,6 +70,7 @@ class ModelCall:
     attempts: int
     started_at: float
     error: str | None = None
+    cached: bool = False  # answered from the response cache: nothing was paid this time
 
 
 @dataclass(slots=True)

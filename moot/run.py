@@ -23,7 +23,7 @@ from moot.agents.model_seat import ModelSeat, SeatPrompts
 from moot.bus import Bus
 from moot.engine import Engine, EpisodeSpec
 from moot.errors import ConfigError
-from moot.models.gateway import Model, make_api, with_defaults
+from moot.models.gateway import Model, is_scripted, make_api, with_defaults
 from moot.protocols import registry
 from moot.protocols.graph import Protocol
 from moot.scenario.model import Scenario, SeatConfig
@@ -64,9 +64,15 @@ class RunSummary:
 
 
 def apply_overrides(
-    scenario: Scenario, *, limit: int | None = None, models: dict[str, str] | None = None
+    scenario: Scenario,
+    *,
+    limit: int | None = None,
+    models: dict[str, str] | None = None,
+    cache: bool | None = None,
 ) -> Scenario:
     data = scenario.model_dump()
+    if cache is not None:
+        data["cache"] = cache
     if limit is not None:
         if limit < 1:
             raise ConfigError("--limit: must be at least 1")
@@ -171,11 +177,19 @@ async def execute(
     bus = Bus()
     # Models first: an unknown model or a missing extra or key fails before the DB exists.
     models: dict[str, Model] = {}
+    response_cache = None
     for cfg in prep.seat_configs.values():
         name = cfg.model or ""
         if name not in models:
             settings = with_defaults(name, scenario.model_for(name))
-            models[name] = Model(name, make_api(name, settings), settings, bus)
+            use_cache = scenario.cache and not is_scripted(name)  # scripted: nothing to save
+            if use_cache and response_cache is None:
+                from moot.models.cache import ResponseCache, default_path
+
+                path_ = Path(scenario.cache_path).expanduser() if scenario.cache_path else default_path()
+                response_cache = ResponseCache(path_)
+            cache = response_cache if use_cache else None
+            models[name] = Model(name, make_api(name, settings), settings, bus, cache)
     seats = {}
     for spec in prep.protocol.seats:
         cfg = prep.seat_configs[spec.id]

@@ -1,7 +1,10 @@
 import os
+import tempfile
 
 # No network at test time: litellm must not fetch its price map when a test imports it.
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+# A response cache of the test session's own: tests never answer from a developer's cache.
+os.environ["MOOT_CACHE_DIR"] = tempfile.mkdtemp(prefix="moot-test-cache-")
 
 import pytest
 

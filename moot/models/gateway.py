@@ -19,12 +19,15 @@ from __future__ import annotations
 import random
 import time
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 
 from moot.events import ModelCall
 from moot.models.base import GenerateRequest, GenerateResult, ModelAPI, ProviderError
+
+if TYPE_CHECKING:
+    from moot.models.cache import ResponseCache
 
 DEFAULT_MODEL = "local/smollm2-135m"
 
@@ -77,11 +80,21 @@ class ModelCallFailed(Exception):
 
 
 class Model:
-    def __init__(self, name: str, api: ModelAPI, settings: ModelSettings, sink: CallSink):
+    def __init__(
+        self,
+        name: str,
+        api: ModelAPI,
+        settings: ModelSettings,
+        sink: CallSink,
+        cache: ResponseCache | None = None,
+    ):
         self.name = name
         self.api = api
         self.settings = settings
         self.sink = sink
+        self.cache = cache
+        # what else decides a reply besides the request: the endpoint and extra parameters
+        self._cache_extra = {"api_base": settings.api_base, "params": settings.params}
         limit = settings.max_concurrency
         self._limiter = anyio.CapacityLimiter(limit) if limit else None
 
@@ -94,6 +107,20 @@ class Model:
         result: GenerateResult | None = None
         error: str | None = None
         s = self.settings
+        cache_key = None
+        if self.cache is not None:
+            cache_key = self.cache.key(self.name, request, self._cache_extra)
+            hit = self.cache.get(cache_key)
+            if hit is not None:
+                hit.cost = 0.0  # nothing paid this time; the first run recorded the price
+                await self.sink.publish(
+                    ModelCall(
+                        tag.episode, seq, tag.seat, tag.role, self.name, request, hit.text,
+                        hit.prompt_tokens, hit.completion_tokens, 0.0,
+                        time.perf_counter() - t0, 0, started, None, cached=True,
+                    )
+                )  # fmt: skip
+                return hit, seq
         while True:
             attempts += 1
             try:
@@ -131,6 +158,8 @@ class Model:
         )
         if result is None:
             raise ModelCallFailed(self.name, error or "unknown error", seq)
+        if cache_key is not None:
+            self.cache.put(cache_key, self.name, result)  # type: ignore[union-attr]
         return result, seq
 
 
@@ -151,7 +180,7 @@ class Model:
 
 def make_api(name: str, settings: ModelSettings) -> ModelAPI:
     """The provider for a model name; its SDK is imported here, on first use."""
-    if name == "scripted" or name.startswith("scripted/"):
+    if is_scripted(name):
         from moot.models.scripted import ScriptedModel
 
         return ScriptedModel(
@@ -170,10 +199,14 @@ def make_api(name: str, settings: ModelSettings) -> ModelAPI:
     return LiteLLMModel(name, settings)
 
 
+def is_scripted(name: str) -> bool:
+    return name == "scripted" or name.startswith("scripted/")
+
+
 def with_defaults(name: str, settings: ModelSettings) -> ModelSettings:
     """Fill what the scenario left open with the provider's defaults."""
     local = name.startswith("local/")
-    scripted = name == "scripted" or name.startswith("scripted/")
+    scripted = is_scripted(name)
     if settings.max_concurrency is None and not scripted:
         # one llama.cpp context per process: local calls queue here, not in threads
         settings.max_concurrency = 1 if local else 16

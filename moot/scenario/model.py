@@ -177,6 +177,8 @@ class Scenario(_Strict):
     concurrency: int = Field(8, ge=1, le=1_000_000)
     seed: int = 0
     output: str = "runs"
+    cache: bool = Field(True, description="reuse stored replies of identical calls")
+    cache_path: str | None = Field(None, description="default: ~/.cache/moot/responses.db")
 
     @model_validator(mode="after")
     def _seats_exist(self) -> Scenario:

@@ -129,7 +129,11 @@ CREATE TABLE qualifications (
 );
 """
 
-MIGRATIONS: list[str] = [V1, V2, V3, V4]  # MIGRATIONS[i] takes a database from version i to i + 1
+V5 = """
+ALTER TABLE model_calls ADD COLUMN cached INTEGER NOT NULL DEFAULT 0;  -- 1: from the cache
+"""
+
+MIGRATIONS: list[str] = [V1, V2, V3, V4, V5]  # MIGRATIONS[i] takes a database from version i to i + 1
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

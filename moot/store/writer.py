@@ -45,7 +45,11 @@ INSERT_MESSAGE = (
     "INSERT INTO messages (episode, seq, round, phase, seat, role, side, content, audience,"
     " created_at, call_seq, quotes) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
 )
-INSERT_CALL = "INSERT INTO model_calls VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+INSERT_CALL = (
+    "INSERT INTO model_calls (episode, seq, seat, role, model, system, prompt, messages,"
+    " params, response, prompt_tokens, completion_tokens, cost, latency_s, attempts,"
+    " started_at, error, cached) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+)
 INSERT_VERDICT = (
     "INSERT INTO verdicts (episode, judge, model, round, choice, probabilities, correct,"
     " method, parse_status, raw, call_seq, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
@@ -171,7 +175,7 @@ class StoreWriter:
                 (
                     e.episode, e.seq, e.seat, e.role, e.model, system, prompt, middle, params,
                     e.response, e.prompt_tokens, e.completion_tokens, e.cost, e.latency_s,
-                    e.attempts, e.started_at, e.error,
+                    e.attempts, e.started_at, e.error, e.cached,
                 )
             )  # fmt: skip
         elif t is Verdict:
