@@ -13,7 +13,7 @@ import json
 import re
 import time
 import traceback
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 
 import anyio
@@ -88,12 +88,17 @@ class Engine:
         self._best_of = protocol.settings.get("best_of") or 1
         self._rubric = protocol.settings.get("rubric") or ""
 
-    async def run(self, episodes: Iterable[EpisodeSpec]) -> None:
-        """Run every episode, at most `concurrency` at once, with a fixed pool of workers."""
+    async def run(
+        self, episodes: Iterable[EpisodeSpec], stop: Callable[[], bool] | None = None
+    ) -> None:
+        """Run every episode, at most `concurrency` at once, with a fixed pool of workers;
+        once `stop()` is true (a budget spent), no new episode starts."""
         source: Iterator[EpisodeSpec] = iter(episodes)
 
         async def worker() -> None:
             for spec in source:  # shared iterator: each worker takes the next episode
+                if stop is not None and stop():
+                    return
                 await self.run_episode(spec)
 
         async with anyio.create_task_group() as tg:

@@ -243,11 +243,11 @@ async def execute(
             tg.start_soon(writer.run)
             if progress is not None:
                 tg.start_soon(progress.run, bus.stats, total)
-            await engine.run(specs)
+            await engine.run(specs, stop=budget_check(scenario, bus))
             await bus.close()
             if progress is not None:
                 progress.stop()
-        status = "done"
+        status = "budget_spent" if stopped(scenario, bus) else "done"
     except anyio.get_cancelled_exc_class():
         status = "interrupted"  # Ctrl-C: the writer committed what it had (shielded)
         raise
@@ -260,6 +260,22 @@ async def execute(
     summary = summarize(conn, path, wall)
     conn.close()
     return summary
+
+
+def budget_check(scenario: Scenario, bus: Bus) -> Any:
+    return (lambda: stopped(scenario, bus)) if scenario.budget else None
+
+
+def stopped(scenario: Scenario, bus: Bus) -> bool:
+    """This invocation's spending has reached the scenario's budget."""
+    b = scenario.budget
+    if b is None:
+        return False
+    s = bus.stats
+    return bool(
+        (b.max_cost is not None and s.cost >= b.max_cost)
+        or (b.max_tokens is not None and s.tokens >= b.max_tokens)
+    )
 
 
 def config_record(prep: Prepared, seats: dict[str, ModelSeat]) -> dict[str, Any]:

@@ -44,6 +44,8 @@ class ModelSettings:
     api_base: str | None = None
     api_key_env: str | None = None  # the NAME of the environment variable, never the key
     params: dict[str, Any] = field(default_factory=dict)  # extra provider parameters
+    rpm: float | None = None  # requests per minute, for this model across the run
+    tpm: float | None = None  # tokens (prompt + completion) per minute
     # scripted model only
     latency: float = 0.0
     replies: list[str] | None = None
@@ -79,6 +81,48 @@ class ModelCallFailed(Exception):
         self.call_seq = call_seq
 
 
+class RateLimiter:
+    """Token buckets for requests and tokens per minute, refilled continuously, holding one
+    second's worth (so a limit spreads calls out instead of letting a minute's burst through).
+    A call may overdraw the token bucket (its size is known only afterwards); the next
+    waits until it is paid back."""
+
+    def __init__(self, rpm: float | None, tpm: float | None) -> None:
+        self.rpm, self.tpm = rpm, tpm
+        self._requests = (rpm or 0) / 60
+        self._tokens = (tpm or 0) / 60
+        self._last = time.monotonic()
+        self._lock = anyio.Lock()
+
+    def _refill(self) -> None:
+        now = time.monotonic()
+        dt, self._last = now - self._last, now
+        if self.rpm:
+            self._requests = min(self.rpm / 60, self._requests + dt * self.rpm / 60)
+        if self.tpm:
+            self._tokens = min(self.tpm / 60, self._tokens + dt * self.tpm / 60)
+
+    async def acquire(self) -> None:
+        async with self._lock:  # first come, first served
+            while True:
+                self._refill()
+                wait = 0.0
+                if self.rpm and self._requests < 1:
+                    wait = (1 - self._requests) / (self.rpm / 60)
+                if self.tpm and self._tokens < 0:
+                    wait = max(wait, -self._tokens / (self.tpm / 60))
+                if wait <= 0:
+                    break
+                await anyio.sleep(wait)
+            if self.rpm:
+                self._requests -= 1
+
+    def spend(self, tokens: int) -> None:
+        if self.tpm:
+            self._refill()
+            self._tokens -= tokens
+
+
 class Model:
     def __init__(
         self,
@@ -97,6 +141,7 @@ class Model:
         self._cache_extra = {"api_base": settings.api_base, "params": settings.params}
         limit = settings.max_concurrency
         self._limiter = anyio.CapacityLimiter(limit) if limit else None
+        self._rate = RateLimiter(settings.rpm, settings.tpm) if settings.rpm or settings.tpm else None
 
     async def generate(self, request: GenerateRequest, tag: CallTag) -> tuple[GenerateResult, int]:
         """Returns the result and the call's sequence number in its episode."""
@@ -164,6 +209,14 @@ class Model:
 
 
     async def _attempt(self, request: GenerateRequest) -> GenerateResult:
+        if self._rate is not None:
+            await self._rate.acquire()
+            result = await self._attempt_now(request)
+            self._rate.spend(result.prompt_tokens + result.completion_tokens)
+            return result
+        return await self._attempt_now(request)
+
+    async def _attempt_now(self, request: GenerateRequest) -> GenerateResult:
         # No cancel scope when there is nothing to time out: it is a real cost per call.
         timeout = self.settings.timeout
         if self._limiter is None:

@@ -127,6 +127,13 @@ class SeatConfig(_Strict):
     sees_source: bool | None = None
 
 
+class BudgetConfig(_Strict):
+    """Stop starting episodes once this run has spent this much (episodes under way finish)."""
+
+    max_cost: float | None = Field(None, gt=0, description="US dollars, as litellm prices calls")
+    max_tokens: int | None = Field(None, gt=0)
+
+
 class DatasetConfig(_Strict):
     source: str = "builtin:reading"
     format: Literal["auto", "moot", "quality"] = "auto"
@@ -146,6 +153,8 @@ class ModelConfig(_Strict):
     api_base: str | None = None
     api_key_env: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     params: dict[str, Any] = Field(default_factory=dict)
+    rpm: float | None = Field(None, gt=0, description="requests per minute, across the run")
+    tpm: float | None = Field(None, gt=0, description="tokens per minute, across the run")
     latency: float = Field(0.0, ge=0)
     replies: list[str] | None = None
     verdict: str | None = None
@@ -177,6 +186,7 @@ class Scenario(_Strict):
     concurrency: int = Field(8, ge=1, le=1_000_000)
     seed: int = 0
     output: str = "runs"
+    budget: BudgetConfig | None = None
     cache: bool = Field(True, description="reuse stored replies of identical calls")
     cache_path: str | None = Field(None, description="default: ~/.cache/moot/responses.db")
 
