@@ -161,8 +161,8 @@ def _classify(litellm: Any, exc: Exception, secret: str | None) -> ProviderError
     ):
         if retry_after is None and headers is not None:
             try:
-                retry_after = float(headers.get("retry-after"))
-            except (TypeError, ValueError, AttributeError):
+                retry_after = _retry_after(headers.get("retry-after"))
+            except AttributeError:
                 retry_after = None
     retryable_types = tuple(
         t
@@ -179,6 +179,26 @@ def _classify(litellm: Any, exc: Exception, secret: str | None) -> ProviderError
     status = getattr(exc, "status_code", None)
     retryable = isinstance(exc, retryable_types) or (isinstance(status, int) and status >= 500)
     return ProviderError(message.splitlines()[0][:500], retryable=retryable, retry_after=retry_after)
+
+
+def _retry_after(value: Any) -> float | None:
+    """Retry-After as seconds or as an HTTP date (RFC 9110 10.2.3)."""
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except (TypeError, ValueError):
+        pass
+    from email.utils import parsedate_to_datetime
+    from datetime import datetime, timezone
+
+    try:
+        when = parsedate_to_datetime(str(value))
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
 
 
 def _scripted_handler(litellm: Any) -> Any:

@@ -55,7 +55,7 @@ def describe(exc: ValidationError, lines: dict[Loc, int], where: str) -> str:
     errors = exc.errors(include_url=False)
     err = errors[0]
     loc: Loc = tuple(err["loc"])
-    path = ".".join(str(p) for p in loc)
+    path = _dotted(loc)
     if err["type"] == "extra_forbidden":
         msg = "unknown field"
         hint = _suggest(loc)
@@ -66,7 +66,7 @@ def describe(exc: ValidationError, lines: dict[Loc, int], where: str) -> str:
         named = re.match(r"([A-Za-z_][\w.]*): ", msg)
         if named:  # a check on a whole model that names the field it is about
             loc = (*loc, *named.group(1).split("."))
-            path, msg = ".".join(str(p) for p in loc), msg[named.end() :]
+            path, msg = _dotted(loc), msg[named.end() :]
     else:
         msg = err["msg"]
         if "input" in err and err["type"] not in ("missing",) and _short(err["input"]):
@@ -74,7 +74,17 @@ def describe(exc: ValidationError, lines: dict[Loc, int], where: str) -> str:
     line = _line_for(loc, lines)
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
     prefix = f"{where}:{line}" if line else where
-    return f"{prefix}: {path + ': ' if path else ''}{msg}{more}"
+    # one line, whatever the file held (a key may contain a newline)
+    return " ".join(f"{prefix}: {path + ': ' if path else ''}{msg}{more}".splitlines())
+
+
+def _dotted(loc: Loc) -> str:
+    """seats.judge.temperature; a key that is not a plain word is shown quoted."""
+    return ".".join(
+        str(p) if isinstance(p, int) or (str(p).isprintable() and " " not in str(p)) and str(p)
+        else repr(p)
+        for p in loc
+    )
 
 
 def _short(value: Any) -> bool:
