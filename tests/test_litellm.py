@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 import traceback
 
 # Sets LITELLM_LOCAL_MODEL_COST_MAP before litellm is imported (no price-file download).
@@ -344,7 +345,20 @@ def test_retry_after_fractional():
     assert classify(exc).retry_after == 0.5
 
 
-@pytest.mark.parametrize("value", ["soon", "Wed, 21 Oct 2015 07:28:00 GMT", ""])
+def test_retry_after_as_an_http_date_counts_from_now():
+    from email.utils import formatdate
+
+    def after(value):
+        exc = litellm.RateLimitError(
+            "x", llm_provider="openai", model="m", response=response_429({"retry-after": value})
+        )
+        return classify(exc).retry_after
+
+    assert 1.0 < after(formatdate(time.time() + 3, usegmt=True)) <= 3.0
+    assert after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0  # already past: no extra wait
+
+
+@pytest.mark.parametrize("value", ["soon", ""])
 def test_unreadable_retry_after_is_ignored(value):
     exc = litellm.RateLimitError(
         "x", llm_provider="openai", model="m", response=response_429({"retry-after": value})
