@@ -87,6 +87,8 @@ class LiteLLMModel:
         key = self._api_key()
         if key:
             kwargs["api_key"] = key
+        elif s.api_base:  # a local server needs no key, but the OpenAI client insists on one
+            kwargs["api_key"] = "no-key"
         if request.answer_labels:
             kwargs["logprobs"] = True
             kwargs["top_logprobs"] = 20
@@ -150,6 +152,11 @@ def _label_logprobs(choice: Any, labels: tuple[str, ...]) -> dict[str, float] | 
 
 def _classify(litellm: Any, exc: Exception, secret: str | None) -> ProviderError:
     message = f"{type(exc).__name__}: {exc}"
+    status = getattr(exc, "status_code", None)
+    # litellm reports dropped connections and broken bodies as 500 too: name the status
+    # only when a real response came back (it then carries the provider's headers)
+    if isinstance(status, int) and getattr(exc, "litellm_response_headers", None) is not None:
+        message = f"HTTP {status}: {message}"
     if secret:
         message = message.replace(secret, "***")
     retry_after = None
@@ -176,7 +183,6 @@ def _classify(litellm: Any, exc: Exception, secret: str | None) -> ProviderError
         )
         if t is not None
     )
-    status = getattr(exc, "status_code", None)
     retryable = isinstance(exc, retryable_types) or (isinstance(status, int) and status >= 500)
     return ProviderError(message.splitlines()[0][:500], retryable=retryable, retry_after=retry_after)
 
