@@ -187,9 +187,9 @@ class Engine:
     ) -> None:
         if phase.kind == "aggregate":
             if self.protocol.settings.get("submissions"):
-                await self._record(state, await self._rank(spec, phase, round_, state))
+                self._record(state, await self._rank(spec, phase, round_, state))
             else:
-                await self._record(state, await self._aggregate(spec, phase, round_, state))
+                self._record(state, await self._aggregate(spec, phase, round_, state))
             return
         if phase.kind == "rate":
             await self._rate(spec, phase, round_, state)
@@ -224,12 +224,16 @@ class Engine:
             except BaseExceptionGroup as group:  # surface the first failure as itself
                 raise group.exceptions[0] from None
             for seat, reply in zip(phase.seats, replies):
-                await self._record(state, await self._post(spec, phase, round_, seat, reply))  # type: ignore[arg-type]
+                self._record(state, await self._post(spec, phase, round_, seat, reply))  # type: ignore[arg-type]
             self.bus.release(ep)
         else:
             for seat in phase.seats:
-                reply = await self._act(spec, phase, round_, seat, self.bus.view(ep, seat), turn)
-                await self._record(state, await self._post(spec, phase, round_, seat, reply))
+                view = self.bus.view(ep, seat)
+                if self._best_of > 1:
+                    reply = await self._act(spec, phase, round_, seat, view, turn)
+                else:
+                    reply = await self.seats[seat].act(view, turn)
+                self._record(state, await self._post(spec, phase, round_, seat, reply))
                 if phase.kind == "review":
                     state.approved = approves(reply.content)
 
@@ -397,7 +401,7 @@ class Engine:
         return message
 
     @staticmethod
-    async def _record(state: PhaseState, verdict: Verdict | None) -> None:
+    def _record(state: PhaseState, verdict: Verdict | None) -> None:
         if verdict is not None:
             state.latest[verdict.judge] = verdict
             state.choices[verdict.judge] = verdict.choice
