@@ -186,3 +186,24 @@ dataset: {limit: 4}
     assert len(rows) == 4 and {judge for judge, *_ in rows} == {"judge"}  # one per episode
     for _, choice, correct, gold in rows:
         assert choice == 1 and correct == (gold == 1)  # its own "Answer: B", judged by the engine
+
+
+@pytest.mark.parametrize(
+    "seats, expected",
+    [
+        ("{debater: {model: scripted}, judge: {model: nonsense-xyz}}", "unknown model 'nonsense-xyz'"),
+        ("{debater: {model: scripted}, judge: {model: openai/gpt-4o-mini}}",
+         "environment variable MOOT_NOT_SET_KEY is not set"),
+    ],
+)  # fmt: skip
+def test_an_unusable_model_is_named_before_the_run_starts(tmp_path, seats, expected):
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text(
+        f"name: t\nseats: {seats}\n"
+        "models: {openai/gpt-4o-mini: {api_key_env: MOOT_NOT_SET_KEY}}\ndataset: {limit: 1}\n"
+    )
+    out = tmp_path / "never.db"
+    result = moot("run", str(scenario), "--out", str(out), "--quiet")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert expected in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not out.exists()  # nothing half-written
