@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 from moot import judging
@@ -79,9 +79,15 @@ class SeatPrompts:
     system: str | None = None
     turn: str | None = None
 
+    _resolved: dict[tuple[str, str, str], Templates] = field(default_factory=dict)
+
     def resolve(self, role: str, kind: str, phase: str = "") -> Templates:
-        base = defaults(role, kind, phase)
-        return Templates(self.system or base.system, self.turn or base.turn)
+        key = (role, kind, phase)
+        found = self._resolved.get(key)
+        if found is None:
+            base = defaults(role, kind, phase)
+            found = self._resolved[key] = Templates(self.system or base.system, self.turn or base.turn)
+        return found
 
 
 class ModelSeat:
