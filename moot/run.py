@@ -42,6 +42,7 @@ class RunSummary:
     cost: float
     wall_s: float
     errors: list[str] = field(default_factory=list)
+    cached: int = 0  # calls answered from the response cache
 
     @property
     def accuracy(self) -> float | None:
@@ -56,7 +57,9 @@ class RunSummary:
             f"episodes   {self.episodes} ({self.done} done, {self.failed} failed)",
             f"judge      accuracy {acc} ({self.correct}/{valid} valid verdicts), "
             f"{self.invalid} invalid",
-            f"model      {self.model_calls} calls, {self.tokens:,} tokens, cost ${self.cost:.4f}",
+            f"model      {self.model_calls} calls"
+            + (f" ({self.cached} from the cache)" if self.cached else "")
+            + f", {self.tokens:,} tokens, cost ${self.cost:.4f}",
             f"wall time  {self.wall_s:.1f} s",
         ]
         out += [f"failed     {e}" for e in self.errors[:3]]
@@ -311,9 +314,9 @@ def summarize(conn: sqlite3.Connection, path: Path, wall_s: float) -> RunSummary
         "SELECT count(*), coalesce(sum(correct),0), coalesce(sum(parse_status!='ok'),0)"
         " FROM verdicts WHERE id IN (SELECT max(id) FROM verdicts GROUP BY episode)"
     ).fetchone()
-    calls, tokens, cost = conn.execute(
-        "SELECT count(*), coalesce(sum(prompt_tokens+completion_tokens),0), coalesce(sum(cost),0)"
-        " FROM model_calls"
+    calls, tokens, cost, cached = conn.execute(
+        "SELECT count(*), coalesce(sum(prompt_tokens+completion_tokens),0), coalesce(sum(cost),0),"
+        " coalesce(sum(cached),0) FROM model_calls"
     ).fetchone()
     errors = [
         f"episode {i}: {(e or '').splitlines()[0] if e else stop}"
@@ -321,7 +324,10 @@ def summarize(conn: sqlite3.Connection, path: Path, wall_s: float) -> RunSummary
             "SELECT id, stop_reason, error FROM episodes WHERE status='failed' ORDER BY id LIMIT 3"
         )
     ]
-    return RunSummary(path, episodes, done, failed, verdicts, correct, invalid, calls, tokens, cost, wall_s, errors)
+    return RunSummary(
+        path, episodes, done, failed, verdicts, correct, invalid, calls, tokens, cost, wall_s,
+        errors, cached,
+    )  # fmt: skip
 
 
 def run_scenario(

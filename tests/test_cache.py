@@ -31,7 +31,8 @@ def calls(db):
 def test_a_rerun_is_answered_from_the_cache(tmp_path):
     text = SCENARIO.format(reply="I argue well.", path=tmp_path / "cache.db")
     run_scenario(parse(text), text, out=tmp_path / "first.db")
-    run_scenario(parse(text), text, out=tmp_path / "second.db")
+    summary = run_scenario(parse(text), text, out=tmp_path / "second.db")
+    assert summary.cached == 6 and "(6 from the cache)" in "\n".join(summary.lines())
     first, second = calls(tmp_path / "first.db"), calls(tmp_path / "second.db")
     assert [c for c, _, _ in first] == [0] * 6 and [c for c, _, _ in second] == [1] * 6
     assert [r for _, r, _ in first] == [r for _, r, _ in second]
