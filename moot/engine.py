@@ -363,22 +363,13 @@ class Engine:
         top = ranking[0][0] if ranking else None
         choice = sides.get(top) if top else None
         total = sum(mass)
-        verdict = Verdict(
-            episode=spec.index,
-            judge="peer_review",
-            model="",
-            round=round_,
-            choice=choice,
-            probabilities=tuple(m / total for m in mass) if total else None,
-            correct=None if choice is None or spec.correct is None else choice == spec.correct,
+        return await self._rule(
+            spec, "peer_review", round_, choice,
+            tuple(m / total for m in mass) if total else None,
             method="ranking",
             parse_status="ok" if choice is not None else "invalid",
             raw=json.dumps([[a, round(v, 4)] for a, v in ranking]),
-            call_seq=None,
-            created_at=time.time(),
-        )
-        await self.bus.publish(verdict)
-        return verdict
+        )  # fmt: skip
 
     async def _post_hidden(
         self, spec: EpisodeSpec, phase: str, round_: int, seat: str, reply: Reply
@@ -418,22 +409,13 @@ class Engine:
         top = max(counts) if votes else 0
         winners = [i for i, c in enumerate(counts) if c == top]
         choice = winners[0] if votes and len(winners) == 1 else None
-        verdict = Verdict(
-            episode=spec.index,
-            judge=phase.name,
-            model="",
-            round=round_,
-            choice=choice,
-            probabilities=tuple(c / len(votes) for c in counts) if votes else None,
-            correct=None if choice is None or spec.correct is None else choice == spec.correct,
+        return await self._rule(
+            spec, phase.name, round_, choice,
+            tuple(c / len(votes) for c in counts) if votes else None,
             method="majority",
             parse_status="ok" if choice is not None else ("tie" if votes else "invalid"),
             raw=json.dumps({s: v.choice for s in phase.seats if (v := state.latest.get(s))}),
-            call_seq=None,
-            created_at=time.time(),
-        )
-        await self.bus.publish(verdict)
-        return verdict
+        )  # fmt: skip
 
     async def _post(
         self, spec: EpisodeSpec, phase: Phase, round_: int, seat: str, reply: Reply
@@ -471,19 +453,42 @@ class Engine:
         j = reply.judgement
         if j is None:
             raise RuntimeError(f"seat {seat} returned no judgement for a verdict turn")
+        return await self._rule(
+            spec, seat, round_, j.choice, j.probabilities,
+            method=j.method, parse_status=j.parse_status, raw=reply.content,
+            model=reply.model, call_seq=call_seq, created_at=now,
+        )  # fmt: skip
+
+    async def _rule(
+        self,
+        spec: EpisodeSpec,
+        judge: str,
+        round_: int,
+        choice: int | None,
+        probabilities: tuple[float, ...] | None,
+        *,
+        method: str,
+        parse_status: str,
+        raw: str,
+        model: str = "",
+        call_seq: int | None = None,
+        created_at: float | None = None,
+    ) -> Verdict:
+        """Publish a ruling, a seat's or an aggregate's; correctness is always the engine's
+        comparison with the gold, never something a model wrote."""
         verdict = Verdict(
-            episode=ep,
-            judge=seat,
-            model=reply.model,
+            episode=spec.index,
+            judge=judge,
+            model=model,
             round=round_,
-            choice=j.choice,
-            probabilities=j.probabilities,
-            correct=None if j.choice is None or spec.correct is None else j.choice == spec.correct,
-            method=j.method,
-            parse_status=j.parse_status,
-            raw=reply.content,
+            choice=choice,
+            probabilities=probabilities,
+            correct=None if choice is None or spec.correct is None else choice == spec.correct,
+            method=method,
+            parse_status=parse_status,
+            raw=raw,
             call_seq=call_seq,
-            created_at=now,
+            created_at=created_at if created_at is not None else time.time(),
         )
         await self.bus.publish(verdict)
         return verdict

@@ -272,13 +272,6 @@ class StoreWriter:
                 except BaseException as exc:  # surfaced to the event loop at the next drain
                     self._error = exc
 
-    def flush_sync(self) -> None:
-        """Write what is pending now, on this thread (outside the event loop)."""
-        if self.pending:
-            batch = self.rows
-            self._new()
-            self.write(batch)
-
     async def run(self) -> None:
         """Start the writer thread; drain partial batches every `interval` (so a live
         reader sees recent rows) until `close`; then commit what is left."""
