@@ -72,8 +72,10 @@ class Engine:
         bus: Bus,
         *,
         concurrency: int,
+        cell: str | None = None,
     ) -> None:
         self.protocol = protocol
+        self.cell = cell
         self.seats = seats
         self.bus = bus
         self.concurrency = concurrency
@@ -137,6 +139,7 @@ class Engine:
                 assignments={k: v for k, v in sides.items() if v is not None},
                 seats=self._seat_info,
                 started_at=time.time(),
+                cell=self.cell,
             ),
             {
                 s.id: SeatSight(role=s.role, side=sides[s.id], sees_source=s.sees_source)

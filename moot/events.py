@@ -32,6 +32,7 @@ class EpisodeStarted:
     assignments: dict[str, int]
     seats: dict[str, dict[str, Any]]
     started_at: float
+    cell: str | None = None  # the sweep cell this episode belongs to
 
 
 @dataclass(slots=True)

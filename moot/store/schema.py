@@ -133,7 +133,20 @@ V5 = """
 ALTER TABLE model_calls ADD COLUMN cached INTEGER NOT NULL DEFAULT 0;  -- 1: from the cache
 """
 
-MIGRATIONS: list[str] = [V1, V2, V3, V4, V5]  # MIGRATIONS[i] takes a database from version i to i + 1
+V6 = """
+-- A sweep runs several conditions (cells) into one database, on the same questions.
+ALTER TABLE episodes ADD COLUMN cell TEXT;        -- the cell's name; NULL outside a sweep
+ALTER TABLE episodes ADD COLUMN attributes TEXT;  -- JSON: facts about the episode (imports)
+CREATE TABLE cells (
+    name TEXT PRIMARY KEY,           -- e.g. "protocol.name=debate seed=1"
+    position INTEGER NOT NULL,       -- order in the grid
+    params TEXT NOT NULL,            -- JSON: dotted scenario field -> value for this cell
+    config TEXT NOT NULL             -- JSON: the cell's resolved scenario
+);
+CREATE INDEX episodes_cell ON episodes (cell, question_id);
+"""
+
+MIGRATIONS: list[str] = [V1, V2, V3, V4, V5, V6]  # MIGRATIONS[i] takes a database from version i to i + 1
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

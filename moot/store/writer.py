@@ -39,7 +39,7 @@ _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 INSERT_EPISODE = (
     "INSERT INTO episodes (id, question_id, question, answers, correct, source, protocol,"
-    " assignments, seats, status, started_at) VALUES (?,?,?,?,?,?,?,?,?,'running',?)"
+    " assignments, seats, status, started_at, cell) VALUES (?,?,?,?,?,?,?,?,?,'running',?,?)"
 )
 INSERT_MESSAGE = (
     "INSERT INTO messages (episode, seq, round, phase, seat, role, side, content, audience,"
@@ -207,6 +207,7 @@ class StoreWriter:
                 (
                     e.episode, e.question_id, e.question, _dumps(e.answers), e.correct,
                     e.source, e.protocol, _dumps(e.assignments), _dumps(e.seats), e.started_at,
+                    e.cell,
                 )
             )  # fmt: skip
         elif t is EpisodeFinished:
