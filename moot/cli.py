@@ -63,8 +63,14 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from moot.scenario.load import load_file
 
     scenario, _ = load_file(args.scenario)
-    print(f"{args.scenario}: ok ({scenario.name}: {scenario.protocol.name}, "
-          f"{scenario.protocol.rounds} rounds)")
+    if scenario.sweep:
+        cells = scenario.cells()
+        print(f"{args.scenario}: ok ({scenario.name}: a sweep of {len(cells)} cells)")
+        for cell in cells:
+            print(f"  {cell.name}")
+    else:
+        print(f"{args.scenario}: ok ({scenario.name}: {scenario.protocol.name}, "
+              f"{scenario.protocol.rounds} rounds)")
     return 0
 
 

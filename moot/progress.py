@@ -18,9 +18,18 @@ class ConsoleProgress:
         self.tty = self.stream.isatty()
         self._done = False
         self._last_decile = -1
+        self._cell = ""
 
     def stop(self) -> None:
         self._done = True
+
+    def cell(self, name: str, position: int, count: int, episodes: int) -> None:
+        """A sweep's next cell begins: the line says which; the bar stays the whole run's."""
+        if self._cell and self.tty:
+            self.stream.write("\n")  # keep the finished cell's last line on screen
+        self._cell = f"cell {position + 1}/{count} {name} | "
+        if not self.tty:
+            self.stream.write(f"{self._cell}{episodes} episodes\n")
 
     async def run(self, stats: RunStats, total: int) -> None:
         t0 = time.perf_counter()
@@ -38,7 +47,7 @@ class ConsoleProgress:
         bar = "#" * int(frac * width) + "." * (width - int(frac * width))
         failed = f" ({s.episodes_failed} failed)" if s.episodes_failed else ""
         line = (
-            f"[{bar}] {done}/{total} episodes{failed} | {s.model_calls} calls | "
+            f"{self._cell}[{bar}] {done}/{total} episodes{failed} | {s.model_calls} calls | "
             f"{s.tokens:,} tokens | {elapsed:.1f}s"
         )
         if self.tty:

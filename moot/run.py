@@ -43,6 +43,8 @@ class RunSummary:
     wall_s: float
     errors: list[str] = field(default_factory=list)
     cached: int = 0  # calls answered from the response cache
+    # a sweep's cells: name, episodes done, correct and valid final verdicts
+    cells: list[tuple[str, int, int, int]] = field(default_factory=list)
 
     @property
     def accuracy(self) -> float | None:
@@ -62,6 +64,9 @@ class RunSummary:
             + f", {self.tokens:,} tokens, cost ${self.cost:.4f}",
             f"wall time  {self.wall_s:.1f} s",
         ]
+        for name, done, correct, valid in self.cells:
+            acc = f"{correct / valid:6.1%}" if valid else "   n/a"
+            out.append(f"cell       {acc} ({correct}/{valid}) of {done} done  {name}")
         out += [f"failed     {e}" for e in self.errors[:3]]
         return out
 
@@ -80,7 +85,7 @@ def apply_overrides(
         if limit < 1:
             raise ConfigError("--limit: must be at least 1")
         data["dataset"]["limit"] = limit
-    known = registry.seat_names(scenario.protocol)
+    known = set().union(*(registry.seat_names(c.scenario.protocol) for c in scenario.cells()))
     for key, model in (models or {}).items():
         if key not in known:
             raise ConfigError(
@@ -94,13 +99,14 @@ def apply_overrides(
 
 
 def episode_specs(
-    questions: list[datasets.Question], both_orders: bool, checks: int = 0
+    questions: list[datasets.Question], both_orders: bool, checks: int = 0, start: int = 0
 ) -> Iterator[EpisodeSpec]:
     """Alternate the shown order of the answers so each debater argues the correct one
     equally often (or show every question in both orders). With `checks`, each episode
     also carries that many other questions with known answers (the next ones in the
-    dataset, cyclically), for peer review's qualification of its reviewers."""
-    index = 0
+    dataset, cyclically), for peer review's qualification of its reviewers. Episodes are
+    numbered from `start` (a sweep's cells own consecutive blocks)."""
+    index = start
     n = len(questions)
     for i, q in enumerate(questions):
         # the correct answer is shown first in even episodes, second in odd ones
@@ -117,22 +123,63 @@ def episode_specs(
 
 
 @dataclass(slots=True)
-class Prepared:
+class CellPlan:
+    """One condition of the run, ready to go: its protocol, questions and seats, and the
+    block of episode numbers it owns (so a resumed run finds each episode where it was)."""
+
+    name: str | None
+    position: int
+    params: dict[str, Any]
     scenario: Scenario
-    scenario_text: str
     protocol: Protocol
     questions: list[datasets.Question]
     seat_configs: dict[str, SeatConfig]
+    offset: int
+
+    @property
+    def total(self) -> int:
+        return len(self.questions) * (2 if self.scenario.dataset.both_orders else 1)
+
+
+@dataclass(slots=True)
+class Prepared:
+    scenario: Scenario
+    scenario_text: str
+    cells: list[CellPlan]
     base: Path | None = None  # where relative dataset paths are resolved
+
+    # A run without a sweep is one cell; these read it.
+    @property
+    def protocol(self) -> Protocol:
+        return self.cells[0].protocol
+
+    @property
+    def questions(self) -> list[datasets.Question]:
+        return self.cells[0].questions
+
+    @property
+    def seat_configs(self) -> dict[str, SeatConfig]:
+        return self.cells[0].seat_configs
+
+    @property
+    def total(self) -> int:
+        return sum(c.total for c in self.cells)
 
 
 def prepare(scenario: Scenario, scenario_text: str, base: Path | None) -> Prepared:
     d = scenario.dataset
     questions = datasets.load(d.source, fmt=d.format, split=d.split, base=base)
     questions = datasets.sample(questions, limit=d.limit, shuffle_seed=d.shuffle_seed)
-    protocol = registry.build(scenario)
-    seat_configs = {s.id: scenario.seat(s.id, s.role) for s in protocol.seats}
-    return Prepared(scenario, scenario_text, protocol, questions, seat_configs, base)
+    plans = []
+    offset = 0
+    for cell in scenario.cells():
+        sc = cell.scenario
+        protocol = registry.build(sc)
+        seat_configs = {s.id: sc.seat(s.id, s.role) for s in protocol.seats}
+        plan = CellPlan(cell.name, cell.position, cell.params, sc, protocol, questions, seat_configs, offset)
+        plans.append(plan)
+        offset += plan.total
+    return Prepared(scenario, scenario_text, plans, base)
 
 
 def output_path(scenario: Scenario, out: str | Path | None, allow_existing: bool = False) -> Path:
@@ -179,43 +226,19 @@ async def execute(
     scenario = prep.scenario
     bus = Bus()
     # Models first: an unknown model or a missing extra or key fails before the DB exists.
-    models: dict[str, Model] = {}
-    response_cache = None
-    for cfg in prep.seat_configs.values():
-        name = cfg.model or ""
-        if name not in models:
-            settings = with_defaults(name, scenario.model_for(name))
-            use_cache = scenario.cache and not is_scripted(name)  # scripted: nothing to save
-            if use_cache and response_cache is None:
-                from moot.models.cache import ResponseCache, default_path
-
-                path_ = Path(scenario.cache_path).expanduser() if scenario.cache_path else default_path()
-                response_cache = ResponseCache(path_)
-            cache = response_cache if use_cache else None
-            models[name] = Model(name, make_api(name, settings), settings, bus, cache)
-    seats = {}
-    for spec in prep.protocol.seats:
-        cfg = prep.seat_configs[spec.id]
-        seats[spec.id] = ModelSeat(
-            spec.id,
-            spec.role,
-            models[cfg.model or ""],
-            temperature=cfg.temperature or 0.0,
-            max_tokens=cfg.max_tokens,
-            seed=(scenario.seed * 1_000_003 + zlib.crc32(spec.id.encode())) % 2**31,
-            prompts=SeatPrompts(cfg.prompts.system, cfg.prompts.turn) if cfg.prompts else None,
-        )
-    # Episodes are made as workers take them: a 100k-question study never holds 100k specs.
-    checks = scenario.protocol.qualification if scenario.protocol.name == "peer_review" else 0
-    specs = episode_specs(prep.questions, scenario.dataset.both_orders, checks)
-    total = len(prep.questions) * (2 if scenario.dataset.both_orders else 1)
+    # One Model per name and settings, shared by every cell: its concurrency and rate
+    # limits hold across the whole run.
+    models: dict[tuple[str, str], Model] = {}
+    cache_box: list[Any] = []
+    cell_seats = [_seats(cell, models, bus, cache_box) for cell in prep.cells]
+    total = prep.total
 
     if resume:
         conn = store.connect(path)
         run_id, done = store.reopen_run(conn)
-        specs = (s for s in specs if s.index not in done)
         total -= len(done)
     else:
+        done = set()
         conn = store.connect(path, create=True)
         run_id = uuid.uuid4().hex
         store.create_run(
@@ -224,15 +247,23 @@ async def execute(
                 "id": run_id,
                 "name": scenario.name,
                 "scenario_yaml": prep.scenario_text,
-                "config": config_record(prep, seats),
+                "config": config_record(prep, cell_seats[0]),
                 "versions": versions(),
-                "models": {name: m.api.describe() for name, m in models.items()},
+                "models": {m.name: m.api.describe() for m in models.values()},
                 "started_at": time.time(),
             },
         )
+        if scenario.sweep:
+            store.create_cells(
+                conn,
+                [
+                    (c.name, c.position, c.params, c.scenario.model_dump(mode="json", exclude={"sweep"})
+                     | {"prompts": prompts_used(c, seats)})
+                    for c, seats in zip(prep.cells, cell_seats, strict=True)
+                ],
+            )  # fmt: skip
     writer = StoreWriter(conn)
     bus.attach(writer)
-    engine = Engine(prep.protocol.compile(), seats, bus, concurrency=min(scenario.concurrency, max(1, total)))
     status = "failed"
     # Thousands of live episodes make the cyclic collector rescan the same long-lived
     # objects over and over (~12% of a 10k-episode run, bench/): move what exists now out
@@ -246,7 +277,27 @@ async def execute(
             tg.start_soon(writer.run)
             if progress is not None:
                 tg.start_soon(progress.run, bus.stats, total)
-            await engine.run(specs, stop=budget_check(scenario, bus))
+            stop = budget_check(scenario, bus)
+            # Cells run one after another, each with the run's concurrency: per-cell
+            # progress reads naturally, and a budget stops the grid where it is.
+            for cell, seats in zip(prep.cells, cell_seats, strict=True):
+                if stop is not None and stop():
+                    break
+                checks = cell.scenario.protocol.qualification if cell.protocol.name == "peer_review" else 0
+                specs = episode_specs(
+                    cell.questions, cell.scenario.dataset.both_orders, checks, start=cell.offset
+                )
+                todo = (s for s in specs if s.index not in done) if done else specs
+                left = cell.total - sum(cell.offset <= i < cell.offset + cell.total for i in done)
+                if not left:
+                    continue
+                if progress is not None and cell.name is not None:
+                    progress.cell(cell.name, cell.position, len(prep.cells), left)
+                engine = Engine(
+                    cell.protocol.compile(), seats, bus,
+                    concurrency=min(cell.scenario.concurrency, left), cell=cell.name,
+                )  # fmt: skip
+                await engine.run(todo, stop=stop)
             await bus.close()
             if progress is not None:
                 progress.stop()
@@ -263,6 +314,37 @@ async def execute(
     summary = summarize(conn, path, wall)
     conn.close()
     return summary
+
+
+def _seats(
+    cell: CellPlan, models: dict[tuple[str, str], Model], bus: Bus, cache_box: list[Any]
+) -> dict[str, ModelSeat]:
+    """The cell's seats, each on its model; models are made once per name and settings."""
+    scenario = cell.scenario
+    seats = {}
+    for spec in cell.protocol.seats:
+        cfg = cell.seat_configs[spec.id]
+        name = cfg.model or ""
+        settings = with_defaults(name, scenario.model_for(name))
+        key = (name, repr(settings))
+        if key not in models:
+            use_cache = scenario.cache and not is_scripted(name)  # scripted: nothing to save
+            if use_cache and not cache_box:
+                from moot.models.cache import ResponseCache, default_path
+
+                where = Path(scenario.cache_path).expanduser() if scenario.cache_path else default_path()
+                cache_box.append(ResponseCache(where))
+            models[key] = Model(name, make_api(name, settings), settings, bus, cache_box[0] if use_cache else None)
+        seats[spec.id] = ModelSeat(
+            spec.id,
+            spec.role,
+            models[key],
+            temperature=cfg.temperature or 0.0,
+            max_tokens=cfg.max_tokens,
+            seed=(scenario.seed * 1_000_003 + zlib.crc32(spec.id.encode())) % 2**31,
+            prompts=SeatPrompts(cfg.prompts.system, cfg.prompts.turn) if cfg.prompts else None,
+        )
+    return seats
 
 
 def budget_check(scenario: Scenario, bus: Bus) -> Any:
@@ -282,14 +364,15 @@ def stopped(scenario: Scenario, bus: Bus) -> bool:
 
 
 def config_record(prep: Prepared, seats: dict[str, ModelSeat]) -> dict[str, Any]:
-    """The resolved scenario as stored: enough to resume the run, and the prompts used."""
+    """The resolved scenario as stored: enough to resume the run, and the prompts used (a
+    sweep's cells keep theirs in the cells table)."""
     return prep.scenario.model_dump(mode="json") | {
-        "prompts": prompts_used(prep, seats),
+        "prompts": {} if prep.scenario.sweep else prompts_used(prep.cells[0], seats),
         "base": str(prep.base) if prep.base else None,
     }
 
 
-def prompts_used(prep: Prepared, seats: dict[str, ModelSeat]) -> dict[str, dict[str, dict]]:
+def prompts_used(prep: CellPlan, seats: dict[str, ModelSeat]) -> dict[str, dict[str, dict]]:
     """The templates each seat speaks with, per phase: defaults and overrides alike, so the
     run records exactly what its models were asked (the filled prompts are in model_calls)."""
     out: dict[str, dict[str, dict]] = {}
@@ -324,9 +407,17 @@ def summarize(conn: sqlite3.Connection, path: Path, wall_s: float) -> RunSummary
             "SELECT id, stop_reason, error FROM episodes WHERE status='failed' ORDER BY id LIMIT 3"
         )
     ]
+    cells = conn.execute(
+        "SELECT c.name, (SELECT count(*) FROM episodes e WHERE e.cell = c.name AND e.status = 'done'),"
+        " coalesce(sum(v.correct), 0), coalesce(sum(v.parse_status = 'ok'), 0)"
+        " FROM cells c LEFT JOIN episodes e ON e.cell = c.name"
+        " LEFT JOIN verdicts v ON v.episode = e.id"
+        "  AND v.id IN (SELECT max(id) FROM verdicts GROUP BY episode)"
+        " GROUP BY c.name ORDER BY c.position"
+    ).fetchall()
     return RunSummary(
         path, episodes, done, failed, verdicts, correct, invalid, calls, tokens, cost, wall_s,
-        errors, cached,
+        errors, cached, cells,
     )  # fmt: skip
 
 

@@ -3,9 +3,19 @@
 from __future__ import annotations
 
 import string
+from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from moot.models.gateway import DEFAULT_MODEL, ModelSettings
 
@@ -189,12 +199,25 @@ class Scenario(_Strict):
     budget: BudgetConfig | None = None
     cache: bool = Field(True, description="reuse stored replies of identical calls")
     cache_path: str | None = Field(None, description="default: ~/.cache/moot/responses.db")
+    sweep: dict[str, list[Any]] | None = Field(
+        None, description="a grid of conditions: dotted field path -> values"
+    )
+
+    _cells: list[Cell] = PrivateAttr(default_factory=list)
 
     @model_validator(mode="after")
-    def _seats_exist(self) -> Scenario:
+    def _seats_exist(self, info: ValidationInfo) -> Scenario:
         from moot.protocols import registry
 
-        known = registry.seat_names(self.protocol)
+        if info.context and info.context.get("cell"):
+            return self  # a sweep cell: its seats were checked against the whole grid
+        if self.sweep:
+            self._cells = self._expand(self.sweep)
+            # a seat named in the file must exist in some cell (a consultant in a sweep
+            # over direct QA, consultancy and debate)
+            known = set().union(*(registry.seat_names(c.scenario.protocol) for c in self._cells))
+        else:
+            known = registry.seat_names(self.protocol)
         for key in self.seats:
             if key not in known:
                 raise ValueError(
@@ -202,6 +225,34 @@ class Scenario(_Strict):
                     f"{key!r} (it has: {', '.join(sorted(known))})"
                 )
         return self
+
+    def _expand(self, grid: dict[str, list[Any]]) -> list[Cell]:
+        from moot.scenario import sweep
+
+        sweep.check_keys(grid)
+        cells = []
+        for spec in sweep.expand(self.model_dump(exclude={"sweep"}), grid):
+            try:
+                scenario = Scenario.model_validate(spec.data, context={"cell": True})
+            except ValidationError as exc:
+                err = exc.errors(include_url=False)[0]
+                where = ".".join(str(p) for p in err["loc"])
+                msg = {"extra_forbidden": "unknown field"}.get(err["type"], err["msg"])
+                if err["type"] == "value_error" and "ctx" in err:
+                    msg = str(err["ctx"]["error"])
+                key = next((k for k in grid if where.startswith(k) or k.startswith(where)), None)
+                field = f"sweep.{key}" if key else "sweep"
+                raise ValueError(f"{field}: in cell {spec.name!r}: {where}: {msg}") from None
+            cells.append(Cell(spec.name, spec.position, spec.params, scenario))
+        return cells
+
+    def cells(self) -> list[Cell]:
+        """The conditions this scenario runs: its sweep's grid, or itself alone."""
+        if not self.sweep:
+            return [Cell(None, 0, {}, self)]
+        if not self._cells:  # built by model_construct/copy rather than validation
+            self._cells = self._expand(self.sweep)
+        return self._cells
 
     def model_for(self, name: str) -> ModelSettings:
         cfg = self.models.get(name) or ModelConfig()
@@ -215,3 +266,13 @@ class Scenario(_Strict):
                 merged.update(self.seats[key].model_dump(exclude_none=True))
         merged.setdefault("model", DEFAULT_MODEL)
         return SeatConfig(**merged)
+
+
+@dataclass(frozen=True, slots=True)
+class Cell:
+    """One condition of a sweep: its name, the values it sets, and the scenario it runs."""
+
+    name: str | None  # None: the scenario has no sweep
+    position: int
+    params: dict[str, Any]
+    scenario: Scenario

@@ -10,7 +10,7 @@ from typing import Any
 from moot.errors import ConfigError
 from moot.store.schema import SCHEMA_VERSION, migrate
 
-__all__ = ["SCHEMA_VERSION", "connect", "create_run", "finish_run", "reopen_run"]
+__all__ = ["SCHEMA_VERSION", "connect", "create_cells", "create_run", "finish_run", "reopen_run"]
 
 # Rows an episode leaves behind; an unfinished episode's are removed before it runs again.
 EPISODE_TABLES = ("messages", "model_calls", "verdicts", "ratings", "qualifications")
@@ -56,6 +56,15 @@ def create_run(conn: sqlite3.Connection, row: dict[str, Any]) -> None:
                 json.dumps(row["models"]),
                 row["started_at"],
             ),
+        )
+
+
+def create_cells(conn: sqlite3.Connection, cells: list[tuple[str, int, dict, dict]]) -> None:
+    """A sweep's grid: each cell's name, position, the values it sets and its scenario."""
+    with conn:
+        conn.executemany(
+            "INSERT INTO cells (name, position, params, config) VALUES (?,?,?,?)",
+            [(n, pos, json.dumps(p), json.dumps(c)) for n, pos, p, c in cells],
         )
 
 
