@@ -53,6 +53,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("protocols", help="list the built-in protocols")
 
+    imp = sub.add_parser("import", help="import published transcripts into a run database")
+    imp.add_argument("format", help="nyu-debate or khan-csv")
+    imp.add_argument("path", help="the dataset's file or folder")
+    imp.add_argument("--out", required=True, metavar="RUN.db", help="database (made if new; re-importing adds nothing twice)")
+
     graph = sub.add_parser("graph", help="print a protocol's graph as Mermaid (or DOT)")
     graph.add_argument("protocol", help="a built-in protocol name or a scenario file")
     graph.add_argument("--dot", action="store_true", help="Graphviz DOT instead of Mermaid")
@@ -138,8 +143,17 @@ def cmd_graph(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_import(args: argparse.Namespace) -> int:
+    from moot.importers import import_path
+
+    summary = import_path(args.format, args.path, args.out)
+    print("\n".join(summary.lines()))
+    return 0
+
+
 COMMANDS = {
     "run": cmd_run,
+    "import": cmd_import,
     "validate": cmd_validate,
     "protocols": cmd_protocols,
     "graph": cmd_graph,

@@ -33,6 +33,7 @@ class EpisodeStarted:
     seats: dict[str, dict[str, Any]]
     started_at: float
     cell: str | None = None  # the sweep cell this episode belongs to
+    attributes: dict[str, Any] | None = None  # facts from outside the run (imports)
 
 
 @dataclass(slots=True)

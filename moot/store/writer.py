@@ -15,8 +15,10 @@ from __future__ import annotations
 import json
 import queue
 import sqlite3
+import sys
 import threading
 from functools import lru_cache
+from collections.abc import Iterable
 from itertools import chain
 from typing import Any
 
@@ -39,7 +41,8 @@ _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 INSERT_EPISODE = (
     "INSERT INTO episodes (id, question_id, question, answers, correct, source, protocol,"
-    " assignments, seats, status, started_at, cell) VALUES (?,?,?,?,?,?,?,?,?,'running',?,?)"
+    " assignments, seats, status, started_at, cell, attributes)"
+    " VALUES (?,?,?,?,?,?,?,?,?,'running',?,?,?)"
 )
 INSERT_MESSAGE = (
     "INSERT INTO messages (episode, seq, round, phase, seat, role, side, content, audience,"
@@ -207,7 +210,7 @@ class StoreWriter:
                 (
                     e.episode, e.question_id, e.question, _dumps(e.answers), e.correct,
                     e.source, e.protocol, _dumps(e.assignments), _dumps(e.seats), e.started_at,
-                    e.cell,
+                    e.cell, None if e.attributes is None else _dumps(e.attributes),
                 )
             )  # fmt: skip
         elif t is EpisodeFinished:
@@ -263,6 +266,18 @@ class StoreWriter:
                 rows = batch[sql]
                 if rows:
                     _write_rows(self.conn, sql, rows)
+
+    def write_now(self, events: Iterable[Event]) -> int:
+        """Write events at once, in one transaction: all of them or none (importers)."""
+        batch, self.batch = self.batch, sys.maxsize  # never hand a batch to the thread
+        try:
+            for e in events:
+                self.accept(e)
+            rows = self._swap()
+        finally:
+            self.batch = batch
+        self.write(rows)
+        return sum(len(r) for r in rows.values())
 
     def _work(self) -> None:
         while (batch := self._batches.get()) is not None:
