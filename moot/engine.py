@@ -405,8 +405,11 @@ class Engine:
     async def _aggregate(
         self, spec: EpisodeSpec, phase: Phase, round_: int, state: PhaseState
     ) -> Verdict:
-        """A majority vote over the seats' latest verdicts; a tie rules nothing."""
+        """A majority vote over the seats' latest verdicts (a tie rules nothing), or for a
+        jury that says so, the mean of their probabilities."""
         n = len(spec.answers)
+        if self.protocol.settings.get("jury") == "mean":
+            return await self._mean(spec, phase, round_, state)
         votes = [v.choice for s in phase.seats if (v := state.latest.get(s)) and v.choice is not None]
         counts = [votes.count(i) for i in range(n)]
         top = max(counts) if votes else 0
@@ -418,6 +421,23 @@ class Engine:
             method="majority",
             parse_status="ok" if choice is not None else ("tie" if votes else "invalid"),
             raw=json.dumps({s: v.choice for s in phase.seats if (v := state.latest.get(s))}),
+        )  # fmt: skip
+
+    async def _mean(self, spec: EpisodeSpec, phase: Phase, round_: int, state: PhaseState) -> Verdict:
+        """The panel's belief is the jurors' mean probability; jurors whose probabilities
+        could not be read are left out (and named in `raw`)."""
+        latest = {s: state.latest.get(s) for s in phase.seats}
+        probs = [v.probabilities for v in latest.values() if v is not None and v.probabilities]
+        mean = tuple(sum(p[i] for p in probs) / len(probs) for i in range(len(spec.answers))) if probs else None
+        choice = None
+        if mean is not None:
+            top = max(mean)
+            choice = mean.index(top) if mean.count(top) == 1 else None
+        return await self._rule(
+            spec, phase.name, round_, choice, mean,
+            method="mean",
+            parse_status="ok" if choice is not None else ("tie" if probs else "invalid"),
+            raw=json.dumps({s: None if v is None else v.probabilities for s, v in latest.items()}),
         )  # fmt: skip
 
     async def _post(

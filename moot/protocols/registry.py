@@ -45,6 +45,10 @@ DESCRIPTIONS = {
 
 def roles(config: ProtocolConfig) -> dict[str, tuple[str, ...]]:
     found = _roles(config)
+    if config.jury is not None and "judge" in found:  # the judge's seat is the panel's
+        from moot.protocols.jury import juror_ids
+
+        found = found | {"judge": juror_ids(config.jury.size)}
     # best-of-N adds a seat that picks among a speaker's drafts
     return found | {"selector": ("selector",)} if config.best_of > 1 else found
 
@@ -74,6 +78,17 @@ def seat_names(config: ProtocolConfig) -> set[str]:
 
 def build_protocol(config: ProtocolConfig) -> Protocol:
     """The graph a protocol config describes (seats with their default visibility)."""
+    protocol = _build_protocol(config)
+    if config.jury is not None:
+        from moot.protocols import jury
+
+        if not any(s.id == "judge" for s in protocol.seats):
+            raise ValueError(f"jury: the {config.name} protocol has no judge to replace")
+        protocol = jury.apply(protocol, config.jury)
+    return protocol
+
+
+def _build_protocol(config: ProtocolConfig) -> Protocol:
     if config.name == "debate":
         from moot.protocols import debate
 

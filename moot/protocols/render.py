@@ -26,7 +26,13 @@ def _node_text(protocol: Protocol, node: str) -> str:
     phase = protocol.graph.nodes[node]["phase"]
     seats = ", ".join(phase.seats)
     if phase.kind == "aggregate":
-        return f"{node}: majority vote<br/>of {seats}"
+        if protocol.settings.get("submissions"):
+            rule = "ranking"
+        elif protocol.settings.get("jury") == "mean":
+            rule = "mean probability"
+        else:
+            rule = "majority vote"
+        return f"{node}: {rule}<br/>of {seats}"
     how = "together" if phase.simultaneous and len(phase.seats) > 1 else "in turn"
     return f"{node}: {phase.kind}<br/>{seats}" + (f" ({how})" if len(phase.seats) > 1 else "")
 

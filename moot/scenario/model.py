@@ -47,6 +47,19 @@ class CustomEdge(_Strict):
     threshold: float | None = Field(None, gt=0, le=1)
 
 
+class JuryConfig(_Strict):
+    """A panel in the judge's seat (LLMs-as-a-Jury): `seats.judge` configures every juror,
+    `seats.juror_2` one of them."""
+
+    size: int = Field(3, ge=2, le=25, description="jurors (seats juror_1 ... juror_k)")
+    aggregate: Literal["majority", "mean", "foreperson"] = Field(
+        "majority", description="plurality vote, mean probability, or juror 1 rules for the panel"
+    )
+    deliberation: int = Field(
+        0, ge=0, le=5, description="rounds in which each juror reads the others' verdicts and rules again"
+    )
+
+
 class ProtocolConfig(_Strict):
     name: Literal[
         "debate", "consultancy", "direct_qa", "multi_agent", "feedback", "courtroom",
@@ -76,6 +89,7 @@ class ProtocolConfig(_Strict):
     best_of: int = Field(
         1, ge=1, le=8, description="speeches: N drafts, the selector seat picks one"
     )
+    jury: JuryConfig | None = Field(None, description="a panel of jurors replaces the judge")
     quotes: bool = Field(True, description="verify <quote> tags against the source")
     quote_fuzzy: float | None = Field(None, gt=0, le=1)
     # a custom protocol's graph
@@ -83,6 +97,14 @@ class ProtocolConfig(_Strict):
     phases: dict[str, CustomPhase] | None = None
     edges: list[CustomEdge] | None = None
     start: str | None = None
+
+    @model_validator(mode="after")
+    def _jury_fits(self) -> ProtocolConfig:
+        if self.jury is not None and self.name != "custom":
+            from moot.protocols.registry import build_protocol
+
+            build_protocol(self)  # raises "jury: ..." for a judge that cannot be a panel
+        return self
 
     @model_validator(mode="after")
     def _graph(self) -> ProtocolConfig:
