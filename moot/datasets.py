@@ -1,7 +1,8 @@
 """Questions for episodes: the shipped reading set, user JSONL/CSV files, and QuALITY.
 
-Every loader yields `Question`s with exactly two options (one correct); a bad row is a
-ConfigError naming the file and line.
+A question has exactly two options (one correct), or none and a `target`: a task with a
+checkable answer (a number), which a protocol's scorer compares with what the seats
+concluded. A bad row is a ConfigError naming the file and line.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ BUILTIN = {
     "builtin:reading": "reading.jsonl",
     "builtin": "reading.jsonl",
     "builtin:cases": "cases.jsonl",  # civil cases for the courtroom protocol
+    "builtin:arithmetic": "arithmetic.jsonl",  # word problems with numeric answers (chains)
 }
 
 
@@ -30,10 +32,11 @@ BUILTIN = {
 class Question:
     id: str
     question: str
-    options: tuple[str, str]
-    answer: int  # index of the correct option
+    options: tuple[str, ...]  # two, or none for an open task
+    answer: int | None  # index of the correct option; None for an open task
     passage: str | None = None
     split: str | None = None
+    target: str | None = None  # an open task's answer (e.g. "592")
 
 
 def load(source: str, *, fmt: str = "auto", split: str | None = None, base: Path | None = None) -> list[Question]:
@@ -111,10 +114,33 @@ def _answer_index(value: Any, options: list[str], where: str) -> int:
     raise ConfigError(f"{where}: answer {value!r} is not an index, letter or option of {options}")
 
 
+def _target(value: Any, where: str) -> str:
+    """An open task's answer: a number, or GSM8K's worked solution ending `#### 72`."""
+    text = str(value)
+    if isinstance(value, str) and "####" in value:
+        text = value.rsplit("####", 1)[1]
+    text = text.strip().replace(",", "")
+    try:
+        float(text)
+    except ValueError:
+        raise ConfigError(f"{where}: answer {value!r}: without options, the answer must be a number") from None
+    return text
+
+
 def _question(row: dict[str, Any], where: str, default_id: str) -> Question:
-    for key in ("question", "options", "answer"):
+    for key in ("question", "answer"):
         if key not in row:
             raise ConfigError(f"{where}: missing field {key!r}")
+    if "options" not in row:  # an open task with a checkable answer
+        return Question(
+            id=str(row.get("id", default_id)),
+            question=str(row["question"]),
+            options=(),
+            answer=None,
+            passage=row.get("passage") if isinstance(row.get("passage"), str) else None,
+            split=row.get("split"),
+            target=_target(row["answer"], where),
+        )
     options = row["options"]
     if not (isinstance(options, list) and len(options) == 2 and all(isinstance(o, str) for o in options)):
         raise ConfigError(f"{where}: options must be a list of exactly two strings")

@@ -45,9 +45,23 @@ class EpisodeSpec:
     source: str | None
     # other questions with known answers (peer review qualifies its reviewers on them)
     checks: tuple[EpisodeSpec, ...] = ()
+    target: str | None = None  # an open task's answer, for the scorer; no seat sees it
 
 
 _DECISION = re.compile(r"decision\s*[:\-]?\s*\**\s*(approve|approved|revise)\b", re.I)
+
+
+_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
+_ANSWER_LINE = re.compile(r"answer\s*[:=]?\s*\**\s*\$?\s*(-?\d[\d,]*(?:\.\d+)?)", re.I)
+
+
+def final_number(text: str) -> str | None:
+    """The number a solution concludes: after its last "Answer:", else its last number."""
+    found = _ANSWER_LINE.findall(text) or _NUMBER.findall(text)
+    if not found:
+        return None
+    value = found[-1].replace(",", "")
+    return value if value.strip("-") else None
 
 
 def approves(review: str) -> bool:
@@ -140,6 +154,7 @@ class Engine:
                 seats=self._seat_info,
                 started_at=time.time(),
                 cell=self.cell,
+                attributes=None if spec.target is None else {"target": spec.target},
             ),
             {
                 s.id: SeatSight(role=s.role, side=sides[s.id], sees_source=s.sees_source)
@@ -196,6 +211,9 @@ class Engine:
             return
         if phase.kind == "rate":
             await self._rate(spec, phase, round_, state)
+            return
+        if phase.kind == "score":
+            self._record(state, await self._score(spec, phase, round_))
             return
         if phase.kind == "qualify":
             await self._qualify(spec, phase, round_, state)
@@ -423,6 +441,21 @@ class Engine:
             raw=json.dumps({s: v.choice for s in phase.seats if (v := state.latest.get(s))}),
         )  # fmt: skip
 
+    async def _score(self, spec: EpisodeSpec, phase: Phase, round_: int) -> Verdict:
+        """An open task's outcome: the number the scored seat concluded, against the target.
+        Nothing a seat writes can mark itself correct: the comparison is made here."""
+        seat = phase.seats[-1]
+        said = [m.content for m in self.bus.transcript(spec.index) if m.seat == seat]
+        found = final_number(said[-1]) if said else None
+        correct = None
+        if found is not None and spec.target is not None:
+            correct = abs(float(found) - float(spec.target)) <= 1e-6 * max(1.0, abs(float(spec.target)))
+        return await self._rule(
+            spec, "scorer", round_, None, None,
+            method="numeric_match", parse_status="ok" if found is not None else "invalid",
+            raw=found or "", correct=correct,
+        )  # fmt: skip
+
     async def _mean(self, spec: EpisodeSpec, phase: Phase, round_: int, state: PhaseState) -> Verdict:
         """The panel's belief is the jurors' mean probability; jurors whose probabilities
         could not be read are left out (and named in `raw`)."""
@@ -496,6 +529,7 @@ class Engine:
         model: str = "",
         call_seq: int | None = None,
         created_at: float | None = None,
+        correct: bool | None = None,
     ) -> Verdict:
         """Publish a ruling, a seat's or an aggregate's; correctness is always the engine's
         comparison with the gold, never something a model wrote."""
@@ -506,7 +540,10 @@ class Engine:
             round=round_,
             choice=choice,
             probabilities=probabilities,
-            correct=None if choice is None or spec.correct is None else choice == spec.correct,
+            correct=(
+                correct if spec.correct is None and choice is None
+                else None if choice is None or spec.correct is None else choice == spec.correct
+            ),
             method=method,
             parse_status=parse_status,
             raw=raw,

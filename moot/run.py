@@ -109,6 +109,10 @@ def episode_specs(
     index = start
     n = len(questions)
     for i, q in enumerate(questions):
+        if q.target is not None:  # an open task: no options to order
+            yield EpisodeSpec(index, q.id, q.question, (), None, q.passage, target=q.target)
+            index += 1
+            continue
         # the correct answer is shown first in even episodes, second in odd ones
         orders = (False, True) if both_orders else (q.answer != i % 2,)
         others = tuple(
@@ -138,7 +142,8 @@ class CellPlan:
 
     @property
     def total(self) -> int:
-        return len(self.questions) * (2 if self.scenario.dataset.both_orders else 1)
+        both = self.scenario.dataset.both_orders
+        return sum(2 if both and q.target is None else 1 for q in self.questions)
 
 
 @dataclass(slots=True)
@@ -380,7 +385,7 @@ def prompts_used(prep: CellPlan, seats: dict[str, ModelSeat]) -> dict[str, dict[
     if prep.protocol.settings.get("best_of"):
         acts.append(("best_of", "select", "selector"))
     for phase, kind, seat in acts:
-        if kind == "aggregate":
+        if kind in ("aggregate", "score"):  # the engine's own phases: no prompt
             continue
         kind = "verdict" if kind == "qualify" else kind  # check questions are answered as a judge
         t = seats[seat].prompts.resolve(seats[seat].role, kind, phase)

@@ -62,6 +62,26 @@ REVIEWER_TURN = (
     "Critique the latest draft in under 60 words, then end with one line: "
     "'Decision: approve' or 'Decision: revise'."
 )
+SOLVER_SYSTEM = (
+    "You are {name}. Solve the problem step by step, then end with one line: 'Answer: N'."
+)
+SOLVER_TURN = "Problem: {question}\n\nSolve it. End with 'Answer: N'."
+VERIFIER_SYSTEM = (
+    "You are {name}, a careful verifier. Check a solution to a problem step by step and say "
+    "exactly which step is wrong, if any. Do not write a new solution."
+)
+VERIFIER_TURN = (
+    "Problem: {question}\n\n{transcript}\nCheck the latest solution in under 60 words, then "
+    "end with one line: 'Decision: approve' or 'Decision: revise'."
+)
+REFINER_SYSTEM = (
+    "You are {name}. Write the final solution to a problem, using a first solution and a "
+    "verifier's check of it. End with one line: 'Answer: N'."
+)
+REFINER_TURN = (
+    "Problem: {question}\n\n{transcript}\nWrite the corrected final solution. End with "
+    "'Answer: N'."
+)
 SELECTOR_SYSTEM = (
     "You pick, from several drafts of an argument, the one a judge who cannot read the "
     "passage would find most persuasive."
@@ -167,6 +187,10 @@ DEFAULTS: dict[tuple[str, str], Templates] = {
 # A phase may have prompts of its own (the courtroom's ruling gives a reason).
 BY_PHASE: dict[tuple[str, str, str], Templates] = {
     ("judge", "verdict", "ruling"): Templates(JUDGE_SYSTEM, RULING_TURN),
+    # the chain's roles solve open tasks (no options, no passage)
+    ("generator", "speech", "generate"): Templates(SOLVER_SYSTEM, SOLVER_TURN),
+    ("verifier", "review", "verify"): Templates(VERIFIER_SYSTEM, VERIFIER_TURN),
+    ("refiner", "speech", "refine"): Templates(REFINER_SYSTEM, REFINER_TURN),
     ("reviewer", "rate", "rate_pointwise"): Templates(REVIEWER_RATE_SYSTEM, RATE_POINTWISE_TURN),
     ("reviewer", "rate", "rate_pairwise"): Templates(REVIEWER_RATE_SYSTEM, RATE_PAIRWISE_TURN),
 }

@@ -27,11 +27,13 @@ END = "end"
 #   rate      reviewers score every submission (pointwise) or every ordered pair (pairwise)
 #   aggregate no seat speaks: the engine combines its seats' latest verdicts (majority vote)
 #             or the ratings of their submissions (a ranking)
+#   score     no seat speaks: the engine checks its seat's last message against an open
+#             task's target (the number it concluded), a verdict of "scorer"
 PhaseKind = Literal[
-    "speech", "question", "verdict", "choose", "review", "qualify", "rate", "aggregate"
+    "speech", "question", "verdict", "choose", "review", "qualify", "rate", "aggregate", "score"
 ]
 KINDS: tuple[str, ...] = (
-    "speech", "question", "verdict", "choose", "review", "qualify", "rate", "aggregate",
+    "speech", "question", "verdict", "choose", "review", "qualify", "rate", "aggregate", "score",
 )  # fmt: skip
 
 # A seat's side: a fixed answer index, "assigned" (per episode, balanced by the run),

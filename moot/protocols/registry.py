@@ -19,6 +19,7 @@ SEATS: dict[str, dict[str, tuple[str, ...]]] = {
     "consultancy": {"consultant": ("consultant",), "judge": ("judge",)},
     "direct_qa": {"judge": ("judge",)},
     "feedback": {"generator": ("generator",), "reviewer": ("reviewer",), "judge": ("judge",)},
+    "chain": {"generator": ("generator",), "verifier": ("verifier",), "refiner": ("refiner",)},
     "courtroom": {
         "lawyer": ("plaintiff_lawyer", "defence_lawyer"), "witness": ("witness",),
         "judge": ("judge",),
@@ -39,6 +40,8 @@ DESCRIPTIONS = {
     "only what is said in court; a witness is examined by each side",
     "peer_review": "authors each defend an answer; reviewers rate every submission "
     "(pointwise) or every pair in both orders (pairwise); the ranking's top answer wins",
+    "chain": "a generator solves a task with a checkable answer, a verifier checks it, a "
+    "refiner writes the final solution; the engine scores its number (MALT)",
     "custom": "your own graph of phases and conditioned edges, declared in the scenario",
 }
 
@@ -117,6 +120,10 @@ def _build_protocol(config: ProtocolConfig) -> Protocol:
         from moot.protocols import feedback
 
         return feedback.build(config.rounds, rubric=config.rubric)
+    if config.name == "chain":
+        from moot.protocols import chain
+
+        return chain.build(config.rounds)
     if config.name == "courtroom":
         from moot.protocols import courtroom
 
