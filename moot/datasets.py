@@ -25,6 +25,8 @@ BUILTIN = {
     "builtin": "reading.jsonl",
     "builtin:cases": "cases.jsonl",  # civil cases for the courtroom protocol
     "builtin:arithmetic": "arithmetic.jsonl",  # word problems with numeric answers (chains)
+    "builtin:bargaining": "bargaining.jsonl",  # games: sums to divide, discount factors
+    "builtin:negotiation": "negotiation.jsonl",  # games: the seller's and buyer's values
 }
 
 
@@ -37,6 +39,7 @@ class Question:
     passage: str | None = None
     split: str | None = None
     target: str | None = None  # an open task's answer (e.g. "592")
+    game: dict[str, Any] | None = None  # a game instance's numbers (language games)
 
 
 def load(source: str, *, fmt: str = "auto", split: str | None = None, base: Path | None = None) -> list[Question]:
@@ -128,6 +131,11 @@ def _target(value: Any, where: str) -> str:
 
 
 def _question(row: dict[str, Any], where: str, default_id: str) -> Question:
+    if "game" in row and "answer" not in row:  # a game instance: no answer, the referee scores
+        game = row["game"]
+        if not isinstance(game, dict) or not all(isinstance(v, (int, float, list)) for v in game.values()):
+            raise ConfigError(f"{where}: game must be an object of numbers")
+        return Question(str(row.get("id", default_id)), str(row.get("question", "")), (), None, game=game)
     for key in ("question", "answer"):
         if key not in row:
             raise ConfigError(f"{where}: missing field {key!r}")

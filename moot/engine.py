@@ -15,6 +15,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
+from typing import Any
 
 import anyio
 
@@ -46,6 +47,7 @@ class EpisodeSpec:
     # other questions with known answers (peer review qualifies its reviewers on them)
     checks: tuple[EpisodeSpec, ...] = ()
     target: str | None = None  # an open task's answer, for the scorer; no seat sees it
+    game: dict[str, Any] | None = None  # a game instance's numbers, for the referee
 
 
 _DECISION = re.compile(r"decision\s*[:\-]?\s*\**\s*(approve|approved|revise)\b", re.I)
@@ -103,6 +105,7 @@ class Engine:
         self._rounds = protocol.settings.get("rounds", 1)
         self._best_of = protocol.settings.get("best_of") or 1
         self._rubric = protocol.settings.get("rubric") or ""
+        self._phase_rounds = protocol.settings.get("phase_rounds")  # a game's rounds, by phase
 
     async def run(
         self, episodes: Iterable[EpisodeSpec], stop: Callable[[], bool] | None = None
@@ -171,6 +174,8 @@ class Engine:
                 state.visits[phase_name] = state.visits.get(phase_name, 0) + 1
                 await self._run_phase(spec, phase, self._round(phase, state), state)
                 phase_name = protocol.next_phase(phase_name, state)
+            if "outcome" in state.facts:  # a game's, as its referee settled it
+                outcome = dict(state.facts["outcome"])
             if state.ruling is not None:
                 outcome = {"choice": state.ruling.choice, "correct": state.ruling.correct}
                 if state.ruling.method == "ranking":
@@ -197,6 +202,8 @@ class Engine:
     def _round(self, phase: Phase, state: PhaseState) -> int:
         """The debate round a turn belongs to: speeches so far (a verdict after round 2 is
         a round-2 verdict), or the phase's own count in a protocol without speeches."""
+        if self._phase_rounds is not None:
+            return self._phase_rounds[phase.name]
         speeches = max((state.visits.get(p, 0) for p in self._speech_phases), default=0)
         return speeches or state.visits[phase.name]
 
@@ -214,6 +221,9 @@ class Engine:
             return
         if phase.kind == "score":
             self._record(state, await self._score(spec, phase, round_))
+            return
+        if phase.kind == "referee":
+            await self._referee(spec, phase, round_, state)
             return
         if phase.kind == "qualify":
             await self._qualify(spec, phase, round_, state)
@@ -440,6 +450,34 @@ class Engine:
             parse_status="ok" if choice is not None else ("tie" if votes else "invalid"),
             raw=json.dumps({s: v.choice for s in phase.seats if (v := state.latest.get(s))}),
         )  # fmt: skip
+
+    async def _referee(self, spec: EpisodeSpec, phase: Phase, round_: int, state: PhaseState) -> None:
+        """The protocol's referee reads the seat's last move, updates the game's facts and
+        says what happened; at the end its outcome and each player's gain are stored."""
+        seat = phase.seats[-1]
+        said = [m.content for m in self.bus.transcript(spec.index) if m.seat == seat]
+        rulings = self.protocol.settings["referee"].step(
+            phase.name, seat, said[-1] if said else None, state.facts, spec.game
+        )
+        for ruling in rulings:
+            await self.bus.post(
+                Message(
+                    episode=spec.index, seq=self.bus.next_message_seq(spec.index), round=round_,
+                    phase=phase.name, seat="referee", role="referee", side=None,
+                    content=ruling.text, audience=ruling.audience, created_at=time.time(),
+                )
+            )  # fmt: skip
+            if ruling.outcome is not None:
+                state.facts["outcome"] = ruling.outcome
+                for player, gain in ruling.outcome["gains"].items():
+                    await self.bus.publish(
+                        Rating(
+                            episode=spec.index, rater="referee", target=player, other=None,
+                            round=round_, score=gain, probabilities=None, method="game",
+                            parse_status="ok", raw=json.dumps(ruling.outcome), call_seq=None,
+                            created_at=time.time(),
+                        )
+                    )  # fmt: skip
 
     async def _score(self, spec: EpisodeSpec, phase: Phase, round_: int) -> Verdict:
         """An open task's outcome: the number the scored seat concluded, against the target.

@@ -109,8 +109,8 @@ def episode_specs(
     index = start
     n = len(questions)
     for i, q in enumerate(questions):
-        if q.target is not None:  # an open task: no options to order
-            yield EpisodeSpec(index, q.id, q.question, (), None, q.passage, target=q.target)
+        if not q.options:  # an open task or a game: no options to order
+            yield EpisodeSpec(index, q.id, q.question, (), None, q.passage, target=q.target, game=q.game)
             index += 1
             continue
         # the correct answer is shown first in even episodes, second in odd ones
@@ -143,7 +143,7 @@ class CellPlan:
     @property
     def total(self) -> int:
         both = self.scenario.dataset.both_orders
-        return sum(2 if both and q.target is None else 1 for q in self.questions)
+        return sum(2 if both and q.options else 1 for q in self.questions)
 
 
 @dataclass(slots=True)
@@ -385,7 +385,7 @@ def prompts_used(prep: CellPlan, seats: dict[str, ModelSeat]) -> dict[str, dict[
     if prep.protocol.settings.get("best_of"):
         acts.append(("best_of", "select", "selector"))
     for phase, kind, seat in acts:
-        if kind in ("aggregate", "score"):  # the engine's own phases: no prompt
+        if kind in ("aggregate", "score", "referee"):  # the engine's own phases: no prompt
             continue
         kind = "verdict" if kind == "qualify" else kind  # check questions are answered as a judge
         t = seats[seat].prompts.resolve(seats[seat].role, kind, phase)

@@ -246,7 +246,7 @@ def test_cli_lists_protocols_and_prints_graphs():
     assert listed.returncode == 0
     assert [line.split()[0] for line in listed.stdout.splitlines()] == [
         "debate", "consultancy", "direct_qa", "multi_agent", "feedback", "courtroom",
-        "peer_review", "chain", "custom",
+        "peer_review", "chain", "bargaining", "negotiation", "custom",
     ]  # fmt: skip
     mermaid = moot("graph", "consultancy").stdout
     assert mermaid.startswith("flowchart TD") and "-->|\"rounds_left\"|" in mermaid

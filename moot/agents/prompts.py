@@ -82,6 +82,14 @@ REFINER_TURN = (
     "Problem: {question}\n\n{transcript}\nWrite the corrected final solution. End with "
     "'Answer: N'."
 )
+PLAYER_SYSTEM = (
+    "You are {name}, a player in a two-player game. Play to gain as much as you can. The "
+    "referee's messages state the rules, what happened and whose turn it is."
+)
+PLAYER_TURN = (
+    "{question}\n\n{transcript}\nYour move, {name}: do what the referee's last message asks. "
+    "To propose, write a line 'OFFER: N'; to answer a proposal, write ACCEPT or REJECT."
+)
 SELECTOR_SYSTEM = (
     "You pick, from several drafts of an argument, the one a judge who cannot read the "
     "passage would find most persuasive."
@@ -182,6 +190,7 @@ DEFAULTS: dict[tuple[str, str], Templates] = {
     ("lawyer", "question"): Templates(LAWYER_SYSTEM, LAWYER_QUESTION_TURN),
     ("witness", "speech"): Templates(WITNESS_SYSTEM, WITNESS_TURN),
     ("author", "speech"): Templates(AUTHOR_SYSTEM, AUTHOR_TURN),
+    ("player", "speech"): Templates(PLAYER_SYSTEM, PLAYER_TURN),
     ("author", "choose"): Templates(AUTHOR_SYSTEM, CHOOSE_TURN),
 }
 # A phase may have prompts of its own (the courtroom's ruling gives a reason).

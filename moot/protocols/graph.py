@@ -29,11 +29,15 @@ END = "end"
 #             or the ratings of their submissions (a ranking)
 #   score     no seat speaks: the engine checks its seat's last message against an open
 #             task's target (the number it concluded), a verdict of "scorer"
+#   referee   no seat speaks: the protocol's referee (code) briefs, checks its seat's last
+#             move or settles a game, and says so to the players
 PhaseKind = Literal[
-    "speech", "question", "verdict", "choose", "review", "qualify", "rate", "aggregate", "score"
+    "speech", "question", "verdict", "choose", "review", "qualify", "rate", "aggregate", "score",
+    "referee",
 ]
 KINDS: tuple[str, ...] = (
     "speech", "question", "verdict", "choose", "review", "qualify", "rate", "aggregate", "score",
+    "referee",
 )  # fmt: skip
 
 # A seat's side: a fixed answer index, "assigned" (per episode, balanced by the run),
@@ -72,6 +76,7 @@ class PhaseState:
     ratings: list[Any] = field(default_factory=list)  # peer review's Ratings so far
     qualification: dict[str, list[int]] = field(default_factory=dict)  # rater -> [right, asked]
     choices: dict[str, int | None] = field(default_factory=dict)  # the last verdict phase's
+    facts: dict[str, Any] = field(default_factory=dict)  # a referee's record of the game
 
 
 # An edge condition: (the phase just run, state, the edge's own parameters) -> take it?
@@ -109,6 +114,8 @@ CONDITIONS: dict[str, Condition] = {
         not _agreed(phase, st) and _rounds_of(phase, st, args) < st.settings["rounds"]
     ),
     "approved": lambda phase, st, args: st.approved,
+    "offer_made": lambda phase, st, args: st.facts.get("offer") is not None,
+    "accepted": lambda phase, st, args: bool(st.facts.get("accepted")),
     "revise_rounds_left": lambda phase, st, args: (
         not st.approved and _rounds_of(phase, st, args) < st.settings["rounds"]
     ),

@@ -20,6 +20,8 @@ SEATS: dict[str, dict[str, tuple[str, ...]]] = {
     "direct_qa": {"judge": ("judge",)},
     "feedback": {"generator": ("generator",), "reviewer": ("reviewer",), "judge": ("judge",)},
     "chain": {"generator": ("generator",), "verifier": ("verifier",), "refiner": ("refiner",)},
+    "bargaining": {"player": ("alice", "bob")},
+    "negotiation": {"player": ("seller", "buyer")},
     "courtroom": {
         "lawyer": ("plaintiff_lawyer", "defence_lawyer"), "witness": ("witness",),
         "judge": ("judge",),
@@ -42,6 +44,10 @@ DESCRIPTIONS = {
     "(pointwise) or every pair in both orders (pairwise); the ranking's top answer wins",
     "chain": "a generator solves a task with a checkable answer, a verifier checks it, a "
     "refiner writes the final solution; the engine scores its number (MALT)",
+    "bargaining": "Alice and Bob divide a sum by alternating offers, their shares discounted "
+    "each round; a referee checks moves and settles (GLEE)",
+    "negotiation": "a seller and a buyer, each told only their own value, haggle over a price "
+    "by alternating offers; a referee settles (GLEE)",
     "custom": "your own graph of phases and conditioned edges, declared in the scenario",
 }
 
@@ -120,6 +126,10 @@ def _build_protocol(config: ProtocolConfig) -> Protocol:
         from moot.protocols import feedback
 
         return feedback.build(config.rounds, rubric=config.rubric)
+    if config.name in ("bargaining", "negotiation"):
+        from moot.protocols import game
+
+        return game.build(config.name, config.rounds)
     if config.name == "chain":
         from moot.protocols import chain
 

@@ -63,7 +63,7 @@ class JuryConfig(_Strict):
 class ProtocolConfig(_Strict):
     name: Literal[
         "debate", "consultancy", "direct_qa", "multi_agent", "feedback", "courtroom",
-        "peer_review", "chain", "custom",
+        "peer_review", "chain", "bargaining", "negotiation", "custom",
     ] = "debate"  # fmt: skip
     rounds: int = Field(2, ge=1, le=100)
     turns: Literal["simultaneous", "sequential"] = "simultaneous"
