@@ -288,3 +288,19 @@ class LiveApp(App[None]):
     def on_unmount(self) -> None:
         if self.reader is not None:
             self.reader.close()
+
+
+def run_with_tui(prep: Any, path: Path, resume: bool) -> Any:
+    """`moot run --tui`: the run as a task of the app's event loop, the live view in front.
+
+    Returns the run's summary once it finished and the user quit; quitting earlier cancels
+    the run, which marks itself interrupted (resumable) and raises `Interrupted`."""
+    from moot.run import Interrupted, execute
+
+    app = LiveApp(path, runner=lambda: execute(prep, path, resume=resume))
+    app.run()
+    if app.error is not None:
+        raise app.error
+    if app.result is None:
+        raise Interrupted(path)
+    return app.result
