@@ -46,12 +46,13 @@ class FilterScreen(ModalScreen[Filters | None]):
     BINDINGS = [Binding("escape", "cancel", "cancel")]
     DEFAULT_CSS = """
     FilterScreen { align: center middle; }
-    FilterScreen > Vertical { width: 64; max-width: 100%; height: auto; max-height: 100%;
+    FilterScreen > Vertical { width: 72; max-width: 100%; height: auto; max-height: 100%;
         border: round $accent; background: $panel; padding: 0 1; }
-    FilterScreen Label { margin-top: 1; }
     FilterScreen Horizontal { height: auto; }
-    FilterScreen Horizontal Input { width: 1fr; }
-    FilterScreen #buttons { margin-top: 1; }
+    FilterScreen Label { width: 12; padding: 1 1 0 0; }
+    FilterScreen Select, FilterScreen Input { width: 1fr; }
+    FilterScreen #buttons { height: auto; align-horizontal: right; }
+    FilterScreen #buttons Button { margin-left: 1; }
     """
 
     def __init__(self, filters: Filters, protocols: list[str]) -> None:
@@ -62,23 +63,27 @@ class FilterScreen(ModalScreen[Filters | None]):
     def compose(self) -> ComposeResult:
         f = self.filters
         with Vertical() as v:
-            v.border_title = "filters"
-            yield Label("protocol")
-            yield Select([(p, p) for p in self.protocols], value=f.protocol or Select.NULL, id="protocol")
-            yield Label("status")
-            yield Select([(s, s) for s in ("running", "done", "failed")], value=f.status or Select.NULL, id="status")
-            yield Label("final verdict")
-            yield Select([(s, s) for s in ("correct", "incorrect", "invalid", "none")],
-                         value=f.verdict or Select.NULL, id="verdict")  # fmt: skip
-            yield Label("judge confidence (highest probability), from - to")
+            v.border_title = "filters (enter: apply, escape: cancel)"
             with Horizontal():
-                yield Input("" if f.min_confidence is None else str(f.min_confidence), placeholder="0.0", id="min")
-                yield Input("" if f.max_confidence is None else str(f.max_confidence), placeholder="1.0", id="max")
-            yield Label("text in any message")
-            yield Input(f.text, placeholder="words to find", id="text")
+                yield Label("protocol")
+                yield Select([(p, p) for p in self.protocols], value=f.protocol or Select.NULL, id="protocol")
+            with Horizontal():
+                yield Label("status")
+                yield Select([(s, s) for s in ("running", "done", "failed")], value=f.status or Select.NULL, id="status")
+            with Horizontal():
+                yield Label("verdict")
+                yield Select([(s, s) for s in ("correct", "incorrect", "invalid", "none")],
+                             value=f.verdict or Select.NULL, id="verdict")  # fmt: skip
+            with Horizontal():
+                yield Label("confidence")
+                yield Input("" if f.min_confidence is None else str(f.min_confidence), placeholder="from 0.0", id="min")
+                yield Input("" if f.max_confidence is None else str(f.max_confidence), placeholder="to 1.0", id="max")
+            with Horizontal():
+                yield Label("text")
+                yield Input(f.text, placeholder="words in any message", id="text")
             with Horizontal(id="buttons"):
-                yield Button("apply", variant="primary", id="apply")
                 yield Button("clear", id="clear")
+                yield Button("apply", variant="primary", id="apply")
 
     def _value(self, id_: str) -> str | None:
         v = self.query_one(f"#{id_}", Select).value
@@ -321,6 +326,8 @@ class RunsScreen(Screen[None]):
         ol.add_options(options)
         if not self.paths:
             ol.add_option(Option(Text("no moot runs here (*.db)", style="dim"), disabled=True))
+        else:
+            ol.highlighted = next(i for i, o in enumerate(options) if not o.disabled)
         ol.focus()
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:

@@ -215,7 +215,7 @@ class LiveApp(App[None]):
         if ep is None:
             title.update("")
             return
-        t = Text(end="")
+        t = Text(end="", no_wrap=True, overflow="ellipsis")
         t.append(f"episode {ep.id} ", style="bold")
         t.append(ep.status, style=STATUS_STYLE.get(ep.status, ""))
         t.append(f" · {plain(ep.protocol)}", style="dim")

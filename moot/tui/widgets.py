@@ -287,7 +287,7 @@ def verdict_line(v: VerdictRow, answers: int) -> Text:
 class MessageBox(Static):
     DEFAULT_CSS = """
     MessageBox { border: round $primary 50%; padding: 0 1; margin: 0 0 0 0; height: auto; }
-    MessageBox.current { border: double $accent; background: $boost; }
+    MessageBox.current { background: $boost; }
     MessageBox.hidden-from-view { opacity: 45%; }
     """
 
@@ -371,7 +371,10 @@ class Transcript(VerticalScroll, can_focus=True):
             visible = box.message.visible_to(self.view)
             shown = visible and (self.step is None or i <= self.step)
             box.display = shown
-            box.set_class(i == self.step, "current")
+            current = i == self.step
+            if box.has_class("current") != current:
+                box.set_class(current, "current")
+                box.styles.border = ("heavy" if current else "round", colour(box.message.role, box.message.side))
         if self.step is not None and 0 <= self.step < len(self.messages):
             box = self.boxes()[self.step]
             self.call_after_refresh(self.scroll_to_widget, box, animate=False, top=False)
@@ -387,17 +390,15 @@ def call_summary(call: dict[str, Any] | None) -> Text:
     if call is None:
         t.append("no model call behind this message", style="dim")
         return t
-    t.append("model   ", style="dim")
-    t.append(plain(call["model"]) + "\n")
-    t.append("tokens  ", style="dim")
+    t.append("call    ", style="dim")
+    t.append(f"{plain(call['model'])} · {call['attempts']} attempt{'s' if call['attempts'] != 1 else ''}")
+    if call.get("cached"):
+        t.append(" · cached", style="#56b6c2")
+    t.append("\ntokens  ", style="dim")
     t.append(f"{call['prompt_tokens']:,} in + {call['completion_tokens']:,} out\n")
     t.append("latency ", style="dim")
-    t.append(f"{call['latency_s']:.3f} s   attempts {call['attempts']}\n")
-    t.append("cost    ", style="dim")
     cost = call["cost"]
-    t.append("n/a" if cost is None else f"${cost:.6f}")
-    if call.get("cached"):
-        t.append("  (cached)", style="#56b6c2")
+    t.append(f"{call['latency_s']:.3f} s · cost " + ("n/a" if cost is None else f"${cost:.6f}"))
     if call.get("error"):
         t.append("\nerror   ", style="dim")
         t.append(plain(call["error"]), style="#e06c75")
