@@ -16,7 +16,7 @@ from textual.widgets import Footer, Static
 
 from moot.tui.reader import Episode, RunReader
 from moot.tui.text import plain, plain_text
-from moot.tui.widgets import STATUS_STYLE, Transcript, colour, letter, message_details
+from moot.tui.widgets import STATUS_STYLE, Transcript, call_summary, colour, letter, message_details
 
 SPEEDS = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0)  # messages per second when playing
 
@@ -55,7 +55,7 @@ def episode_header(ep: Episode, view: str | None) -> Text:
 class CallScreen(ModalScreen[None]):
     """The model call behind a message, as sent and as answered."""
 
-    BINDINGS = [Binding("escape,c,q", "app.pop_screen", "close")]
+    BINDINGS = [Binding("escape,c", "app.pop_screen", "close"), Binding("q", "app.quit", "quit")]
     DEFAULT_CSS = """
     CallScreen { align: center middle; }
     CallScreen > VerticalScroll {
@@ -73,6 +73,7 @@ class CallScreen(ModalScreen[None]):
         with VerticalScroll() as v:
             v.border_title = f"model call {c['seq']} · {plain(c['seat'])} · {plain(c['model'])}"
             v.border_subtitle = "escape: close"
+            yield Static(call_summary(c), markup=False)
             parts = [("system", c.get("system")), ("messages between", _pretty(c.get("messages"))),
                      ("prompt", c.get("prompt")), ("response", c.get("response")),
                      ("params", _pretty(c.get("params"))), ("error", c.get("error"))]  # fmt: skip

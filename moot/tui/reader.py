@@ -298,11 +298,12 @@ class RunReader:
             return []
         marks = ",".join("?" * len(ids))
         sql = (
-            f"SELECT e.id, e.status, e.protocol, e.question, e.{self._cell}, e.stop_reason,"
-            f" {_last('choice')}, {_last('correct')}, {_last('probabilities')},"
-            f" {_last('parse_status')},"
+            f"SELECT e.id, e.status, e.protocol, substr(e.question, 1, 300), e.{self._cell},"
+            " e.stop_reason, v.choice, v.correct, v.probabilities, v.parse_status,"
             " (SELECT count(*) FROM messages m WHERE m.episode = e.id)"
-            f" FROM episodes e WHERE e.id IN ({marks})"  # noqa: S608
+            " FROM episodes e LEFT JOIN verdicts v"
+            " ON v.id = (SELECT max(id) FROM verdicts WHERE episode = e.id)"
+            f" WHERE e.id IN ({marks})"  # noqa: S608
         )
         by_id = {}
         for r in self.conn.execute(sql, tuple(ids)):
