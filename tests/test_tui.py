@@ -54,6 +54,20 @@ def test_plain_shows_escapes_and_control_characters_instead_of_obeying_them():
     assert one_line("a\nb\t c", 10) == "a b c" and one_line("x" * 20, 5) == "xxxx…"
 
 
+def test_the_readme_lists_every_key():
+    from pathlib import Path
+
+    from moot.tui.help import KEYS
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    for section, keys in KEYS.items():
+        for key, what in keys:
+            assert f"| {section} | `{key}` | {what} |" in readme, key
+    for png in ("watch", "replay", "episode", "judge-view"):
+        assert f"(docs/tui-{png}.png)" in readme
+        assert (Path(__file__).resolve().parents[1] / "docs" / f"tui-{png}.png").is_file()
+
+
 # -- the reader ------------------------------------------------------------------------------
 
 
