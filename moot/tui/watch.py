@@ -146,14 +146,17 @@ class LiveApp(App[None]):
                     pass
             await anyio.sleep(0.05)
         self.episodes.reader = self.reader
+        run = self.reader.run() or {}
+        self._name = str(run.get("name") or self._name)
+        ids = self.reader.episode_ids()  # the list first; the totals take a pass over the run
+        self.episodes.set_ids(ids, keep=ids[-1] if ids else None)
+        if ids:
+            self.select(ids[-1])
+        self.query_one("#stats", Static).update(Text(f"{self._name}: counting…"))
         state = LiveState(self.reader)
         await anyio.to_thread.run_sync(state.load)
         self.state = state
-        run = self.reader.run() or {}
-        self._name = str(run.get("name") or self._name)
-        self.episodes.set_ids(state.ids, keep=state.ids[-1] if state.ids else None)
-        if state.ids:
-            self.select(state.ids[-1])
+        self.episodes.grow(state.ids)
         self.redraw()
         self.set_interval(self.poll_interval, self.poll)
 
