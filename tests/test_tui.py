@@ -390,6 +390,16 @@ async def test_run_with_tui_finishes_or_stops_resumably(tmp_path):
     assert summary.done == 24 and summary.failed == 0
 
 
+async def test_a_run_that_cannot_start_ends_the_app_with_its_error(tmp_path):
+    async def runner():
+        raise ConfigError("unknown model 'nonsense'")
+
+    app = LiveApp(tmp_path / "never.db", runner=runner)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause(0.2)
+    assert isinstance(app.error, ConfigError) and not (tmp_path / "never.db").exists()
+
+
 # -- snapshots (each beside a plain run_test check above) -------------------------------------
 
 

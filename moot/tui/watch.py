@@ -153,6 +153,7 @@ class LiveApp(App[None]):
         if ids:
             self.select(ids[-1])
         self.query_one("#stats", Static).update(Text(f"{self._name}: counting…"))
+        await anyio.sleep(0.1)  # let the first screen paint before the count takes the CPU
         state = LiveState(self.reader)
         await anyio.to_thread.run_sync(state.load)
         self.state = state
@@ -305,5 +306,7 @@ def run_with_tui(prep: Any, path: Path, resume: bool) -> Any:
     if app.error is not None:
         raise app.error
     if app.result is None:
+        if not path.exists():
+            raise ConfigError("stopped before the run began: nothing was written")
         raise Interrupted(path)
     return app.result
