@@ -44,9 +44,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="fill a role or seat with another model, e.g. judge=openai/gpt-4o-mini",
     )
     run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.add_argument("--tui", action="store_true", help="watch the run live in the terminal UI")
     run.add_argument(
         "--no-cache", action="store_true", help="call the models even for a cached request"
     )
+
+    watch = sub.add_parser("watch", help="watch a run live (from another terminal)")
+    watch.add_argument("db", metavar="RUN.db", help="the run's database")
+
+    replay = sub.add_parser("replay", help="browse, filter and step through stored transcripts")
+    replay.add_argument("path", metavar="RUN.db|DIR", help="a run's database, or a directory of runs")
 
     validate = sub.add_parser("validate", help="check a scenario file without running it")
     validate.add_argument("scenario", help="scenario YAML file")
@@ -82,15 +89,18 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from moot.errors import ConfigError
     from moot.progress import ConsoleProgress
-    from moot.run import Interrupted, apply_overrides, resume_run, run_scenario
+    from moot.run import Interrupted, apply_overrides, plan, plan_resume, resume_run, run_scenario
     from moot.scenario.load import load_file
 
-    progress = None if args.quiet else ConsoleProgress()
+    progress = None if args.quiet or args.tui else ConsoleProgress()
     try:
         if args.resume:
             if args.scenario or args.out or args.limit or args.model or args.no_cache:
                 raise ConfigError("--resume takes only the database: the run keeps its scenario")
-            summary = resume_run(args.resume, progress=progress)
+            if args.tui:
+                summary = _run_tui(*plan_resume(args.resume))
+            else:
+                summary = resume_run(args.resume, progress=progress)
         else:
             if not args.scenario:
                 raise ConfigError("run: give a scenario file (or --resume RUN.db)")
@@ -101,18 +111,37 @@ def cmd_run(args: argparse.Namespace) -> int:
                 models=dict(args.model),
                 cache=False if args.no_cache else None,
             )
-            summary = run_scenario(
-                scenario,
-                text,
-                base=Path(args.scenario).resolve().parent,
-                out=args.out,
-                progress=progress,
-            )
+            base = Path(args.scenario).resolve().parent
+            if args.tui:
+                summary = _run_tui(*plan(scenario, text, base=base, out=args.out))
+            else:
+                summary = run_scenario(scenario, text, base=base, out=args.out, progress=progress)
     except Interrupted as exc:
         print(f"\nmoot: {exc}", file=sys.stderr)
         return 130
     print("\n".join(summary.lines()))
     return 1 if summary.failed else 0
+
+
+def _run_tui(prep, path, resume):  # type: ignore[no-untyped-def]
+    from moot.tui.watch import run_with_tui
+
+    return run_with_tui(prep, path, resume)
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    from moot.tui.reader import check_database
+    from moot.tui.watch import LiveApp
+
+    LiveApp(check_database(args.db)).run()
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from moot.tui.replay import ReplayApp, check_replay_path
+
+    ReplayApp(check_replay_path(args.path)).run()
+    return 0
 
 
 def cmd_protocols(args: argparse.Namespace) -> int:
@@ -154,6 +183,8 @@ def cmd_import(args: argparse.Namespace) -> int:
 COMMANDS = {
     "run": cmd_run,
     "import": cmd_import,
+    "watch": cmd_watch,
+    "replay": cmd_replay,
     "validate": cmd_validate,
     "protocols": cmd_protocols,
     "graph": cmd_graph,

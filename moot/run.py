@@ -438,6 +438,18 @@ def run_scenario(
 
     Into an existing database made by the same scenario, the run resumes: finished episodes
     are kept, the rest run again."""
+    return _run(*plan(scenario, scenario_text, base=base, out=out), progress)
+
+
+def plan(
+    scenario: Scenario,
+    scenario_text: str = "",
+    *,
+    base: Path | None = None,
+    out: str | Path | None = None,
+) -> tuple[Prepared, Path, bool]:
+    """What `run_scenario` will run, where, and whether it resumes: for callers that drive
+    `execute` themselves (the TUI runs it in its own event loop)."""
     prep = prepare(scenario, scenario_text, base)
     path = output_path(scenario, out, allow_existing=True)
     resume = path.exists()
@@ -448,14 +460,18 @@ def run_scenario(
                 f"{path}: made by a different scenario; resume it with --resume or choose "
                 "another --out"
             )
-    return _run(prep, path, progress, resume)
+    return prep, path, resume
 
 
 def resume_run(path: str | Path, *, progress: Any = None) -> RunSummary:
     """Continue a run that was interrupted or killed, from its database alone."""
+    return _run(*plan_resume(path), progress)
+
+
+def plan_resume(path: str | Path) -> tuple[Prepared, Path, bool]:
     p = Path(path)
     scenario, text, base = stored_scenario(p)
-    return _run(prepare(scenario, text, base), p, progress, True)
+    return prepare(scenario, text, base), p, True
 
 
 def stored_scenario(path: Path) -> tuple[Scenario, str, Path | None]:
@@ -474,7 +490,7 @@ def stored_scenario(path: Path) -> tuple[Scenario, str, Path | None]:
     return Scenario.model_validate(config), row[0], Path(base) if base else None
 
 
-def _run(prep: Prepared, path: Path, progress: Any, resume: bool) -> RunSummary:
+def _run(prep: Prepared, path: Path, resume: bool, progress: Any) -> RunSummary:
     try:
         return anyio.run(lambda: execute(prep, path, progress=progress, resume=resume))
     except KeyboardInterrupt:

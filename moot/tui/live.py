@@ -1,0 +1,171 @@
+"""What a live view knows about a run, kept up to date by polling the database.
+
+The run's process writes; this only reads what was appended since the last poll (rowids
+only grow), so a poll costs the same on the millionth message as on the first. The totals
+are counted once at attach (off the UI thread) and then carried forward by the polls."""
+
+from __future__ import annotations
+
+import time
+from array import array
+from bisect import bisect_left, insort
+from collections import deque
+from dataclasses import dataclass, field
+
+from moot.tui.reader import RunReader
+
+
+@dataclass(slots=True)
+class Totals:
+    episodes: dict[str, int] = field(default_factory=dict)  # per status
+    messages: int = 0
+    calls: int = 0
+    tokens: int = 0
+    cost: float = 0.0
+    verdicts: int = 0  # final verdicts of finished episodes
+    correct: int = 0
+    invalid: int = 0
+
+    @property
+    def accuracy(self) -> float | None:
+        valid = self.verdicts - self.invalid
+        return self.correct / valid if valid else None
+
+
+@dataclass(slots=True)
+class Changes:
+    """What one poll found."""
+
+    new_episodes: list[int] = field(default_factory=list)
+    finished: list[int] = field(default_factory=list)
+    messages: dict[int, int] = field(default_factory=dict)  # episode -> new messages
+    verdicts: set[int] = field(default_factory=set)  # episodes with new verdicts
+
+    def __bool__(self) -> bool:
+        return bool(self.new_episodes or self.finished or self.messages or self.verdicts)
+
+
+class LiveState:
+    def __init__(self, reader: RunReader) -> None:
+        self.reader = reader
+        self.ids = array("q")  # every episode id, sorted
+        self.running: set[int] = set()
+        self.totals = Totals()
+        self.last = {"messages": 0, "model_calls": 0, "verdicts": 0}
+        self.max_episode = -1
+        self.run_status = "?"
+        self._rate: deque[tuple[float, int]] = deque(maxlen=50)
+
+    def load(self) -> None:
+        """Count what is there already, in one read transaction (seconds on a huge run:
+        call it from a worker thread)."""
+        conn = self.reader.connect()  # this thread's own
+        try:
+            conn.execute("BEGIN")
+            last = {}
+            for table in ("messages", "model_calls", "verdicts"):
+                (last[table],) = conn.execute(f"SELECT coalesce(max(rowid), 0) FROM {table}").fetchone()  # noqa: S608
+            ids = self.reader.episode_ids(conn=conn)
+            counts = dict(conn.execute("SELECT status, count(*) FROM episodes GROUP BY status"))
+            running = {r[0] for r in conn.execute("SELECT id FROM episodes WHERE status = 'running'")}
+            (messages,) = conn.execute("SELECT count(*) FROM messages").fetchone()
+            calls, tokens, cost = conn.execute(
+                "SELECT count(*), coalesce(sum(prompt_tokens + completion_tokens), 0),"
+                " coalesce(sum(cost), 0) FROM model_calls"
+            ).fetchone()
+            verdicts, correct, invalid = conn.execute(
+                "SELECT count(*), coalesce(sum(v.correct), 0), coalesce(sum(v.parse_status != 'ok'), 0)"
+                " FROM verdicts v JOIN episodes e ON e.id = v.episode WHERE e.status != 'running'"
+                " AND v.id IN (SELECT max(id) FROM verdicts GROUP BY episode)"
+            ).fetchone()
+            row = conn.execute("SELECT status FROM runs LIMIT 1").fetchone()
+            conn.execute("COMMIT")
+        finally:
+            conn.close()
+        self.ids = ids
+        self.max_episode = ids[-1] if ids else -1
+        self.running = running
+        self.last = last
+        self.totals = Totals(counts, messages, calls, tokens, cost, verdicts, correct, invalid)
+        self.run_status = row[0] if row else "?"
+        self._rate.append((time.monotonic(), calls))
+
+    def _add_episode(self, eid: int, status: str, changes: Changes) -> None:
+        i = bisect_left(self.ids, eid)
+        if i < len(self.ids) and self.ids[i] == eid:
+            return
+        insort(self.ids, eid)
+        self.max_episode = max(self.max_episode, eid)
+        self.totals.episodes[status] = self.totals.episodes.get(status, 0) + 1
+        if status == "running":
+            self.running.add(eid)
+        else:
+            changes.finished.append(eid)
+        changes.new_episodes.append(eid)
+
+    def known(self, eid: int) -> bool:
+        i = bisect_left(self.ids, eid)
+        return i < len(self.ids) and self.ids[i] == eid
+
+    def poll(self) -> Changes:
+        r = self.reader
+        ch = Changes()
+        t = self.totals
+        for eid, status in r.new_episodes(self.max_episode):
+            self._add_episode(eid, status, ch)
+        rows = r.new_messages(self.last["messages"])
+        if rows:
+            self.last["messages"] = rows[-1][0]
+            t.messages += len(rows)
+            unknown = set()
+            for _, eid, _ in rows:
+                ch.messages[eid] = ch.messages.get(eid, 0) + 1
+                if not self.known(eid):
+                    unknown.add(eid)
+            for eid, status in r.statuses(sorted(unknown)).items():  # re-run (smaller) ids
+                self._add_episode(eid, status, ch)
+        calls = r.new_calls(self.last["model_calls"])
+        if calls:
+            self.last["model_calls"] = calls[-1][0]
+            t.calls += len(calls)
+            t.tokens += sum(c[1] for c in calls)
+            t.cost += sum(c[2] for c in calls)
+        verdicts = r.new_verdicts(self.last["verdicts"])
+        if verdicts:
+            self.last["verdicts"] = verdicts[-1][0]
+            ch.verdicts = {v[1] for v in verdicts}
+        if self.running:
+            for eid, status in r.statuses(sorted(self.running)).items():
+                if status != "running":
+                    self.running.discard(eid)
+                    t.episodes["running"] = t.episodes.get("running", 1) - 1
+                    t.episodes[status] = t.episodes.get(status, 0) + 1
+                    ch.finished.append(eid)
+        if ch.finished:
+            self._count_verdicts(ch.finished)
+        row = r.conn.execute("SELECT status FROM runs LIMIT 1").fetchone()
+        self.run_status = row[0] if row else "?"
+        self._rate.append((time.monotonic(), t.calls))
+        return ch
+
+    def _count_verdicts(self, episodes: list[int]) -> None:
+        marks = ",".join("?" * len(episodes))
+        rows = self.reader.conn.execute(
+            "SELECT correct, parse_status FROM verdicts WHERE id IN"
+            f" (SELECT max(id) FROM verdicts WHERE episode IN ({marks}) GROUP BY episode)",  # noqa: S608
+            tuple(episodes),
+        ).fetchall()
+        t = self.totals
+        t.verdicts += len(rows)
+        t.correct += sum(1 for c, _ in rows if c)
+        t.invalid += sum(1 for _, p in rows if p != "ok")
+
+    def calls_per_s(self, window: float = 2.0) -> float:
+        if len(self._rate) < 2:
+            return 0.0
+        now, calls = self._rate[-1]
+        for then, before in self._rate:
+            if now - then <= window:
+                break
+        dt = now - then
+        return (calls - before) / dt if dt > 0 else 0.0

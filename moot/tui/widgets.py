@@ -1,0 +1,427 @@
+"""Widgets shared by the live view and the replay: the episode list, a transcript, a
+message's details. Every piece of model text goes through `plain_text` (never markup)."""
+
+from __future__ import annotations
+
+import zlib
+from array import array
+from collections.abc import Callable
+from typing import Any
+
+from rich.segment import Segment
+from rich.style import Style
+from rich.text import Text
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.geometry import Size
+from textual.message import Message as TMessage
+from textual.reactive import reactive
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+from textual.widgets import Static
+
+from moot.tui.reader import EpisodeRow, MessageRow, RunReader, VerdictRow
+from moot.tui.text import one_line, plain, plain_text
+
+ROLE_COLOURS = {
+    "judge": "#e5c07b",
+    "debater": "#61afef",
+    "consultant": "#56b6c2",
+    "agent": "#98c379",
+    "reviewer": "#c678dd",
+    "author": "#61afef",
+    "selector": "#abb2bf",
+    "witness": "#d19a66",
+    "lawyer": "#61afef",
+}
+SIDE_COLOURS = ("#61afef", "#e06c75", "#98c379", "#c678dd", "#d19a66", "#56b6c2")
+_OTHER = ("#56b6c2", "#d19a66", "#98c379", "#c678dd", "#be5046", "#7ec699")
+STATUS_STYLE = {"running": "#e5c07b", "done": "#98c379", "failed": "#e06c75"}
+
+
+def colour(role: str, side: int | None = None) -> str:
+    """A seat's colour: per role; the arguing roles get one colour per side they defend."""
+    if side is not None and role not in ("judge", "selector"):
+        return SIDE_COLOURS[side % len(SIDE_COLOURS)]
+    if role in ROLE_COLOURS:
+        return ROLE_COLOURS[role]
+    return _OTHER[zlib.crc32(role.encode()) % len(_OTHER)]
+
+
+def letter(i: int | None) -> str:
+    if i is None:
+        return "-"
+    return chr(ord("A") + i) if 0 <= i < 26 else str(i)
+
+
+def verdict_text(row: EpisodeRow) -> Text:
+    if row.invalid:
+        return Text("invalid", style="#e06c75")
+    if row.choice is None:
+        return Text("-", style="dim")
+    mark = " ✓" if row.correct else (" ✗" if row.correct is False else "")
+    return Text(f"{letter(row.choice)}{mark}", style="#98c379" if row.correct else "#e06c75")
+
+
+# -- the episode list ---------------------------------------------------------------------
+
+
+class EpisodeList(ScrollView, can_focus=True):
+    """Episodes as lines, drawn from the database a screenful at a time.
+
+    It holds only the ids of what it lists (8 bytes each) and the rows on screen; scrolling
+    fetches the lines that come into view (one indexed query), so a list of a million
+    episodes scrolls like one of ten."""
+
+    BINDINGS = [
+        Binding("up,k", "move(-1)", "up", show=False),
+        Binding("down,j", "move(1)", "down", show=False),
+        Binding("pageup", "page(-1)", "page up", show=False),
+        Binding("pagedown", "page(1)", "page down", show=False),
+        Binding("home,g", "first", "first", show=False),
+        Binding("end,G", "last", "last", show=False),
+        Binding("enter", "choose", "open", show=False),
+    ]
+    COMPONENT_CLASSES = {"episode-list--cursor"}
+    DEFAULT_CSS = """
+    EpisodeList { background: $surface; }
+    EpisodeList > .episode-list--cursor { background: $accent 40%; }
+    EpisodeList:focus > .episode-list--cursor { background: $accent; }
+    """
+
+    cursor: reactive[int] = reactive(0)
+
+    class Highlighted(TMessage):
+        def __init__(self, episode: int | None) -> None:
+            super().__init__()
+            self.episode = episode
+
+    class Chosen(TMessage):
+        def __init__(self, episode: int) -> None:
+            super().__init__()
+            self.episode = episode
+
+    def __init__(self, reader: RunReader, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.reader = reader
+        self.ids: array = array("q")
+        self._rows: dict[int, EpisodeRow] = {}
+        self.on_move: Callable[[int], None] | None = None  # e.g. "the user moved: stop following"
+
+    # -- data ----------------------------------------------------------------------
+    def set_ids(self, ids: array, keep: int | None = None) -> None:
+        """Show these episode ids; keep the cursor on episode `keep` if it is among them."""
+        self.ids = ids
+        self._rows.clear()
+        self.virtual_size = Size(self.size.width, len(ids))
+        target = 0
+        if keep is not None:
+            target = self.index_of(keep)
+            target = 0 if target is None else target
+        self.cursor = min(target, max(0, len(ids) - 1))
+        self._scroll_to_cursor()
+        self.refresh()
+        self.post_message(self.Highlighted(self.current))
+
+    def grow(self, ids: array) -> None:
+        """The list gained episodes (live): same cursor, same scroll, more lines."""
+        self.ids = ids
+        self.virtual_size = Size(self.size.width, len(ids))
+        self.refresh()
+
+    def reload(self) -> None:
+        """Forget the fetched lines (their status or verdict may have changed)."""
+        self._rows.clear()
+        self.refresh()
+
+    def index_of(self, episode: int) -> int | None:
+        from bisect import bisect_left
+
+        i = bisect_left(self.ids, episode)
+        return i if i < len(self.ids) and self.ids[i] == episode else None
+
+    @property
+    def current(self) -> int | None:
+        return self.ids[self.cursor] if 0 <= self.cursor < len(self.ids) else None
+
+    def _fetch(self, start: int) -> None:
+        height = max(self.size.height, 10)
+        lo = max(0, start - 5)
+        want = [i for i in self.ids[lo : start + height + 20] if i not in self._rows]
+        if len(self._rows) > 5000:
+            self._rows.clear()
+        for row in self.reader.episode_rows(want):
+            self._rows[row.id] = row
+
+    # -- drawing -------------------------------------------------------------------
+    def render_line(self, y: int) -> Strip:
+        scroll_x, scroll_y = self.scroll_offset
+        index = scroll_y + y
+        width = self.size.width
+        if index >= len(self.ids):
+            return Strip.blank(width, self.rich_style)
+        eid = self.ids[index]
+        if eid not in self._rows:
+            self._fetch(scroll_y)
+        row = self._rows.get(eid)
+        text = self.line(row, eid, width)
+        if index == self.cursor:
+            text.stylize(self.get_component_rich_style("episode-list--cursor"))
+        segments = list(text.render(self.app.console))
+        strip = Strip(segments).extend_cell_length(width, self.rich_style)
+        return strip.crop(0, width).simplify()
+
+    @staticmethod
+    def columns(width: int) -> Text:
+        head = f"{'id':>6} {'state':<5} {'verdict':<7} conf  msgs "
+        if width >= 70:
+            head += f"{'protocol':<10} "
+        return Text(head + "question", no_wrap=True, end="")
+
+    def line(self, row: EpisodeRow | None, eid: int, width: int) -> Text:
+        t = Text(no_wrap=True, overflow="ellipsis", end="")
+        t.append(f"{eid:>6} ", style="dim")
+        if row is None:
+            return t
+        status = {"running": "…run", "done": " done", "failed": " fail"}.get(row.status, row.status[:5])
+        t.append(f"{status:<5} ", style=STATUS_STYLE.get(row.status, ""))
+        v = verdict_text(row)
+        t.append_text(v)
+        t.append(" " * max(1, 8 - len(v.plain)))
+        t.append(f"{row.confidence:.2f} " if row.confidence is not None else "   - ", style="dim")
+        t.append(f"{row.messages:>5} ", style="dim")
+        if width >= 70:
+            t.append(f"{one_line(row.protocol, 10):<10} ", style="dim")
+        t.append(one_line(row.question, max(0, width - t.cell_len)))
+        return t
+
+    # -- moving ----------------------------------------------------------------------
+    def watch_cursor(self, old: int, new: int) -> None:
+        self._scroll_to_cursor()
+        self.refresh()
+
+    def _scroll_to_cursor(self) -> None:
+        height = self.scrollable_content_region.height or self.size.height
+        top = self.scroll_offset.y
+        if self.cursor < top:
+            self.scroll_to(y=self.cursor, animate=False, immediate=True)
+        elif height and self.cursor >= top + height:
+            self.scroll_to(y=self.cursor - height + 1, animate=False, immediate=True)
+
+    def move_to(self, index: int, user: bool = True) -> None:
+        if not self.ids:
+            return
+        index = max(0, min(index, len(self.ids) - 1))
+        if index != self.cursor:
+            self.cursor = index
+            self.post_message(self.Highlighted(self.current))
+        if user and self.on_move is not None:
+            self.on_move(index)
+
+    def action_move(self, step: int) -> None:
+        self.move_to(self.cursor + step)
+
+    def action_page(self, step: int) -> None:
+        self.move_to(self.cursor + step * max(1, self.size.height - 1))
+
+    def action_first(self) -> None:
+        self.move_to(0)
+
+    def action_last(self) -> None:
+        self.move_to(len(self.ids) - 1)
+
+    def action_choose(self) -> None:
+        if self.current is not None:
+            self.post_message(self.Chosen(self.current))
+
+    def on_click(self, event: Any) -> None:
+        index = self.scroll_offset.y + event.y
+        if 0 <= index < len(self.ids):
+            if index == self.cursor and event.chain >= 2:
+                self.action_choose()
+            self.move_to(index)
+
+
+# -- a transcript ---------------------------------------------------------------------------
+
+
+def message_title(m: MessageRow) -> Text:
+    t = Text(end="")
+    t.append(plain(m.seat), style=f"bold {colour(m.role, m.side)}")
+    t.append(f" · {plain(m.role)}")
+    if m.side is not None:
+        t.append(f" · side {letter(m.side)}")
+    t.append(f" · R{m.round} {plain(m.phase)}", style="dim")
+    return t
+
+
+def message_body(m: MessageRow) -> Text:
+    """The content, with quoted spans marked: verified green, unverified red and struck."""
+    text = plain_text(m.content)
+    if text.plain == m.content:  # offsets hold only if nothing was made visible
+        for q in m.quotes:
+            try:
+                start, end = int(q["start"]), int(q["end"])
+            except (KeyError, TypeError, ValueError):
+                continue
+            style = "underline #98c379" if q.get("verified") else "strike #e06c75"
+            text.stylize(style, start, end)
+    return text
+
+
+def verdict_line(v: VerdictRow, answers: int) -> Text:
+    t = Text(end="")
+    t.append(f"verdict of {plain(v.judge)}: ", style="bold #e5c07b")
+    if v.probabilities:
+        t.append("  ".join(f"{letter(i)} {p:.2f}" for i, p in enumerate(v.probabilities)))
+    if v.parse_status != "ok":
+        t.append("  invalid", style="bold #e06c75")
+    else:
+        t.append(f"  → {letter(v.choice)}")
+        if v.correct is not None:
+            t.append(" ✓ correct" if v.correct else " ✗ wrong", style="#98c379" if v.correct else "#e06c75")
+    t.append(f"  ({plain(v.method)})", style="dim")
+    return t
+
+
+class MessageBox(Static):
+    DEFAULT_CSS = """
+    MessageBox { border: round $primary 50%; padding: 0 1; margin: 0 0 0 0; height: auto; }
+    MessageBox.current { background: $boost; }
+    MessageBox.hidden-from-view { opacity: 45%; }
+    """
+
+    def __init__(self, m: MessageRow, verdicts: list[VerdictRow]) -> None:
+        super().__init__(self.body(m, verdicts), markup=False)
+        self.message = m
+        self.border_title = message_title(m)
+        self.styles.border = ("round", colour(m.role, m.side))
+
+    @staticmethod
+    def body(m: MessageRow, verdicts: list[VerdictRow]) -> Text:
+        body = message_body(m)
+        for v in verdicts:
+            body.append("\n")
+            body.append_text(verdict_line(v, 2))
+        return body
+
+    def set_verdicts(self, verdicts: list[VerdictRow]) -> None:
+        self.update(self.body(self.message, verdicts))
+
+
+class Transcript(VerticalScroll, can_focus=True):
+    """One episode's messages, as boxes. With `step` set, only messages up to the cursor
+    are shown (stepping through a replay); `view` (a seat, or None for everything) hides
+    what that seat could not read."""
+
+    DEFAULT_CSS = """
+    Transcript { height: 1fr; }
+    Transcript > .note { color: $text-muted; padding: 0 1; }
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.messages: list[MessageRow] = []
+        self.verdicts: dict[tuple[str, int | None], list[VerdictRow]] = {}
+        self.view: str | None = None
+        self.step: int | None = None  # index of the current message, or None: show all
+        self.follow = True  # stay at the bottom as messages arrive
+
+    def clear(self) -> None:
+        self.messages = []
+        self.remove_children()
+
+    def set_verdicts(self, verdicts: list[VerdictRow]) -> None:
+        self.verdicts = {}
+        for v in verdicts:
+            self.verdicts.setdefault((v.judge, v.call_seq), []).append(v)
+
+    def _box(self, m: MessageRow) -> MessageBox:
+        return MessageBox(m, self.verdicts.get((m.seat, m.call_seq), []) if m.call_seq is not None else [])
+
+    def show(self, messages: list[MessageRow]) -> None:
+        self.clear()
+        self.messages = list(messages)
+        self.mount_all([self._box(m) for m in self.messages])
+        self.apply()
+
+    def extend(self, messages: list[MessageRow]) -> None:
+        if not messages:
+            return
+        self.messages.extend(messages)
+        boxes = [self._box(m) for m in messages]
+        self.mount_all(boxes)
+        self.apply(new=boxes)
+
+    def refresh_verdicts(self, verdicts: list[VerdictRow]) -> None:
+        """New verdicts for messages already shown: rebuild those boxes."""
+        self.set_verdicts(verdicts)
+        for box in list(self.query(MessageBox)):
+            m = box.message
+            if m.call_seq is not None and (m.seat, m.call_seq) in self.verdicts:
+                box.set_verdicts(self.verdicts[(m.seat, m.call_seq)])
+
+    def boxes(self) -> list[MessageBox]:
+        return list(self.query(MessageBox))
+
+    def apply(self, new: list[MessageBox] | None = None) -> None:
+        boxes = new if new is not None else self.boxes()
+        offset = len(self.messages) - len(boxes)
+        for i, box in enumerate(boxes, start=offset):
+            visible = box.message.visible_to(self.view)
+            shown = visible and (self.step is None or i <= self.step)
+            box.display = shown
+            current = i == self.step
+            if box.has_class("current") != current:
+                box.set_class(current, "current")
+                box.styles.border = ("heavy" if current else "round", colour(box.message.role, box.message.side))
+        if self.step is not None and 0 <= self.step < len(self.messages):
+            box = self.boxes()[self.step]
+            self.call_after_refresh(self.scroll_to_widget, box, animate=False, top=False)
+        elif self.follow:
+            self.call_after_refresh(self.scroll_end, animate=False)
+
+    def visible_count(self) -> int:
+        return sum(1 for m in self.messages if m.visible_to(self.view))
+
+
+def call_summary(call: dict[str, Any] | None) -> Text:
+    t = Text(end="")
+    if call is None:
+        t.append("no model call behind this message", style="dim")
+        return t
+    t.append("call    ", style="dim")
+    t.append(f"{plain(call['model'])} · {call['attempts']} attempt{'s' if call['attempts'] != 1 else ''}")
+    if call.get("cached"):
+        t.append(" · cached", style="#56b6c2")
+    t.append("\ntokens  ", style="dim")
+    t.append(f"{call['prompt_tokens']:,} in + {call['completion_tokens']:,} out\n")
+    t.append("latency ", style="dim")
+    cost = call["cost"]
+    t.append(f"{call['latency_s']:.3f} s · cost " + ("n/a" if cost is None else f"${cost:.6f}"))
+    if call.get("error"):
+        t.append("\nerror   ", style="dim")
+        t.append(plain(call["error"]), style="#e06c75")
+    return t
+
+
+def message_details(m: MessageRow, seats: dict[str, dict[str, Any]], call: dict[str, Any] | None) -> Text:
+    t = Text(end="")
+    t.append_text(message_title(m))
+    t.append("\n")
+    seen_by = "every seat" if m.audience is None else (", ".join(plain(s) for s in m.audience) or "no seat")
+    t.append("seen by ", style="dim")
+    t.append(seen_by + "\n")
+    judges = [s for s, info in seats.items() if info.get("role") == "judge"]
+    for j in judges:
+        ok = m.visible_to(j)
+        t.append(f"{plain(j)} ", style="dim")
+        t.append("sees it\n" if ok else "does not see it\n", style="#98c379" if ok else "#e06c75")
+    if m.quotes:
+        t.append(f"quotes  {sum(bool(q.get('verified')) for q in m.quotes)}/{len(m.quotes)} verified\n", style="dim")
+        for q in m.quotes[:8]:
+            ok = bool(q.get("verified"))
+            t.append(" ✓ " if ok else " ✗ ", style="#98c379" if ok else "#e06c75")
+            t.append(one_line(q.get("text", ""), 60) + "\n")
+    t.append_text(call_summary(call))
+    return t
