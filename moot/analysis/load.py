@@ -1,0 +1,216 @@
+"""Read run databases for analysis: read-only, through the store's SQL views, into arrays.
+
+Each database's episodes belong to conditions: the sweep cell when there is one, else the
+run's name. Given several databases, a condition name found in more than one of them is
+qualified with the file's name ("a.db:debate") so the conditions stay distinct; question ids
+are kept as they are, so the same question in two databases pairs up.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from moot.errors import ConfigError
+from moot.store.schema import SCHEMA_VERSION, VIEWS
+
+
+def open_db(path: str | Path) -> sqlite3.Connection:
+    """A read-only connection with the analysis views (TEMP views for an older database)."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{p}: no such database")
+    try:
+        conn = sqlite3.connect(f"{p.resolve().as_uri()}?mode=ro", uri=True)
+        (version,) = conn.execute("PRAGMA user_version").fetchone()
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+    except sqlite3.DatabaseError as exc:
+        raise ConfigError(f"{p}: not a usable moot database ({exc})") from None
+    if version > SCHEMA_VERSION:
+        raise ConfigError(
+            f"{p}: database schema version {version} is newer than this moot understands"
+            f" ({SCHEMA_VERSION}); upgrade moot"
+        )
+    if not {"runs", "episodes", "verdicts"} <= tables:
+        raise ConfigError(f"{p}: not a moot run database (no runs, episodes or verdicts table)")
+    if "episode_results" not in tables:
+        if version < 6:
+            raise ConfigError(
+                f"{p}: schema version {version} is too old to analyse; open it once with"
+                " this moot (e.g. `moot run --resume`) to upgrade it"
+            )
+        conn.executescript(VIEWS.format(temp="TEMP "))
+    return conn
+
+
+def run_name(conn: sqlite3.Connection, path: str | Path) -> str:
+    row = conn.execute("SELECT name FROM runs ORDER BY started_at LIMIT 1").fetchone()
+    if row is None:
+        raise ConfigError(f"{path}: holds no run")
+    return row[0]
+
+
+RESULT_COLUMNS = (
+    "episode", "condition", "question_id", "protocol", "judge", "choice", "valid", "correct",
+    "p_correct", "p_choice", "answer", "n_answers", "first_answer", "chosen_answer",
+    "advocates", "advocate_seats", "truth_argued_by",
+)  # fmt: skip
+
+
+@dataclass
+class Results:
+    """One row per finished episode (its ruling), as parallel arrays.
+
+    `condition` and `question` are integer codes into `conditions` and `questions`;
+    `correct`, `p_correct` and `p_choice` are NaN where unknown (invalid verdict, no gold,
+    no probabilities); `choice` and `answer` are -1 where unknown."""
+
+    conditions: list[str]
+    questions: list[str]
+    condition: np.ndarray
+    question: np.ndarray
+    db: np.ndarray
+    episode: np.ndarray
+    protocol: np.ndarray
+    valid: np.ndarray
+    correct: np.ndarray
+    p_correct: np.ndarray
+    p_choice: np.ndarray
+    choice: np.ndarray
+    answer: np.ndarray
+    first_answer: np.ndarray
+    chosen_answer: np.ndarray
+    advocates: np.ndarray
+    advocate_seats: np.ndarray
+    truth_argued_by: np.ndarray
+    failed: dict[str, int] = field(default_factory=dict)  # episodes that failed, per condition
+
+    def __len__(self) -> int:
+        return len(self.episode)
+
+
+def condition_names(paths: Sequence[str | Path], per_db: list[list[str]]) -> list[dict[str, str]]:
+    """Per database, stored condition -> the name used in the report."""
+    seen: dict[str, int] = {}
+    for names in per_db:
+        for name in set(names):
+            seen[name] = seen.get(name, 0) + 1
+    return [
+        {n: (f"{Path(p).name}:{n}" if seen[n] > 1 else n) for n in names}
+        for p, names in zip(paths, per_db)
+    ]
+
+
+def _floats(values: list) -> np.ndarray:
+    return np.array([np.nan if v is None else v for v in values], dtype=float)
+
+
+def _ints(values: list) -> np.ndarray:
+    return np.array([-1 if v is None else v for v in values], dtype=np.int64)
+
+
+@dataclass
+class Study:
+    """The databases analysed together and the report's name for each stored condition."""
+
+    paths: list[Path]
+    names: list[dict[str, str]]  # per database: stored condition -> report name
+    conditions: list[str]  # report names, in order (databases, then grid or first episode)
+
+    @classmethod
+    def open(cls, paths: Sequence[str | Path]) -> Study:
+        if not paths:
+            raise ConfigError("give at least one run database")
+        per_db = []
+        for path in paths:
+            conn = open_db(path)
+            try:
+                run_name(conn, path)
+                order = [r[0] for r in conn.execute(
+                    "SELECT condition FROM episode_results GROUP BY condition ORDER BY min(episode)"
+                )]  # fmt: skip
+                cells = dict(conn.execute("SELECT name, position FROM cells").fetchall()) if _has(conn, "cells") else {}
+            finally:
+                conn.close()
+            order.sort(key=lambda n: cells.get(n, -1))  # a sweep's cells in grid order
+            per_db.append(order)
+        names = condition_names(paths, per_db)
+        conditions = [names[i][c] for i, order in enumerate(per_db) for c in order]
+        return cls([Path(p) for p in paths], names, conditions)
+
+    def query(self, sql: str, params: tuple = ()) -> list[tuple[str, tuple]]:
+        """One read-only query on every database; each row's first column (the stored
+        condition) is replaced by the report's name for it."""
+        out = []
+        for path, names in zip(self.paths, self.names):
+            conn = open_db(path)
+            try:
+                rows = conn.execute(sql, params).fetchall()
+            finally:
+                conn.close()
+            out += [(names.get(r[0], r[0]), r[1:]) for r in rows]
+        return out
+
+    def rows(self, sql: str, params: tuple = ()) -> list[list[tuple]]:
+        """One read-only query on every database, the rows kept per database."""
+        out = []
+        for path in self.paths:
+            conn = open_db(path)
+            try:
+                out.append(conn.execute(sql, params).fetchall())
+            finally:
+                conn.close()
+        return out
+
+
+def load_results(study: Study) -> Results:
+    """The finished episodes of every database, with their rulings."""
+    per_db_rows = study.rows(
+        f"SELECT {', '.join(RESULT_COLUMNS)} FROM episode_results"  # noqa: S608
+        " WHERE status = 'done' ORDER BY episode"
+    )
+    cond_code = {c: k for k, c in enumerate(study.conditions)}
+    cols: list[list] = [[] for _ in RESULT_COLUMNS]
+    dbs: list[int] = []
+    for i, rows in enumerate(per_db_rows):
+        for j, col in enumerate(zip(*rows)):
+            cols[j].extend(col)
+        dbs.extend([i] * len(rows))
+    (episode, condition, question_id, protocol, _judge, choice, valid, correct, p_correct,
+     p_choice, answer, _n, first_answer, chosen_answer, advocates, advocate_seats, truth_by) = cols  # fmt: skip
+    mapped = [study.names[d][c] for d, c in zip(dbs, condition)]
+    questions, qcode = np.unique(np.array(question_id, dtype=object), return_inverse=True)
+    failed: dict[str, int] = {}
+    for c, (n,) in study.query(
+        "SELECT condition, count(*) FROM episode_results WHERE status != 'done' GROUP BY condition"
+    ):
+        failed[c] = failed.get(c, 0) + n
+    return Results(
+        conditions=study.conditions,
+        questions=[str(q) for q in questions],
+        condition=np.array([cond_code[c] for c in mapped], dtype=np.int64),
+        question=qcode.astype(np.int64).reshape(-1),
+        db=np.array(dbs, dtype=np.int64),
+        episode=np.array(episode, dtype=np.int64),
+        protocol=np.array(protocol, dtype=object),
+        valid=np.array(valid, dtype=bool),
+        correct=_floats(correct),
+        p_correct=_floats(p_correct),
+        p_choice=_floats(p_choice),
+        choice=_ints(choice),
+        answer=_ints(answer),
+        first_answer=np.array(first_answer, dtype=object),
+        chosen_answer=np.array(chosen_answer, dtype=object),
+        advocates=np.array(advocates, dtype=np.int64),
+        advocate_seats=np.array(advocate_seats, dtype=object),
+        truth_argued_by=np.array(truth_by, dtype=object),
+        failed=failed,
+    )
+
+
+def _has(conn: sqlite3.Connection, table: str) -> bool:
+    return conn.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (table,)).fetchone() is not None
