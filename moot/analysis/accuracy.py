@@ -9,6 +9,7 @@ one draw serves every number, so conditions on the same questions are compared p
 
 from __future__ import annotations
 
+import json
 from itertools import combinations
 
 import numpy as np
@@ -166,7 +167,7 @@ def side_splits(res: Results, ok: np.ndarray) -> list[tuple[int, str, np.ndarray
         if (two & ok).any():
             for by in sorted({str(b) for b in res.truth_argued_by[two & ok]}):
                 label = "neither" if by == "None" else ("both" if "," in by else by)
-                sel = two & np.array([str(b) == by for b in res.truth_argued_by])
+                sel = two & (res.truth_argued_by.astype(str) == by)
                 out.append((k, f"truth argued by {label}", sel))
     return out
 
@@ -174,16 +175,22 @@ def side_splits(res: Results, ok: np.ndarray) -> list[tuple[int, str, np.ndarray
 def position_table(res, est, lo, hi, first_ids) -> Table:
     """How often the judge picks the answer shown first, and, for questions judged in both
     orders, how often swapping the order changed the answer chosen (compared by its text)."""
-    orders: dict[tuple[int, int], dict[str, str]] = {}
-    for c, q, f, chosen in zip(
-        res.condition[res.valid], res.question[res.valid], res.first_answer[res.valid], res.chosen_answer[res.valid]
-    ):
-        orders.setdefault((int(c), int(q)), {}).setdefault(f, chosen)
     pairs = np.zeros(len(res.conditions), dtype=int)
     changed = np.zeros(len(res.conditions), dtype=int)
-    for (c, _), seen in orders.items():
+    # only questions judged more than once in a condition can have been shown both ways
+    v = np.flatnonzero(res.valid)
+    key = res.condition[v] * len(res.questions) + res.question[v]
+    _, inverse, counts = np.unique(key, return_inverse=True, return_counts=True)
+    orders: dict[int, dict[str, str]] = {}
+    for i in v[counts[inverse] > 1]:
+        shown = json.loads(res.answers[i])
+        orders.setdefault(int(res.condition[i] * len(res.questions) + res.question[i]), {}).setdefault(
+            shown[0], shown[res.choice[i]]
+        )
+    for k, seen in orders.items():
         if len(seen) == 2:
             a, b = seen.values()
+            c = k // len(res.questions)
             pairs[c] += 1
             changed[c] += a != b
     t = Table(

@@ -10,6 +10,9 @@ from moot.analysis.table import Table
 def judges_table(study: Study) -> Table | None:
     """Every judge's own final verdicts, when a condition has more than one judge (a jury,
     agents answering each round, re-judging); None otherwise."""
+    several = study.rows("SELECT count(DISTINCT judge) > 1 FROM verdicts")
+    if not any(r[0][0] for r in several):
+        return None
     rows = study.query(
         "SELECT condition, judge, min(model), count(*), sum(NOT valid),"
         " sum(valid AND correct IS NOT NULL), sum(correct) FROM episode_verdicts"
@@ -33,12 +36,26 @@ def judges_table(study: Study) -> Table | None:
     return t
 
 
+COSTS = (
+    "SELECT condition, role, count(*), sum(failed), sum(cached), sum(prompt_tokens),"
+    " sum(completion_tokens), sum(cost), avg(latency_s), max(latency_s)"
+    " FROM {source} GROUP BY condition, role ORDER BY condition, role"
+)
+
+
 def costs_table(study: Study) -> Table:
-    rows = study.query(
-        "SELECT condition, role, count(*), sum(failed), sum(cached), sum(prompt_tokens),"
-        " sum(completion_tokens), sum(cost), avg(latency_s), max(latency_s), count(DISTINCT episode)"
-        " FROM call_costs GROUP BY condition, role ORDER BY condition, role"
-    )
+    rows = []
+    for i, names in enumerate(study.names):
+        # outside a sweep every call is the run's condition: no join needed (a scan of
+        # model_calls, whose rows hold whole prompts, is most of the time here)
+        cells = {c for d, c in study.sources if d == i}
+        sql = COSTS.format(
+            source="call_costs" if cells != {None} else
+            "(SELECT (SELECT name FROM runs ORDER BY started_at LIMIT 1) AS condition, role,"
+            " prompt_tokens, completion_tokens, cost, latency_s, error IS NOT NULL AS failed, cached"
+            " FROM model_calls)"
+        )  # fmt: skip
+        rows += [(names.get(r[0], r[0]), r[1:]) for r in study.rows(sql, db=i)]
     episodes = dict(study.query("SELECT condition, count(*) FROM episode_results GROUP BY condition"))
     t = Table(
         "costs",
@@ -50,7 +67,7 @@ def costs_table(study: Study) -> Table:
         formats={"cost": "num", "cost_per_episode": "num", "latency_mean_s": "num", "latency_max_s": "num"},
     )  # fmt: skip
     order = {c: i for i, c in enumerate(study.conditions)}
-    for c, (role, calls, failed, cached, pt, ct, cost, lat, lat_max, _) in sorted(
+    for c, (role, calls, failed, cached, pt, ct, cost, lat, lat_max) in sorted(
         rows, key=lambda r: order.get(r[0], 0)
     ):
         n = episodes.get(c, (0,))[0]

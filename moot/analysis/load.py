@@ -8,6 +8,7 @@ are kept as they are, so the same question in two databases pairs up.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -55,9 +56,8 @@ def run_name(conn: sqlite3.Connection, path: str | Path) -> str:
 
 
 RESULT_COLUMNS = (
-    "episode", "condition", "question_id", "protocol", "judge", "choice", "valid", "correct",
-    "p_correct", "p_choice", "answer", "n_answers", "first_answer", "chosen_answer",
-    "advocates", "advocate_seats", "truth_argued_by",
+    "episode", "condition", "question_id", "protocol", "choice", "valid", "correct",
+    "p_correct", "p_choice", "answer", "answers", "assignments",
 )  # fmt: skip
 
 
@@ -82,11 +82,11 @@ class Results:
     p_choice: np.ndarray
     choice: np.ndarray
     answer: np.ndarray
-    first_answer: np.ndarray
-    chosen_answer: np.ndarray
-    advocates: np.ndarray
-    advocate_seats: np.ndarray
-    truth_argued_by: np.ndarray
+    answers: np.ndarray  # the answers in the order shown (JSON text, parsed where needed)
+    assignments: np.ndarray  # the episode's assignments, as stored (JSON text)
+    advocates: np.ndarray  # how many seats were assigned an answer
+    advocate_seats: np.ndarray  # those seats, comma-separated
+    truth_argued_by: np.ndarray  # the seats that argued the correct answer, or None
     failed: dict[str, int] = field(default_factory=dict)  # episodes that failed, per condition
 
     def __len__(self) -> int:
@@ -120,27 +120,57 @@ class Study:
     paths: list[Path]
     names: list[dict[str, str]]  # per database: stored condition -> report name
     conditions: list[str]  # report names, in order (databases, then grid or first episode)
+    sources: list[tuple[int, str | None]]  # per condition: its database and stored cell
 
     @classmethod
     def open(cls, paths: Sequence[str | Path]) -> Study:
         if not paths:
             raise ConfigError("give at least one run database")
-        per_db = []
+        per_db, cells_of = [], []
         for path in paths:
             conn = open_db(path)
             try:
-                run_name(conn, path)
-                order = [r[0] for r in conn.execute(
-                    "SELECT condition FROM episode_results GROUP BY condition ORDER BY min(episode)"
-                )]  # fmt: skip
-                cells = dict(conn.execute("SELECT name, position FROM cells").fetchall()) if _has(conn, "cells") else {}
+                name = run_name(conn, path)
+                cells = [c for (c,) in conn.execute("SELECT cell FROM episodes GROUP BY cell ORDER BY min(id)")]
+                grid = dict(conn.execute("SELECT name, position FROM cells").fetchall()) if _has(conn, "cells") else {}
             finally:
                 conn.close()
-            order.sort(key=lambda n: cells.get(n, -1))  # a sweep's cells in grid order
-            per_db.append(order)
+            cells.sort(key=lambda c: grid.get(c, -1))  # a sweep's cells in grid order
+            per_db.append([name if c is None else c for c in cells])
+            cells_of.append(cells)
         names = condition_names(paths, per_db)
         conditions = [names[i][c] for i, order in enumerate(per_db) for c in order]
-        return cls([Path(p) for p in paths], names, conditions)
+        sources = [(i, c) for i, cells in enumerate(cells_of) for c in cells]
+        return cls([Path(p) for p in paths], names, conditions, sources)
+
+    def seat_models(self, k: int) -> dict[str, str]:
+        """Condition k's seat -> model, from the scenario the run (or its cell) recorded;
+        from its model calls where that says nothing."""
+        db, cell = self.sources[k]
+        conn = open_db(self.paths[db])
+        try:
+            if cell is None:
+                row = conn.execute("SELECT config FROM runs ORDER BY started_at LIMIT 1").fetchone()
+            else:
+                row = conn.execute("SELECT config FROM cells WHERE name = ?", (cell,)).fetchone()
+            seats = conn.execute(
+                "SELECT seats FROM episodes WHERE cell IS ? LIMIT 1", (cell,)
+            ).fetchone()
+            config = json.loads(row[0]).get("seats", {}) if row else {}
+            out = {}
+            for seat, info in json.loads(seats[0] if seats else "{}").items():
+                own, role = config.get(seat) or {}, config.get(info.get("role", "")) or {}
+                model = own.get("model") or role.get("model")
+                if model is None:
+                    found = conn.execute(
+                        "SELECT model FROM model_calls WHERE seat = ? AND episode IN"
+                        " (SELECT id FROM episodes WHERE cell IS ?) LIMIT 1", (seat, cell)
+                    ).fetchone()  # fmt: skip
+                    model = found[0] if found else seat
+                out[seat] = model
+            return out
+        finally:
+            conn.close()
 
     def query(self, sql: str, params: tuple = ()) -> list[tuple[str, tuple]]:
         """One read-only query on every database; each row's first column (the stored
@@ -155,16 +185,20 @@ class Study:
             out += [(names.get(r[0], r[0]), r[1:]) for r in rows]
         return out
 
-    def rows(self, sql: str, params: tuple = ()) -> list[list[tuple]]:
-        """One read-only query on every database, the rows kept per database."""
-        out = []
-        for path in self.paths:
-            conn = open_db(path)
-            try:
-                out.append(conn.execute(sql, params).fetchall())
-            finally:
-                conn.close()
-        return out
+    def rows(self, sql: str, params: tuple = (), db: int | None = None) -> list:
+        """One read-only query on every database, the rows kept per database; or, with
+        `db`, on that one database only (its rows)."""
+        if db is not None:
+            return _fetch(self.paths[db], sql, params)
+        return [_fetch(path, sql, params) for path in self.paths]
+
+
+def _fetch(path: Path, sql: str, params: tuple) -> list[tuple]:
+    conn = open_db(path)
+    try:
+        return conn.execute(sql, params).fetchall()
+    finally:
+        conn.close()
 
 
 def load_results(study: Study) -> Results:
@@ -180,8 +214,9 @@ def load_results(study: Study) -> Results:
         for j, col in enumerate(zip(*rows)):
             cols[j].extend(col)
         dbs.extend([i] * len(rows))
-    (episode, condition, question_id, protocol, _judge, choice, valid, correct, p_correct,
-     p_choice, answer, _n, first_answer, chosen_answer, advocates, advocate_seats, truth_by) = cols  # fmt: skip
+    (episode, condition, question_id, protocol, choice, valid, correct, p_correct,
+     p_choice, answer, answers, assignments) = cols  # fmt: skip
+    advocates, advocate_seats, truth_by = advocacy(assignments, answer)
     mapped = [study.names[d][c] for d, c in zip(dbs, condition)]
     questions, qcode = np.unique(np.array(question_id, dtype=object), return_inverse=True)
     failed: dict[str, int] = {}
@@ -203,13 +238,32 @@ def load_results(study: Study) -> Results:
         p_choice=_floats(p_choice),
         choice=_ints(choice),
         answer=_ints(answer),
-        first_answer=np.array(first_answer, dtype=object),
-        chosen_answer=np.array(chosen_answer, dtype=object),
+        answers=np.array(answers, dtype=object),
+        assignments=np.array(assignments, dtype=object),
         advocates=np.array(advocates, dtype=np.int64),
         advocate_seats=np.array(advocate_seats, dtype=object),
         truth_argued_by=np.array(truth_by, dtype=object),
         failed=failed,
     )
+
+
+def advocacy(assignments: list[str], answers: list[int | None]) -> tuple[list, list, list]:
+    """Per episode: how many seats argued an assigned answer, which, and which argued the
+    correct one (as the `episode_results` view computes them; parsed once per distinct
+    assignment, since a run has only a handful)."""
+    memo: dict[tuple[str, int | None], tuple[int, str, str | None]] = {}
+    out = []
+    for text, answer in zip(assignments, answers):
+        key = (text, answer)
+        if key not in memo:
+            seats = json.loads(text) if text else {}
+            truth = sorted(s for s, v in seats.items() if answer is not None and v == answer)
+            memo[key] = (len(seats), ",".join(sorted(seats)), ",".join(truth) or None)
+        out.append(memo[key])
+    if not out:
+        return [], [], []
+    a, b, c = zip(*out)
+    return list(a), list(b), list(c)
 
 
 def _has(conn: sqlite3.Connection, table: str) -> bool:

@@ -11,42 +11,36 @@ the strengths centred. Intervals: bootstrap over questions.
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
 
 from moot.analysis import stats
-from moot.analysis.load import Study
+from moot.analysis.load import Results, Study
 from moot.analysis.table import Table
 
 ELO = 400 / math.log(10)
 RATING_REPS = 200  # bootstrap fits (each a Newton solve)
 LIMIT = 10.0  # logits: a player that won (or lost) every game is held here, not at infinity
 
-GAMES_SQL = """
-SELECT r.condition, r.episode, r.question_id, r.choice, r.answer, a.key, a.value,
-    (SELECT min(c.model) FROM model_calls AS c WHERE c.episode = r.episode AND c.seat = a.key)
-FROM episode_results AS r JOIN episodes AS e ON e.id = r.episode, json_each(e.assignments) AS a
-WHERE r.status = 'done' AND r.advocates = 2 AND r.valid
-ORDER BY r.episode, a.key
-"""
-
-
-def games(study: Study) -> list[tuple[str, str, str, str, int, int, int]]:
-    """(condition, question, player a, player b, a won, b won, truth: +1 a, -1 b, 0 neither)."""
-    seats: dict[tuple[int, int], list] = {}
-    for db, rows in enumerate(study.rows(GAMES_SQL)):
-        for cond, ep, q, choice, answer, seat, side, model in rows:
-            seats.setdefault((db, ep), []).append(
-                (study.names[db].get(cond, cond), q, choice, answer, seat, side, model)
-            )
-    by_model = len({x[6] for v in seats.values() for x in v}) > 1
+def games(study: Study, res: Results) -> list[tuple[int, int, str, str, int, int, int]]:
+    """(condition, question, player a, player b, a won, b won, truth: +1 a, -1 b, 0 neither)
+    for every valid ruling between two advocates."""
+    models = {k: study.seat_models(k) for k in np.unique(res.condition[res.advocates == 2])}
+    by_model = len({m for seats in models.values() for m in seats.values()}) > 1
+    memo: dict[str, list[tuple[str, int]]] = {}
     out = []
-    for pair in seats.values():
-        (cond, q, choice, answer, s1, side1, m1), (_, _, _, _, s2, side2, m2) = pair
-        p1, p2 = (m1, m2) if by_model else (s1, s2)
-        truth = (answer == side1) - (answer == side2) if answer is not None and answer >= 0 else 0
-        out.append((cond, q, p1 or s1, p2 or s2, int(choice == side1), int(choice == side2), truth))
+    keep = np.flatnonzero((res.advocates == 2) & res.valid)
+    for k, q, choice, answer, text in zip(
+        res.condition[keep], res.question[keep], res.choice[keep], res.answer[keep], res.assignments[keep]
+    ):
+        if text not in memo:
+            memo[text] = sorted(json.loads(text).items())
+        (s1, side1), (s2, side2) = memo[text]
+        p1, p2 = (models[k].get(s1, s1), models[k].get(s2, s2)) if by_model else (s1, s2)
+        truth = int(answer == side1) - int(answer == side2) if answer >= 0 else 0
+        out.append((int(k), int(q), p1, p2, int(choice == side1), int(choice == side2), truth))
     return out
 
 
@@ -81,20 +75,18 @@ def fit(players: int, a: np.ndarray, b: np.ndarray, y: np.ndarray, z: np.ndarray
     return np.append(s, theta[-1])
 
 
-def debater_table(study: Study, reps: int, rng: np.random.Generator) -> Table | None:
-    g = games(study)
+def debater_table(study: Study, res: Results, reps: int, rng: np.random.Generator) -> Table | None:
+    g = games(study, res)
     if not g:
         return None
     names = sorted({x[2] for x in g} | {x[3] for x in g})
     code = {p: i for i, p in enumerate(names)}
-    questions = sorted({x[1] for x in g})
-    qcode = {q: i for i, q in enumerate(questions)}
+    questions, qs = np.unique(np.array([x[1] for x in g]), return_inverse=True)
     a = np.array([code[x[2]] for x in g])
     b = np.array([code[x[3]] for x in g])
     won_a = np.array([x[4] for x in g], dtype=float)
     won_b = np.array([x[5] for x in g], dtype=float)
     z = np.array([x[6] for x in g], dtype=float)
-    qs = np.array([qcode[x[1]] for x in g])
     # the fit sees distinct kinds of game with counts; a bootstrap replicate reweights them
     kinds, kind = np.unique(np.column_stack([a, b, won_a, z]), axis=0, return_inverse=True)
     kind = kind.reshape(-1)

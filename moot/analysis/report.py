@@ -45,7 +45,7 @@ def analyze(paths: Sequence[str | Path], *, bootstrap: int = 1000, seed: int = 0
     res = load_results(study)
     rng = np.random.default_rng(seed)
     tables = accuracy_tables(res, bootstrap, rng) + calibration_tables(res)
-    for extra in (judges_table(study), debater_table(study, bootstrap, rng)):
+    for extra in (judges_table(study), debater_table(study, res, bootstrap, rng)):
         if extra is not None:
             tables.append(extra)
     tables += peer_review_tables(study)

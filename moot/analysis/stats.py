@@ -32,8 +32,9 @@ def bootstrap_weights(n: int, reps: int, rng: np.random.Generator) -> Iterator[n
     done = 0
     while done < reps:
         c = min(block, reps - done)
-        idx = rng.integers(0, n, size=(c, n))
-        idx += (np.arange(c) * n)[:, None]
+        # int32 draws are twice as fast as int64 ones; blocks stay under 2^31 cells
+        idx = rng.integers(0, n, size=(c, n), dtype=np.int32)
+        idx += (np.arange(c, dtype=np.int32) * n)[:, None]
         yield np.bincount(idx.ravel(), minlength=c * n).reshape(c, n).astype(np.float32)
         done += c
 

@@ -177,23 +177,20 @@ SELECT
     e.id AS episode,
     coalesce(e.cell, (SELECT name FROM runs ORDER BY started_at LIMIT 1)) AS condition,
     e.cell, e.question_id, e.protocol, e.status, e.stop_reason,
-    json_array_length(e.answers) AS n_answers, e.correct AS answer,
+    e.answers, json_array_length(e.answers) AS n_answers, e.correct AS answer,
     e.answers ->> '$[0]' AS first_answer,
-    r.judge, r.choice, coalesce(r.valid, 0) AS valid, r.correct, r.p_correct, r.p_choice,
-    r.method, r.parse_status,
-    e.answers ->> ('$[' || r.choice || ']') AS chosen_answer,
+    v.judge, v.choice, v.choice IS NOT NULL AS valid, v.correct,
+    CAST(v.probabilities ->> ('$[' || e.correct || ']') AS REAL) AS p_correct,
+    CAST(v.probabilities ->> ('$[' || v.choice || ']') AS REAL) AS p_choice,
+    v.method, v.parse_status,
+    e.answers ->> ('$[' || v.choice || ']') AS chosen_answer,
+    e.assignments,
     (SELECT count(*) FROM json_each(e.assignments)) AS advocates,
-    (SELECT group_concat(key, ',') FROM (
-        SELECT key FROM json_each(e.assignments) ORDER BY key
-    )) AS advocate_seats,
     (SELECT group_concat(key, ',') FROM (
         SELECT key FROM json_each(e.assignments) WHERE value = e.correct ORDER BY key
     )) AS truth_argued_by
 FROM episodes AS e
-LEFT JOIN (
-    SELECT *, row_number() OVER (PARTITION BY episode ORDER BY verdict_id DESC) AS k
-    FROM episode_verdicts
-) AS r ON r.episode = e.id AND r.k = 1;
+LEFT JOIN verdicts AS v ON v.id = (SELECT max(id) FROM verdicts WHERE episode = e.id);
 
 -- One row per model call, with its episode's condition.
 CREATE {temp}VIEW call_costs AS
