@@ -45,7 +45,7 @@ class Transcripts:
             "INSERT INTO verdicts (episode, judge, model, round, choice, probabilities, correct,"
             " method, parse_status, raw, created_at) VALUES (?,?,'m',?,?,?,?,?,?,'',0)",
             (ep, judge, round, choice, None if probabilities is None else json.dumps(probabilities),
-             None if choice is None else int(choice == correct),
+             None if choice is None or correct is None else int(choice == correct),
              "text" if probabilities is None else "token_logprobs",
              status or ("ok" if choice is not None else "invalid")),
         )  # fmt: skip
@@ -266,3 +266,16 @@ def test_bad_input_is_one_line(tmp_path, capsys):
     (tmp_path / "x.db").write_text("not a database" * 100)
     assert main(["analyze", str(tmp_path / "x.db")]) == 2
     assert "x.db: not a usable moot database" in capsys.readouterr().err
+
+
+def test_swapped_orders_without_a_known_answer_compare_the_answers_text(tmp_path):
+    t = Transcripts(tmp_path / "open.db", "open")
+    t.verdict(t.episode("q1", ["x", "y"], None), 0, [0.7, 0.3])  # picks x
+    t.verdict(t.episode("q1", ["y", "x"], None), 1, [0.4, 0.6])  # picks x again
+    t.verdict(t.episode("q2", ["u", "w"], None), 0, [0.7, 0.3])  # picks u
+    t.verdict(t.episode("q2", ["w", "u"], None), 0, [0.7, 0.3])  # picks w: changed
+    report = analyze([t.close()])
+    (pos,) = report.table("position").records()
+    assert (pos["swapped_pairs"], pos["changed"], pos["picks_first"]) == (2, 1, 0.75)
+    (acc,) = report.table("accuracy").records()
+    assert acc["accuracy"] is None and acc["invalid"] == 0  # no gold: nothing to score

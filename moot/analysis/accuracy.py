@@ -175,24 +175,32 @@ def side_splits(res: Results, ok: np.ndarray) -> list[tuple[int, str, np.ndarray
 def position_table(res, est, lo, hi, first_ids) -> Table:
     """How often the judge picks the answer shown first, and, for questions judged in both
     orders, how often swapping the order changed the answer chosen (compared by its text)."""
+    nq = len(res.questions)
     pairs = np.zeros(len(res.conditions), dtype=int)
     changed = np.zeros(len(res.conditions), dtype=int)
     # only questions judged more than once in a condition can have been shown both ways
     v = np.flatnonzero(res.valid)
-    key = res.condition[v] * len(res.questions) + res.question[v]
+    key = res.condition[v] * nq + res.question[v]
     _, inverse, counts = np.unique(key, return_inverse=True, return_counts=True)
-    orders: dict[int, dict[str, str]] = {}
-    for i in v[counts[inverse] > 1]:
+    v, key = v[counts[inverse] > 1], key[counts[inverse] > 1]
+    # two answers and a known truth: the order is where the truth was shown, and the same
+    # answer was chosen in both orders when both verdicts were right or both wrong
+    two = (res.n_answers[v] == 2) & (res.answer[v] >= 0)
+    first_of_order, at = np.unique(key[two] * 2 + res.answer[v][two], return_index=True)
+    chosen = res.correct[v][two][at]
+    both = np.flatnonzero(first_of_order[1:] - first_of_order[:-1] == 1)
+    both = both[first_of_order[both] % 2 == 0]  # (question, order 0) followed by (question, order 1)
+    np.add.at(pairs, first_of_order[both] // 2 // nq, 1)
+    np.add.at(changed, first_of_order[both] // 2 // nq, chosen[both] != chosen[both + 1])
+    orders: dict[int, dict[str, str]] = {}  # otherwise compare the answers' texts
+    for i, k in zip(v[~two], key[~two]):
         shown = json.loads(res.answers[i])
-        orders.setdefault(int(res.condition[i] * len(res.questions) + res.question[i]), {}).setdefault(
-            shown[0], shown[res.choice[i]]
-        )
+        orders.setdefault(int(k), {}).setdefault(shown[0], shown[res.choice[i]])
     for k, seen in orders.items():
         if len(seen) == 2:
             a, b = seen.values()
-            c = k // len(res.questions)
-            pairs[c] += 1
-            changed[c] += a != b
+            pairs[k // nq] += 1
+            changed[k // nq] += a != b
     t = Table(
         "position",
         "Position bias",

@@ -57,7 +57,7 @@ def run_name(conn: sqlite3.Connection, path: str | Path) -> str:
 
 RESULT_COLUMNS = (
     "episode", "condition", "question_id", "protocol", "choice", "valid", "correct",
-    "p_correct", "p_choice", "answer", "answers", "assignments",
+    "p_correct", "p_choice", "answer", "n_answers", "answers", "assignments",
 )  # fmt: skip
 
 
@@ -82,6 +82,7 @@ class Results:
     p_choice: np.ndarray
     choice: np.ndarray
     answer: np.ndarray
+    n_answers: np.ndarray
     answers: np.ndarray  # the answers in the order shown (JSON text, parsed where needed)
     assignments: np.ndarray  # the episode's assignments, as stored (JSON text)
     advocates: np.ndarray  # how many seats were assigned an answer
@@ -215,7 +216,7 @@ def load_results(study: Study) -> Results:
             cols[j].extend(col)
         dbs.extend([i] * len(rows))
     (episode, condition, question_id, protocol, choice, valid, correct, p_correct,
-     p_choice, answer, answers, assignments) = cols  # fmt: skip
+     p_choice, answer, n_answers, answers, assignments) = cols  # fmt: skip
     advocates, advocate_seats, truth_by = advocacy(assignments, answer)
     mapped = [study.names[d][c] for d, c in zip(dbs, condition)]
     questions, qcode = np.unique(np.array(question_id, dtype=object), return_inverse=True)
@@ -238,6 +239,7 @@ def load_results(study: Study) -> Results:
         p_choice=_floats(p_choice),
         choice=_ints(choice),
         answer=_ints(answer),
+        n_answers=_ints(n_answers),
         answers=np.array(answers, dtype=object),
         assignments=np.array(assignments, dtype=object),
         advocates=np.array(advocates, dtype=np.int64),
