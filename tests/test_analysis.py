@@ -23,19 +23,20 @@ class Transcripts:
         self.path = path
         store.create_run(self.conn, {"id": name, "name": name, "scenario_yaml": "", "config": {},
                                      "versions": {}, "models": {}, "started_at": 0.0})  # fmt: skip
-        for i, cell in enumerate(cells):
-            self.conn.execute("INSERT INTO cells VALUES (?,?,'{}','{}')", (cell, i))
+        for i, cell in enumerate(cells):  # names, or name -> the cell's config
+            config = cells[cell] if isinstance(cells, dict) else {}
+            self.conn.execute("INSERT INTO cells VALUES (?,?,'{}',?)", (cell, i, json.dumps(config)))
         self.next = 0
 
     def episode(self, question, answers, correct, *, cell=None, assignments=None, status="done",
-                protocol="direct_qa"):  # fmt: skip
+                protocol="direct_qa", seats=None):  # fmt: skip
         ep = self.next
         self.next += 1
         self.conn.execute(
             "INSERT INTO episodes (id, question_id, question, answers, correct, protocol,"
-            " assignments, seats, status, started_at, cell) VALUES (?,?,?,?,?,?,?,'{}',?,0,?)",
+            " assignments, seats, status, started_at, cell) VALUES (?,?,?,?,?,?,?,?,?,0,?)",
             (ep, question, "Q?", json.dumps(answers), correct, protocol,
-             json.dumps(assignments or {}), status, cell),
+             json.dumps(assignments or {}), json.dumps(seats or {}), status, cell),
         )  # fmt: skip
         return ep
 
@@ -279,3 +280,30 @@ def test_swapped_orders_without_a_known_answer_compare_the_answers_text(tmp_path
     assert (pos["swapped_pairs"], pos["changed"], pos["picks_first"]) == (2, 1, 0.75)
     (acc,) = report.table("accuracy").records()
     assert acc["accuracy"] is None and acc["invalid"] == 0  # no gold: nothing to score
+
+
+def test_cross_play_ratings_by_model_match_the_closed_form(tmp_path):
+    # X beats Y in 3 of 4 games when X argued the truth and 2 of 4 when Y did; the fit
+    # reproduces both rates: s_X - s_Y = (logit(3/4) + logit(1/2)) / 2 = ln(3) / 2, so
+    # Elo 1500 +- 100 log10(3) (tests/test_stats.py works the same case on the fit alone).
+    seats = {"debater_a": {"role": "debater"}, "debater_b": {"role": "debater"}, "judge": {"role": "judge"}}
+    cells = {
+        "a=X b=Y": {"seats": {"debater_a": {"model": "X"}, "debater_b": {"model": "Y"}, "judge": {"model": "J"}}},
+        "a=Y b=X": {"seats": {"debater": {"model": "X"}, "debater_a": {"model": "Y"}, "judge": {"model": "J"}}},
+    }
+    t = Transcripts(tmp_path / "cross.db", "cross", cells=cells)
+    for i, choice in enumerate([0, 0, 0, 1]):  # X (debater_a) argues the truth, shown first
+        e = t.episode(f"x{i}", [T, F], 0, cell="a=X b=Y", assignments=SIDES, seats=seats, protocol="debate")
+        t.verdict(e, choice, [0.6, 0.4] if choice == 0 else [0.4, 0.6])
+    for i, choice in enumerate([1, 1, 0, 0]):  # Y (debater_a) argues the truth; X wins on 1
+        e = t.episode(f"y{i}", [T, F], 0, cell="a=Y b=X", assignments=SIDES, seats=seats, protocol="debate")
+        t.verdict(e, choice, [0.6, 0.4] if choice == 0 else [0.4, 0.6])
+    rows = by(analyze([t.close()], bootstrap=50).table("debaters").records(), "player")
+    assert list(rows) == ["X", "Y"]
+    x, y = rows["X"], rows["Y"]
+    assert (x["games"], x["wins"], x["win_rate_truth"], x["win_rate_false"]) == (8, 5, 0.75, 0.5)
+    assert (y["games"], y["wins"], y["win_rate_truth"], y["win_rate_false"]) == (8, 3, 0.5, 0.25)
+    assert x["elo"] == pytest.approx(1500 + 100 * math.log10(3))
+    assert y["elo"] == pytest.approx(1500 - 100 * math.log10(3))
+    assert x["elo_low"] <= x["elo"] <= x["elo_high"]
+    assert x["judge_accuracy"] == pytest.approx(5 / 8)  # no self-play: all of X's games

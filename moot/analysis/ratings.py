@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -24,24 +25,52 @@ ELO = 400 / math.log(10)
 RATING_REPS = 200  # bootstrap fits (each a Newton solve)
 LIMIT = 10.0  # logits: a player that won (or lost) every game is held here, not at infinity
 
-def games(study: Study, res: Results) -> list[tuple[int, int, str, str, int, int, int]]:
-    """(condition, question, player a, player b, a won, b won, truth: +1 a, -1 b, 0 neither)
-    for every valid ruling between two advocates."""
-    models = {k: study.seat_models(k) for k in np.unique(res.condition[res.advocates == 2])}
-    by_model = len({m for seats in models.values() for m in seats.values()}) > 1
-    memo: dict[str, list[tuple[str, int]]] = {}
-    out = []
+@dataclass
+class Games:
+    """Every valid ruling between two advocates, as arrays: players a and b (codes into
+    `players`), who won, and truth: +1 when a argued the correct answer, -1 when b did."""
+
+    players: list[str]
+    question: np.ndarray
+    a: np.ndarray
+    b: np.ndarray
+    won_a: np.ndarray
+    won_b: np.ndarray
+    truth: np.ndarray
+
+
+def games(study: Study, res: Results) -> Games:
     keep = np.flatnonzero((res.advocates == 2) & res.valid)
-    for k, q, choice, answer, text in zip(
-        res.condition[keep], res.question[keep], res.choice[keep], res.answer[keep], res.assignments[keep]
-    ):
-        if text not in memo:
-            memo[text] = sorted(json.loads(text).items())
-        (s1, side1), (s2, side2) = memo[text]
-        p1, p2 = (models[k].get(s1, s1), models[k].get(s2, s2)) if by_model else (s1, s2)
-        truth = int(answer == side1) - int(answer == side2) if answer >= 0 else 0
-        out.append((int(k), int(q), p1, p2, int(choice == side1), int(choice == side2), truth))
-    return out
+    models = {int(k): study.seat_models(int(k)) for k in np.unique(res.condition[keep])}
+    by_model = len({m for seats in models.values() for m in seats.values()}) > 1
+    # a run has a handful of (condition, assignments) pairs: resolve each once
+    texts, text_code = np.unique(res.assignments[keep].astype(str), return_inverse=True)
+    combo, combo_code = np.unique(res.condition[keep] * len(texts) + text_code.reshape(-1), return_inverse=True)
+    names: dict[str, int] = {}
+    side = np.zeros((len(combo), 2), dtype=np.int64)
+    player = np.zeros((len(combo), 2), dtype=np.int64)
+    for i, c in enumerate(combo):
+        k, t = divmod(int(c), len(texts))
+        for j, (seat, answer) in enumerate(sorted(json.loads(texts[t]).items())):
+            name = models[k].get(seat, seat) if by_model else seat
+            player[i, j] = names.setdefault(name, len(names))
+            side[i, j] = answer
+    combo_code = combo_code.reshape(-1)
+    s1, s2 = side[combo_code, 0], side[combo_code, 1]
+    choice, answer = res.choice[keep], res.answer[keep]
+    known = answer >= 0
+    ordered = sorted(names)
+    rank = np.array([ordered.index(n) for n in names], dtype=np.int64)
+    player = rank[player] if len(names) else player
+    return Games(
+        players=ordered,
+        question=res.question[keep],
+        a=player[combo_code, 0],
+        b=player[combo_code, 1],
+        won_a=(choice == s1).astype(float),
+        won_b=(choice == s2).astype(float),
+        truth=np.where(known, (answer == s1).astype(int) - (answer == s2).astype(int), 0).astype(float),
+    )
 
 
 def fit(players: int, a: np.ndarray, b: np.ndarray, y: np.ndarray, z: np.ndarray, w: np.ndarray) -> np.ndarray:
@@ -77,16 +106,12 @@ def fit(players: int, a: np.ndarray, b: np.ndarray, y: np.ndarray, z: np.ndarray
 
 def debater_table(study: Study, res: Results, reps: int, rng: np.random.Generator) -> Table | None:
     g = games(study, res)
-    if not g:
+    if not len(g.a):
         return None
-    names = sorted({x[2] for x in g} | {x[3] for x in g})
-    code = {p: i for i, p in enumerate(names)}
-    questions, qs = np.unique(np.array([x[1] for x in g]), return_inverse=True)
-    a = np.array([code[x[2]] for x in g])
-    b = np.array([code[x[3]] for x in g])
-    won_a = np.array([x[4] for x in g], dtype=float)
-    won_b = np.array([x[5] for x in g], dtype=float)
-    z = np.array([x[6] for x in g], dtype=float)
+    names = g.players
+    a, b, won_a, won_b, z = g.a, g.b, g.won_a, g.won_b, g.truth
+    questions, qs = np.unique(g.question, return_inverse=True)
+    qs = qs.reshape(-1)
     # the fit sees distinct kinds of game with counts; a bootstrap replicate reweights them
     kinds, kind = np.unique(np.column_stack([a, b, won_a, z]), axis=0, return_inverse=True)
     kind = kind.reshape(-1)
