@@ -70,6 +70,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     analyze.add_argument("--seed", type=int, default=0, help="seed of the resampling (0)")
     analyze.add_argument("--no-plots", action="store_true", help="write no PNG files")
+    analyze.add_argument(
+        "--by",
+        metavar="PARAM[,PARAM]",
+        help="pool a sweep's cells by these parameters, e.g. --by protocol.name (seeds pooled)",
+    )
 
     export = sub.add_parser("export", help="episodes, messages and verdicts as files")
     export.add_argument("db", nargs="+", metavar="RUN.db", help="one or more run databases")
@@ -156,7 +161,8 @@ def cmd_graph(args: argparse.Namespace) -> int:
 def cmd_analyze(args: argparse.Namespace) -> int:
     from moot.analysis.report import analyze, write
 
-    report = analyze(args.db, bootstrap=args.bootstrap, seed=args.seed)
+    by = [p.strip() for p in args.by.split(",") if p.strip()] if args.by else []
+    report = analyze(args.db, bootstrap=args.bootstrap, seed=args.seed, by=by)
     print(report.render(args.format), end="")
     if args.out:
         written = write(report, args.out, args.format, plots=not args.no_plots)

@@ -307,3 +307,24 @@ def test_cross_play_ratings_by_model_match_the_closed_form(tmp_path):
     assert y["elo"] == pytest.approx(1500 - 100 * math.log10(3))
     assert x["elo_low"] <= x["elo"] <= x["elo_high"]
     assert x["judge_accuracy"] == pytest.approx(5 / 8)  # no self-play: all of X's games
+
+
+def test_a_sweeps_cells_pooled_by_a_parameter(tmp_path):
+    grid = {f"protocol.name={p} seed={s}": {} for p in ("direct_qa", "debate") for s in (1, 2)}
+    t = Transcripts(tmp_path / "seeds.db", "seeds", cells=grid)
+    t.conn.execute("UPDATE cells SET params = json_object('protocol.name',"
+                   " substr(name, 15, instr(name, ' ') - 15), 'seed', substr(name, -1))")  # fmt: skip
+    for cell in grid:
+        right = "debate" in cell or "seed=1" in cell  # direct QA is right with seed 1 only
+        for q in ("q1", "q2"):
+            t.verdict(t.episode(q, [T, F], 0, cell=cell), 0 if right else 1, [0.6, 0.4] if right else [0.4, 0.6])
+    path = t.close()
+    assert len(analyze([path]).table("accuracy").rows) == 4
+    acc = by(analyze([path], by=["protocol.name"]).table("accuracy").records(), "condition")
+    assert list(acc) == ["protocol.name=direct_qa", "protocol.name=debate"]
+    assert (acc["protocol.name=direct_qa"]["episodes"], acc["protocol.name=direct_qa"]["accuracy"]) == (4, 0.5)
+    assert (acc["protocol.name=debate"]["questions"], acc["protocol.name=debate"]["accuracy"]) == (2, 1.0)
+    from moot.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="--by temperature: not a parameter of the sweep"):
+        analyze([path], by=["temperature"])

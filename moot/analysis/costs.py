@@ -48,7 +48,7 @@ def costs_table(study: Study) -> Table:
     for i, names in enumerate(study.names):
         # outside a sweep every call is the run's condition: no join needed (a scan of
         # model_calls, whose rows hold whole prompts, is most of the time here)
-        cells = {c for d, c in study.sources if d == i}
+        cells = {c for d, c, _ in study.sources if d == i}
         sql = COSTS.format(
             source="call_costs" if cells != {None} else
             "(SELECT (SELECT name FROM runs ORDER BY started_at LIMIT 1) AS condition, role,"

@@ -72,6 +72,7 @@ class Results:
     conditions: list[str]
     questions: list[str]
     condition: np.ndarray
+    source: np.ndarray  # index into Study.sources: the stored condition (cell) of each episode
     question: np.ndarray
     db: np.ndarray
     episode: np.ndarray
@@ -106,6 +107,19 @@ def condition_names(paths: Sequence[str | Path], per_db: list[list[str]]) -> lis
     ]
 
 
+def _label(path, cell: str | None, run: str, grid: dict, by: Sequence[str]) -> str:
+    if cell is None or not by:
+        return run if cell is None else cell
+    params = grid.get(cell, (0, {}))[1]
+    missing = [k for k in by if k not in params]
+    if missing:
+        raise ConfigError(
+            f"--by {missing[0]}: not a parameter of the sweep in {path}"
+            f" (it has: {', '.join(params) or 'none'})"
+        )
+    return " ".join(f"{k}={params[k]}" for k in by)
+
+
 def _floats(values: list) -> np.ndarray:
     return np.array([np.nan if v is None else v for v in values], dtype=float)
 
@@ -121,33 +135,46 @@ class Study:
     paths: list[Path]
     names: list[dict[str, str]]  # per database: stored condition -> report name
     conditions: list[str]  # report names, in order (databases, then grid or first episode)
-    sources: list[tuple[int, str | None]]  # per condition: its database and stored cell
+    # every stored condition: its database, its cell (None outside a sweep) and its name as
+    # stored (the cell's, or the run's outside a sweep)
+    sources: list[tuple[int, str | None, str]]
+    source_condition: list[int]  # for each source, its condition in `conditions`
 
     @classmethod
-    def open(cls, paths: Sequence[str | Path]) -> Study:
+    def open(cls, paths: Sequence[str | Path], by: Sequence[str] = ()) -> Study:
+        """With `by` (sweep parameters, e.g. ["protocol.name"]), a sweep's cells that agree on
+        those parameters are one condition (e.g. the seeds of each protocol pooled)."""
         if not paths:
             raise ConfigError("give at least one run database")
-        per_db, cells_of = [], []
+        labels, stored_of = [], []
         for path in paths:
             conn = open_db(path)
             try:
                 name = run_name(conn, path)
                 cells = [c for (c,) in conn.execute("SELECT cell FROM episodes GROUP BY cell ORDER BY min(id)")]
-                grid = dict(conn.execute("SELECT name, position FROM cells").fetchall()) if _has(conn, "cells") else {}
+                grid = {
+                    n: (pos, json.loads(params))
+                    for n, pos, params in conn.execute("SELECT name, position, params FROM cells")
+                } if _has(conn, "cells") else {}  # fmt: skip
             finally:
                 conn.close()
-            cells.sort(key=lambda c: grid.get(c, -1))  # a sweep's cells in grid order
-            per_db.append([name if c is None else c for c in cells])
-            cells_of.append(cells)
-        names = condition_names(paths, per_db)
-        conditions = [names[i][c] for i, order in enumerate(per_db) for c in order]
-        sources = [(i, c) for i, cells in enumerate(cells_of) for c in cells]
-        return cls([Path(p) for p in paths], names, conditions, sources)
+            cells.sort(key=lambda c: grid.get(c, (-1,))[0])  # a sweep's cells in grid order
+            stored = [(name if c is None else c, c) for c in cells]
+            labels.append({st: _label(path, c, name, grid, by) for st, c in stored})
+            stored_of.append(stored)
+        distinct = [list(dict.fromkeys(lab.values())) for lab in labels]
+        qualified = condition_names(paths, distinct)
+        names = [{stored: q[lab] for stored, lab in per.items()} for per, q in zip(labels, qualified)]
+        conditions = list(dict.fromkeys(q[lab] for d, q in zip(distinct, qualified) for lab in d))
+        code = {c: i for i, c in enumerate(conditions)}
+        sources = [(i, c, st) for i, stored in enumerate(stored_of) for st, c in stored]
+        source_condition = [code[names[i][st]] for i, stored in enumerate(stored_of) for st, _ in stored]
+        return cls([Path(p) for p in paths], names, conditions, sources, source_condition)
 
     def seat_models(self, k: int) -> dict[str, str]:
-        """Condition k's seat -> model, from the scenario the run (or its cell) recorded;
+        """Source k's seat -> model, from the scenario the run (or its cell) recorded;
         from its model calls where that says nothing."""
-        db, cell = self.sources[k]
+        db, cell, _ = self.sources[k]
         conn = open_db(self.paths[db])
         try:
             if cell is None:
@@ -208,7 +235,7 @@ def load_results(study: Study) -> Results:
         f"SELECT {', '.join(RESULT_COLUMNS)} FROM episode_results"  # noqa: S608
         " WHERE status = 'done' ORDER BY episode"
     )
-    cond_code = {c: k for k, c in enumerate(study.conditions)}
+    source_code = {(d, st): j for j, (d, _, st) in enumerate(study.sources)}
     cols: list[list] = [[] for _ in RESULT_COLUMNS]
     dbs: list[int] = []
     for i, rows in enumerate(per_db_rows):
@@ -218,7 +245,7 @@ def load_results(study: Study) -> Results:
     (episode, condition, question_id, protocol, choice, valid, correct, p_correct,
      p_choice, answer, n_answers, answers, assignments) = cols  # fmt: skip
     advocates, advocate_seats, truth_by = advocacy(assignments, answer)
-    mapped = [study.names[d][c] for d, c in zip(dbs, condition)]
+    source = np.array([source_code[(d, c)] for d, c in zip(dbs, condition)], dtype=np.int64)
     questions, qcode = np.unique(np.array(question_id, dtype=object), return_inverse=True)
     failed: dict[str, int] = {}
     for c, (n,) in study.query(
@@ -228,7 +255,8 @@ def load_results(study: Study) -> Results:
     return Results(
         conditions=study.conditions,
         questions=[str(q) for q in questions],
-        condition=np.array([cond_code[c] for c in mapped], dtype=np.int64),
+        condition=np.array(study.source_condition, dtype=np.int64)[source] if len(source) else source,
+        source=source,
         question=qcode.astype(np.int64).reshape(-1),
         db=np.array(dbs, dtype=np.int64),
         episode=np.array(episode, dtype=np.int64),

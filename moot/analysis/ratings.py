@@ -41,11 +41,11 @@ class Games:
 
 def games(study: Study, res: Results) -> Games:
     keep = np.flatnonzero((res.advocates == 2) & res.valid)
-    models = {int(k): study.seat_models(int(k)) for k in np.unique(res.condition[keep])}
+    models = {int(k): study.seat_models(int(k)) for k in np.unique(res.source[keep])}
     by_model = len({m for seats in models.values() for m in seats.values()}) > 1
     # a run has a handful of (condition, assignments) pairs: resolve each once
     texts, text_code = np.unique(res.assignments[keep].astype(str), return_inverse=True)
-    combo, combo_code = np.unique(res.condition[keep] * len(texts) + text_code.reshape(-1), return_inverse=True)
+    combo, combo_code = np.unique(res.source[keep] * len(texts) + text_code.reshape(-1), return_inverse=True)
     names: dict[str, int] = {}
     side = np.zeros((len(combo), 2), dtype=np.int64)
     player = np.zeros((len(combo), 2), dtype=np.int64)

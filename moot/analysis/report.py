@@ -37,11 +37,14 @@ class Report:
         return render(self.tables, fmt)
 
 
-def analyze(paths: Sequence[str | Path], *, bootstrap: int = 1000, seed: int = 0) -> Report:
-    """Every table for the run databases at `paths` (one or more; see `load.Study`)."""
+def analyze(
+    paths: Sequence[str | Path], *, bootstrap: int = 1000, seed: int = 0, by: Sequence[str] = ()
+) -> Report:
+    """Every table for the run databases at `paths` (one or more; see `load.Study`); with
+    `by`, a sweep's cells that share those parameters' values are pooled into one condition."""
     if bootstrap < 1:
         raise ConfigError("--bootstrap: must be at least 1")
-    study = Study.open(paths)
+    study = Study.open(paths, by)
     res = load_results(study)
     rng = np.random.default_rng(seed)
     tables = accuracy_tables(res, bootstrap, rng) + calibration_tables(res)
