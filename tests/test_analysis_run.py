@@ -46,7 +46,7 @@ def test_analyze_writes_the_table_the_plots_and_agrees_with_the_run_summary(runs
     assert {r["split"] for r in tables["sides"] if r["condition"] == "consultancy"} >= {
         "consultant honest", "consultant dishonest"}  # fmt: skip
     assert {r["player"] for r in tables["debaters"]} == {"debater_a", "debater_b"}
-    for png in ("accuracy.png", "reliability.png", "elo.png"):
+    for png in ("accuracy.png", "position.png", "reliability.png", "elo.png"):
         data = (tmp_path / "report" / png).read_bytes()
         assert data.startswith(b"\x89PNG") and len(data) > 5000
 

@@ -21,7 +21,7 @@ from moot.store.schema import SCHEMA_VERSION, VIEWS
 
 
 def open_db(path: str | Path) -> sqlite3.Connection:
-    """A read-only connection with the analysis views (TEMP views for an older database)."""
+    """A read-only connection with the analysis views."""
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"{p}: no such database")
@@ -38,13 +38,15 @@ def open_db(path: str | Path) -> sqlite3.Connection:
         )
     if not {"runs", "episodes", "verdicts"} <= tables:
         raise ConfigError(f"{p}: not a moot run database (no runs, episodes or verdicts table)")
-    if "episode_results" not in tables:
-        if version < 6:
-            raise ConfigError(
-                f"{p}: schema version {version} is too old to analyse; open it once with"
-                " this moot (e.g. `moot run --resume`) to upgrade it"
-            )
-        conn.executescript(VIEWS.format(temp="TEMP "))
+    if version < 6:
+        raise ConfigError(
+            f"{p}: schema version {version} is too old to analyse; open it once with"
+            " this moot (e.g. `moot run --resume`) to upgrade it"
+        )
+    # This moot's definitions of the views, as TEMP views (they take precedence over the
+    # database's own): a database made before the views, or while they were being changed,
+    # is read exactly as a new one. Nothing is written to the file.
+    conn.executescript(VIEWS.format(temp="TEMP "))
     return conn
 
 

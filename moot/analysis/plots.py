@@ -89,9 +89,34 @@ def elo_plot(report: Report, path: Path) -> Path | None:
     return path
 
 
+def position_plot(report: Report, path: Path) -> Path:
+    """How often the judge picks the answer shown first (with its interval), and how often
+    showing a question in the other order changed its verdict."""
+    plt = pyplot()
+    rows = report.table("position").rows
+    names = [r[0] for r in rows]
+    first = [_num(r[2]) for r in rows]
+    err = [[max(0.0, f - _num(r[3])) for f, r in zip(first, rows)], [max(0.0, _num(r[4]) - f) for f, r in zip(first, rows)]]
+    changed = [_num(r[7]) for r in rows]
+    x = list(range(len(names)))
+    fig, ax = plt.subplots(figsize=(max(4, 1.4 * len(names) + 2), 3.5))
+    ax.bar([i - 0.2 for i in x], first, 0.4, yerr=err, capsize=5, label="picks the first shown")
+    ax.bar([i + 0.2 for i in x], changed, 0.4, label="verdict changed when swapped")
+    ax.axhline(0.5, color="grey", lw=0.8, ls="--")
+    ax.set_xticks(x, names, rotation=20 if len(names) > 3 else 0, ha="right" if len(names) > 3 else "center")
+    ax.set_ylim(0, 1)
+    ax.set_title("Position bias")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
 def write_all(report: Report, out: Path) -> list[Path]:
     made = [
         accuracy_plot(report, out / "accuracy.png"),
+        position_plot(report, out / "position.png"),
         reliability_plot(report, out / "reliability.png"),
         elo_plot(report, out / "elo.png"),
     ]
