@@ -29,6 +29,9 @@ def test_the_sign_flip_test_samples_when_there_are_many_differences():
     p = stats.sign_flip_test(d, 20_000, rng)
     assert 0.0005 < p < 0.005
     assert stats.sign_flip_test(np.array([1.0, -1.0] * 20), 2000, rng) == 1.0
+    # many differences: the normal limit, |T| / sqrt(sum d^2) = 100 / 100 -> p = 0.3173
+    big = np.array([1.0] * 5050 + [-1.0] * 4950)
+    assert stats.sign_flip_test(big, 0, None) == pytest.approx(0.31731, abs=1e-5)
 
 
 def test_brier_ece_and_reliability_bins():

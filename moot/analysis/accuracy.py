@@ -127,7 +127,8 @@ def accuracy_tables(res: Results, reps: int, rng: np.random.Generator) -> list[T
         diffs,
         note=(
             "On the questions both conditions answered validly. p_permutation: paired sign-flip "
-            "test of the per-question differences (exact up to 16 discordant questions); "
+            "test of the per-question differences (exact up to 16 discordant questions, its normal "
+            "limit from 5,000); "
             "p_mcnemar: exact McNemar test, when each question has one verdict per condition."
         ),
         formats={"accuracy_a": "pct", "accuracy_b": "pct", "difference": "pct", "ci_low": "pct", "ci_high": "pct", "p_permutation": "p", "p_mcnemar": "p"},
