@@ -328,3 +328,12 @@ def test_a_sweeps_cells_pooled_by_a_parameter(tmp_path):
 
     with pytest.raises(ConfigError, match="--by temperature: not a parameter of the sweep"):
         analyze([path], by=["temperature"])
+
+
+def test_conditions_without_shared_questions_are_not_compared(tmp_path):
+    t = Transcripts(tmp_path / "apart.db", "apart", cells=["a", "b"])
+    t.verdict(t.episode("q1", [T, F], 0, cell="a"), 0, [0.9, 0.1])
+    t.verdict(t.episode("q2", [T, F], 0, cell="b"), 1, [0.1, 0.9])
+    (c,) = analyze([t.close()]).table("comparisons").records()
+    assert c["questions"] == 0
+    assert [c[k] for k in ("difference", "ci_low", "p_permutation", "p_mcnemar")] == [None] * 4

@@ -99,7 +99,8 @@ def accuracy_tables(res: Results, reps: int, rng: np.random.Generator) -> list[T
             mc = stats.mcnemar_exact(n_b, n_c)
         diffs.append([
             res.conditions[a], res.conditions[b], int(shared.sum()), est[ia], est[ib],
-            est[ia] - est[ib], dl[0], dh[0], stats.sign_flip_test(qa - qb, 10_000, rng), mc,
+            est[ia] - est[ib], dl[0], dh[0],
+            stats.sign_flip_test(qa - qb, 10_000, rng) if shared.any() else None, mc,
         ])  # fmt: skip
 
     acc = Table(
