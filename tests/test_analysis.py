@@ -267,6 +267,9 @@ def test_bad_input_is_one_line(tmp_path, capsys):
     (tmp_path / "x.db").write_text("not a database" * 100)
     assert main(["analyze", str(tmp_path / "x.db")]) == 2
     assert "x.db: not a usable moot database" in capsys.readouterr().err
+    db = Transcripts(tmp_path / "r.db", "r").close()
+    assert main(["analyze", str(db), str(db)]) == 2
+    assert "r.db: given twice" in capsys.readouterr().err
 
 
 def test_swapped_orders_without_a_known_answer_compare_the_answers_text(tmp_path):

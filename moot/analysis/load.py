@@ -148,6 +148,11 @@ class Study:
         those parameters are one condition (e.g. the seeds of each protocol pooled)."""
         if not paths:
             raise ConfigError("give at least one run database")
+        seen = set()
+        for path in paths:
+            if (key := Path(path).resolve()) in seen:
+                raise ConfigError(f"{path}: given twice")
+            seen.add(key)
         labels, stored_of = [], []
         for path in paths:
             conn = open_db(path)
