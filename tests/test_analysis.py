@@ -340,3 +340,12 @@ def test_conditions_without_shared_questions_are_not_compared(tmp_path):
     (c,) = analyze([t.close()]).table("comparisons").records()
     assert c["questions"] == 0
     assert [c[k] for k in ("difference", "ci_low", "p_permutation", "p_mcnemar")] == [None] * 4
+
+
+def test_a_run_with_nothing_finished_still_reports(tmp_path):
+    assert analyze([Transcripts(tmp_path / "empty.db", "empty").close()]).table("accuracy").rows == []
+    t = Transcripts(tmp_path / "failed.db", "failed")
+    t.episode("q1", [T, F], 0, status="failed")
+    report = analyze([t.close()])
+    (acc,) = report.table("accuracy").records()
+    assert (acc["episodes"], acc["failed"], acc["accuracy"]) == (0, 1, None)

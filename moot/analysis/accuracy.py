@@ -34,6 +34,8 @@ class Ratios:
 
     def solve(self, reps: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """Point estimates (per statistic) and bootstrap replicates (reps x statistics)."""
+        if not self.nums:  # no condition: a database without episodes
+            return np.empty(0), np.empty((0, 0))
         q = len(self.res.questions)
         num = stats.cluster_sums(self.res.question, np.column_stack(self.nums), q)
         den = stats.cluster_sums(self.res.question, np.column_stack(self.dens), q)
