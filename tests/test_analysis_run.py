@@ -78,9 +78,9 @@ def test_exports_are_readable_by_pandas(runs, tmp_path, fmt, capsys):
 
 def test_the_dataframe_api(runs):
     pytest.importorskip("pandas")
-    from moot.analysis import frames
+    import moot
 
-    f = frames(*(p for p, _ in runs.values()))
+    f = moot.frames(*(p for p, _ in runs.values()))  # also moot.analysis.frames
     assert set(f) == {"episodes", "messages", "verdicts"}
     ep = f["episodes"]
     assert len(ep) == 36 and list(ep["run"].unique()) == ["direct-qa.db", "consultancy.db", "debate.db"]
