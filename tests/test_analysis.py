@@ -301,6 +301,9 @@ def test_cross_play_ratings_by_model_match_the_closed_form(tmp_path):
     for i, choice in enumerate([1, 1, 0, 0]):  # Y (debater_a) argues the truth; X wins on 1
         e = t.episode(f"y{i}", [T, F], 0, cell="a=Y b=X", assignments=SIDES, seats=seats, protocol="debate")
         t.verdict(e, choice, [0.6, 0.4] if choice == 0 else [0.4, 0.6])
+    same = {"debater_a": 0, "debater_b": 0}  # open debaters who chose the same answer: no game
+    e = t.episode("z", [T, F], 0, cell="a=X b=Y", assignments=same, seats=seats, protocol="debate")
+    t.verdict(e, 0, [0.6, 0.4])
     rows = by(analyze([t.close()], bootstrap=50).table("debaters").records(), "player")
     assert list(rows) == ["X", "Y"]
     x, y = rows["X"], rows["Y"]

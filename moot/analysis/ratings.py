@@ -25,6 +25,7 @@ ELO = 400 / math.log(10)
 RATING_REPS = 200  # bootstrap fits (each a Newton solve)
 LIMIT = 10.0  # logits: a player that won (or lost) every game is held here, not at infinity
 
+
 @dataclass
 class Games:
     """Every valid ruling between two advocates, as arrays: players a and b (codes into
@@ -57,6 +58,8 @@ def games(study: Study, res: Results) -> Games:
             side[i, j] = answer
     combo_code = combo_code.reshape(-1)
     s1, s2 = side[combo_code, 0], side[combo_code, 1]
+    contest = s1 != s2  # two open debaters who chose the same answer: no game
+    s1, s2, combo_code, keep = s1[contest], s2[contest], combo_code[contest], keep[contest]
     choice, answer = res.choice[keep], res.answer[keep]
     known = answer >= 0
     ordered = sorted(names)
