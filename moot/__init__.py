@@ -11,6 +11,8 @@ from typing import Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
+    "analyze": "moot.analysis",
+    "frames": "moot.analysis",
     "Bus": "moot.bus",
     "ConfigError": "moot.errors",
     "Engine": "moot.engine",

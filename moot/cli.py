@@ -68,6 +68,32 @@ def build_parser() -> argparse.ArgumentParser:
     graph = sub.add_parser("graph", help="print a protocol's graph as Mermaid (or DOT)")
     graph.add_argument("protocol", help="a built-in protocol name or a scenario file")
     graph.add_argument("--dot", action="store_true", help="Graphviz DOT instead of Mermaid")
+
+    analyze = sub.add_parser(
+        "analyze", help="judge accuracy with intervals, tests, calibration, ratings, costs"
+    )
+    analyze.add_argument("db", nargs="+", metavar="RUN.db", help="one or more run databases")
+    analyze.add_argument("--out", metavar="DIR", help="also write the tables and PNG plots here")
+    analyze.add_argument(
+        "--format", default="markdown", choices=("markdown", "csv", "json"), help="table format"
+    )
+    analyze.add_argument(
+        "--bootstrap", type=int, default=1000, metavar="N", help="bootstrap resamples (1000)"
+    )
+    analyze.add_argument("--seed", type=int, default=0, help="seed of the resampling (0)")
+    analyze.add_argument("--no-plots", action="store_true", help="write no PNG files")
+    analyze.add_argument(
+        "--by",
+        metavar="PARAM[,PARAM]",
+        help="pool a sweep's cells by these parameters, e.g. --by protocol.name (seeds pooled)",
+    )
+
+    export = sub.add_parser("export", help="episodes, messages and verdicts as files")
+    export.add_argument("db", nargs="+", metavar="RUN.db", help="one or more run databases")
+    export.add_argument(
+        "--format", default="jsonl", choices=("jsonl", "csv", "parquet"), help="file format"
+    )
+    export.add_argument("--out", metavar="DIR", help="directory (default: RUN-export/ beside the db)")
     return parser
 
 
@@ -180,6 +206,28 @@ def cmd_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_analyze(args: argparse.Namespace) -> int:
+    from moot.analysis.report import analyze, write
+
+    by = [p.strip() for p in args.by.split(",") if p.strip()] if args.by else []
+    report = analyze(args.db, bootstrap=args.bootstrap, seed=args.seed, by=by)
+    print(report.render(args.format), end="")
+    if args.out:
+        written = write(report, args.out, args.format, plots=not args.no_plots)
+        print(f"\nwrote {', '.join(str(p) for p in written)}", file=sys.stderr)
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from moot.analysis.export import export
+
+    first = Path(args.db[0])
+    out = args.out or first.with_name(first.stem + "-export")
+    for path in export(args.db, out, args.format):
+        print(path)
+    return 0
+
+
 COMMANDS = {
     "run": cmd_run,
     "import": cmd_import,
@@ -188,6 +236,8 @@ COMMANDS = {
     "validate": cmd_validate,
     "protocols": cmd_protocols,
     "graph": cmd_graph,
+    "analyze": cmd_analyze,
+    "export": cmd_export,
 }
 
 

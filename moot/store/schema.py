@@ -146,7 +146,65 @@ CREATE TABLE cells (
 CREATE INDEX episodes_cell ON episodes (cell, question_id);
 """
 
-MIGRATIONS: list[str] = [V1, V2, V3, V4, V5, V6]  # MIGRATIONS[i] takes a database from version i to i + 1
+# Analysis reads these views, and so can sqlite3 or Datasette users: the same numbers either
+# way. `{temp}` is empty in the migration; the analysis of an older, read-only database
+# creates them as TEMP views instead.
+VIEWS = """
+-- One row per episode and judge: the judge's final verdict (its highest round, then its
+-- latest row), with the probability it gave the correct answer and the one it chose.
+CREATE {temp}VIEW episode_verdicts AS
+SELECT
+    v.episode,
+    coalesce(e.cell, (SELECT name FROM runs ORDER BY started_at LIMIT 1)) AS condition,
+    e.question_id, e.protocol, e.status, v.judge, v.model, v.round,
+    v.choice, v.choice IS NOT NULL AS valid, v.correct,
+    e.correct AS answer, json_array_length(e.answers) AS n_answers,
+    CAST(v.probabilities ->> ('$[' || e.correct || ']') AS REAL) AS p_correct,
+    CAST(v.probabilities ->> ('$[' || v.choice || ']') AS REAL) AS p_choice,
+    v.method, v.parse_status, v.id AS verdict_id
+FROM (
+    SELECT *, row_number() OVER (PARTITION BY episode, judge ORDER BY round DESC, id DESC) AS k
+    FROM verdicts
+) AS v
+JOIN episodes AS e ON e.id = v.episode
+WHERE v.k = 1;
+
+-- One row per episode: its ruling (the last verdict recorded, as in the run summary), where
+-- the truth was shown, which seats argued it, and the answer chosen (by its text, so the
+-- two orders of one question can be compared).
+CREATE {temp}VIEW episode_results AS
+SELECT
+    e.id AS episode,
+    coalesce(e.cell, (SELECT name FROM runs ORDER BY started_at LIMIT 1)) AS condition,
+    e.cell, e.question_id, e.protocol, e.status, e.stop_reason,
+    e.answers, json_array_length(e.answers) AS n_answers, e.correct AS answer,
+    e.answers ->> '$[0]' AS first_answer,
+    v.judge, v.choice, v.choice IS NOT NULL AS valid, v.correct,
+    CAST(v.probabilities ->> ('$[' || e.correct || ']') AS REAL) AS p_correct,
+    CAST(v.probabilities ->> ('$[' || v.choice || ']') AS REAL) AS p_choice,
+    v.method, v.parse_status,
+    e.answers ->> ('$[' || v.choice || ']') AS chosen_answer,
+    e.assignments,
+    (SELECT count(*) FROM json_each(e.assignments)) AS advocates,
+    (SELECT group_concat(key, ',') FROM (
+        SELECT key FROM json_each(e.assignments) WHERE value = e.correct ORDER BY key
+    )) AS truth_argued_by
+FROM episodes AS e
+LEFT JOIN verdicts AS v ON v.id = (SELECT max(id) FROM verdicts WHERE episode = e.id);
+
+-- One row per model call, with its episode's condition.
+CREATE {temp}VIEW call_costs AS
+SELECT
+    coalesce(e.cell, (SELECT name FROM runs ORDER BY started_at LIMIT 1)) AS condition,
+    c.episode, c.seat, c.role, c.model, c.prompt_tokens, c.completion_tokens, c.cost,
+    c.latency_s, c.attempts, c.error IS NOT NULL AS failed, c.cached
+FROM model_calls AS c
+JOIN episodes AS e ON e.id = c.episode;
+"""
+
+V7 = VIEWS.format(temp="")
+
+MIGRATIONS: list[str] = [V1, V2, V3, V4, V5, V6, V7]  # MIGRATIONS[i] takes a database from version i to i + 1
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

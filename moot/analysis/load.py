@@ -1,0 +1,307 @@
+"""Read run databases for analysis: read-only, through the store's SQL views, into arrays.
+
+Each database's episodes belong to conditions: the sweep cell when there is one, else the
+run's name. Given several databases, a condition name found in more than one of them is
+qualified with the file's name ("a.db:debate") so the conditions stay distinct; question ids
+are kept as they are, so the same question in two databases pairs up.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from moot.errors import ConfigError
+from moot.store.schema import SCHEMA_VERSION, VIEWS
+
+
+def open_db(path: str | Path) -> sqlite3.Connection:
+    """A read-only connection with the analysis views."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{p}: no such database")
+    try:
+        conn = sqlite3.connect(f"{p.resolve().as_uri()}?mode=ro", uri=True)
+        (version,) = conn.execute("PRAGMA user_version").fetchone()
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+    except sqlite3.DatabaseError as exc:
+        raise ConfigError(f"{p}: not a usable moot database ({exc})") from None
+    if version > SCHEMA_VERSION:
+        raise ConfigError(
+            f"{p}: database schema version {version} is newer than this moot understands"
+            f" ({SCHEMA_VERSION}); upgrade moot"
+        )
+    if not {"runs", "episodes", "verdicts"} <= tables:
+        raise ConfigError(f"{p}: not a moot run database (no runs, episodes or verdicts table)")
+    if version < 6:
+        raise ConfigError(
+            f"{p}: schema version {version} is too old to analyse; open it once with"
+            " this moot (e.g. `moot run --resume`) to upgrade it"
+        )
+    # This moot's definitions of the views, as TEMP views (they take precedence over the
+    # database's own): a database made before the views, or while they were being changed,
+    # is read exactly as a new one. Nothing is written to the file.
+    conn.executescript(VIEWS.format(temp="TEMP "))
+    return conn
+
+
+def run_name(conn: sqlite3.Connection, path: str | Path) -> str:
+    row = conn.execute("SELECT name FROM runs ORDER BY started_at LIMIT 1").fetchone()
+    if row is None:
+        raise ConfigError(f"{path}: holds no run")
+    return row[0]
+
+
+RESULT_COLUMNS = (
+    "episode", "condition", "question_id", "protocol", "choice", "valid", "correct",
+    "p_correct", "p_choice", "answer", "n_answers", "answers", "assignments",
+)  # fmt: skip
+
+
+@dataclass
+class Results:
+    """One row per finished episode (its ruling), as parallel arrays.
+
+    `condition` and `question` are integer codes into `conditions` and `questions`;
+    `correct`, `p_correct` and `p_choice` are NaN where unknown (invalid verdict, no gold,
+    no probabilities); `choice` and `answer` are -1 where unknown."""
+
+    conditions: list[str]
+    questions: list[str]
+    condition: np.ndarray
+    source: np.ndarray  # index into Study.sources: the stored condition (cell) of each episode
+    question: np.ndarray
+    db: np.ndarray
+    episode: np.ndarray
+    protocol: np.ndarray
+    valid: np.ndarray
+    correct: np.ndarray
+    p_correct: np.ndarray
+    p_choice: np.ndarray
+    choice: np.ndarray
+    answer: np.ndarray
+    n_answers: np.ndarray
+    answers: np.ndarray  # the answers in the order shown (JSON text, parsed where needed)
+    assignments: np.ndarray  # the episode's assignments, as stored (JSON text)
+    advocates: np.ndarray  # how many seats were assigned an answer
+    advocate_seats: np.ndarray  # those seats, comma-separated
+    truth_argued_by: np.ndarray  # the seats that argued the correct answer, or None
+    failed: dict[str, int] = field(default_factory=dict)  # episodes that failed, per condition
+
+    def __len__(self) -> int:
+        return len(self.episode)
+
+
+def condition_names(paths: Sequence[str | Path], per_db: list[list[str]]) -> list[dict[str, str]]:
+    """Per database, stored condition -> the name used in the report."""
+    seen: dict[str, int] = {}
+    for names in per_db:
+        for name in set(names):
+            seen[name] = seen.get(name, 0) + 1
+    return [
+        {n: (f"{Path(p).name}:{n}" if seen[n] > 1 else n) for n in names}
+        for p, names in zip(paths, per_db)
+    ]
+
+
+def _label(path, cell: str | None, run: str, grid: dict, by: Sequence[str]) -> str:
+    if cell is None or not by:
+        return run if cell is None else cell
+    params = grid.get(cell, (0, {}))[1]
+    missing = [k for k in by if k not in params]
+    if missing:
+        raise ConfigError(
+            f"--by {missing[0]}: not a parameter of the sweep in {path}"
+            f" (it has: {', '.join(params) or 'none'})"
+        )
+    return " ".join(f"{k}={params[k]}" for k in by)
+
+
+def _floats(values: list) -> np.ndarray:
+    return np.array([np.nan if v is None else v for v in values], dtype=float)
+
+
+def _ints(values: list) -> np.ndarray:
+    return np.array([-1 if v is None else v for v in values], dtype=np.int64)
+
+
+@dataclass
+class Study:
+    """The databases analysed together and the report's name for each stored condition."""
+
+    paths: list[Path]
+    names: list[dict[str, str]]  # per database: stored condition -> report name
+    conditions: list[str]  # report names, in order (databases, then grid or first episode)
+    # every stored condition: its database, its cell (None outside a sweep) and its name as
+    # stored (the cell's, or the run's outside a sweep)
+    sources: list[tuple[int, str | None, str]]
+    source_condition: list[int]  # for each source, its condition in `conditions`
+
+    @classmethod
+    def open(cls, paths: Sequence[str | Path], by: Sequence[str] = ()) -> Study:
+        """With `by` (sweep parameters, e.g. ["protocol.name"]), a sweep's cells that agree on
+        those parameters are one condition (e.g. the seeds of each protocol pooled)."""
+        if not paths:
+            raise ConfigError("give at least one run database")
+        seen = set()
+        for path in paths:
+            if (key := Path(path).resolve()) in seen:
+                raise ConfigError(f"{path}: given twice")
+            seen.add(key)
+        labels, stored_of = [], []
+        for path in paths:
+            conn = open_db(path)
+            try:
+                name = run_name(conn, path)
+                cells = [c for (c,) in conn.execute("SELECT cell FROM episodes GROUP BY cell ORDER BY min(id)")]
+                grid = {
+                    n: (pos, json.loads(params))
+                    for n, pos, params in conn.execute("SELECT name, position, params FROM cells")
+                } if _has(conn, "cells") else {}  # fmt: skip
+            finally:
+                conn.close()
+            cells.sort(key=lambda c: grid.get(c, (-1,))[0])  # a sweep's cells in grid order
+            stored = [(name if c is None else c, c) for c in cells]
+            labels.append({st: _label(path, c, name, grid, by) for st, c in stored})
+            stored_of.append(stored)
+        distinct = [list(dict.fromkeys(lab.values())) for lab in labels]
+        qualified = condition_names(paths, distinct)
+        names = [{stored: q[lab] for stored, lab in per.items()} for per, q in zip(labels, qualified)]
+        conditions = list(dict.fromkeys(q[lab] for d, q in zip(distinct, qualified) for lab in d))
+        code = {c: i for i, c in enumerate(conditions)}
+        sources = [(i, c, st) for i, stored in enumerate(stored_of) for st, c in stored]
+        source_condition = [code[names[i][st]] for i, stored in enumerate(stored_of) for st, _ in stored]
+        return cls([Path(p) for p in paths], names, conditions, sources, source_condition)
+
+    def seat_models(self, k: int) -> dict[str, str]:
+        """Source k's seat -> model, from the scenario the run (or its cell) recorded;
+        from its model calls where that says nothing."""
+        db, cell, _ = self.sources[k]
+        conn = open_db(self.paths[db])
+        try:
+            if cell is None:
+                row = conn.execute("SELECT config FROM runs ORDER BY started_at LIMIT 1").fetchone()
+            else:
+                row = conn.execute("SELECT config FROM cells WHERE name = ?", (cell,)).fetchone()
+            seats = conn.execute(
+                "SELECT seats FROM episodes WHERE cell IS ? LIMIT 1", (cell,)
+            ).fetchone()
+            config = json.loads(row[0]).get("seats", {}) if row else {}
+            out = {}
+            for seat, info in json.loads(seats[0] if seats else "{}").items():
+                own, role = config.get(seat) or {}, config.get(info.get("role", "")) or {}
+                model = own.get("model") or role.get("model")
+                if model is None:
+                    found = conn.execute(
+                        "SELECT model FROM model_calls WHERE seat = ? AND episode IN"
+                        " (SELECT id FROM episodes WHERE cell IS ?) LIMIT 1", (seat, cell)
+                    ).fetchone()  # fmt: skip
+                    model = found[0] if found else seat
+                out[seat] = model
+            return out
+        finally:
+            conn.close()
+
+    def query(self, sql: str, params: tuple = ()) -> list[tuple[str, tuple]]:
+        """One read-only query on every database; each row's first column (the stored
+        condition) is replaced by the report's name for it."""
+        out = []
+        for path, names in zip(self.paths, self.names):
+            conn = open_db(path)
+            try:
+                rows = conn.execute(sql, params).fetchall()
+            finally:
+                conn.close()
+            out += [(names.get(r[0], r[0]), r[1:]) for r in rows]
+        return out
+
+    def rows(self, sql: str, params: tuple = (), db: int | None = None) -> list:
+        """One read-only query on every database, the rows kept per database; or, with
+        `db`, on that one database only (its rows)."""
+        if db is not None:
+            return _fetch(self.paths[db], sql, params)
+        return [_fetch(path, sql, params) for path in self.paths]
+
+
+def _fetch(path: Path, sql: str, params: tuple) -> list[tuple]:
+    conn = open_db(path)
+    try:
+        return conn.execute(sql, params).fetchall()
+    finally:
+        conn.close()
+
+
+def load_results(study: Study) -> Results:
+    """The finished episodes of every database, with their rulings."""
+    per_db_rows = study.rows(
+        f"SELECT {', '.join(RESULT_COLUMNS)} FROM episode_results"  # noqa: S608
+        " WHERE status = 'done' ORDER BY episode"
+    )
+    source_code = {(d, st): j for j, (d, _, st) in enumerate(study.sources)}
+    cols: list[list] = [[] for _ in RESULT_COLUMNS]
+    dbs: list[int] = []
+    for i, rows in enumerate(per_db_rows):
+        for j, col in enumerate(zip(*rows)):
+            cols[j].extend(col)
+        dbs.extend([i] * len(rows))
+    (episode, condition, question_id, protocol, choice, valid, correct, p_correct,
+     p_choice, answer, n_answers, answers, assignments) = cols  # fmt: skip
+    advocates, advocate_seats, truth_by = advocacy(assignments, answer)
+    source = np.array([source_code[(d, c)] for d, c in zip(dbs, condition)], dtype=np.int64)
+    questions, qcode = np.unique(np.array(question_id, dtype=object), return_inverse=True)
+    failed: dict[str, int] = {}
+    for c, (n,) in study.query(
+        "SELECT condition, count(*) FROM episode_results WHERE status != 'done' GROUP BY condition"
+    ):
+        failed[c] = failed.get(c, 0) + n
+    return Results(
+        conditions=study.conditions,
+        questions=[str(q) for q in questions],
+        condition=np.array(study.source_condition, dtype=np.int64)[source] if len(source) else source,
+        source=source,
+        question=qcode.astype(np.int64).reshape(-1),
+        db=np.array(dbs, dtype=np.int64),
+        episode=np.array(episode, dtype=np.int64),
+        protocol=np.array(protocol, dtype=object),
+        valid=np.array(valid, dtype=bool),
+        correct=_floats(correct),
+        p_correct=_floats(p_correct),
+        p_choice=_floats(p_choice),
+        choice=_ints(choice),
+        answer=_ints(answer),
+        n_answers=_ints(n_answers),
+        answers=np.array(answers, dtype=object),
+        assignments=np.array(assignments, dtype=object),
+        advocates=np.array(advocates, dtype=np.int64),
+        advocate_seats=np.array(advocate_seats, dtype=object),
+        truth_argued_by=np.array(truth_by, dtype=object),
+        failed=failed,
+    )
+
+
+def advocacy(assignments: list[str], answers: list[int | None]) -> tuple[list, list, list]:
+    """Per episode: how many seats argued an assigned answer, which, and which argued the
+    correct one (as the `episode_results` view computes them; parsed once per distinct
+    assignment, since a run has only a handful)."""
+    memo: dict[tuple[str, int | None], tuple[int, str, str | None]] = {}
+    out = []
+    for text, answer in zip(assignments, answers):
+        key = (text, answer)
+        if key not in memo:
+            seats = json.loads(text) if text else {}
+            truth = sorted(s for s, v in seats.items() if answer is not None and v == answer)
+            memo[key] = (len(seats), ",".join(sorted(seats)), ",".join(truth) or None)
+        out.append(memo[key])
+    if not out:
+        return [], [], []
+    a, b, c = zip(*out)
+    return list(a), list(b), list(c)
+
+
+def _has(conn: sqlite3.Connection, table: str) -> bool:
+    return conn.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (table,)).fetchone() is not None
