@@ -154,6 +154,31 @@ def main() -> None:
     except (subprocess.CalledProcessError, FileNotFoundError) as exc:
         row("local model", "skipped", str(exc)[:60])
 
+    def script(name: str, *argv: str, timeout: float = 1800) -> dict:
+        proc = subprocess.run(
+            [sys.executable, str(HERE / name), *argv],
+            capture_output=True, text=True, timeout=timeout, cwd=ROOT,
+        )  # fmt: skip
+        if proc.returncode != 0:
+            raise SystemExit(f"bench: {name} failed:\n{proc.stderr[-2000:]}")
+        return json.loads(proc.stdout.strip().splitlines()[-1])
+
+    n_analyze = 5_000 if q else 100_000
+    print(f"\nanalysis: moot analyze on a {n_analyze:,}-episode database (made once, cached)")
+    an = script("analyze.py", "--episodes", str(n_analyze))
+    results["analyze"] = an
+    row(f"moot analyze, {n_analyze:,} episodes ({an['db_mb']} MB)",
+        f"{an['analyze_wall_s']:.2f} s", f"cpu {an['analyze_cpu_s']:.2f} s")
+
+    n_tui = 100_000 if q else 1_000_000
+    print(f"\nTUI: replay of a {n_tui:,}-message database (made once, cached), live at 1,000 msgs/s")
+    tui = script("tui.py", "--messages", str(n_tui), "--seconds", "3" if q else "10")
+    results["tui"] = tui
+    row("replay: first screen (start-up included)", f"{tui['first_screen_s'] * 1000:.0f} ms", "< 1 s")
+    row("replay: jump to the last episode", f"{tui['jump_to_last_s'] * 1000:.0f} ms")
+    row("live: max lag at 1,000 messages/s", f"{tui['live_max_lag_messages']:,} msgs",
+        "<= a poll's worth")  # fmt: skip
+
     print("\nstart-up")
     moot = str(Path(sys.executable).with_name("moot"))
     help_s = timed([moot, "--help"])

@@ -61,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("protocols", help="list the built-in protocols")
 
     imp = sub.add_parser("import", help="import published transcripts into a run database")
-    imp.add_argument("format", help="nyu-debate or khan-csv")
+    imp.add_argument("format", help="nyu-debate, khan-csv or moot-jsonl")
     imp.add_argument("path", help="the dataset's file or folder")
     imp.add_argument("--out", required=True, metavar="RUN.db", help="database (made if new; re-importing adds nothing twice)")
 
@@ -91,8 +91,10 @@ def build_parser() -> argparse.ArgumentParser:
     export = sub.add_parser("export", help="episodes, messages and verdicts as files")
     export.add_argument("db", nargs="+", metavar="RUN.db", help="one or more run databases")
     export.add_argument(
-        "--format", default="jsonl", choices=("jsonl", "csv", "parquet"), help="file format"
-    )
+        "--format", default="jsonl",
+        choices=("jsonl", "csv", "parquet", "preference", "trajectories"),
+        help="file format, or training data: preference pairs or whole trajectories (JSONL)",
+    )  # fmt: skip
     export.add_argument("--out", metavar="DIR", help="directory (default: RUN-export/ beside the db)")
     return parser
 

@@ -25,6 +25,7 @@ from moot.bus import Bus, SeatSight
 from moot.events import (
     EpisodeFinished,
     EpisodeStarted,
+    MemoryEntry,
     Message,
     Qualification,
     Rating,
@@ -106,6 +107,11 @@ class Engine:
         self._best_of = protocol.settings.get("best_of") or 1
         self._rubric = protocol.settings.get("rubric") or ""
         self._phase_rounds = protocol.settings.get("phase_rounds")  # a game's rounds, by phase
+        # seats that carry a memory from one episode to the next
+        self._remembering = [s for s, seat in seats.items() if getattr(seat, "memory", None) is not None]
+        if self._remembering:
+            # each episode must read what the ones before it wrote: one at a time, in order
+            self.concurrency = 1
 
     async def run(
         self, episodes: Iterable[EpisodeSpec], stop: Callable[[], bool] | None = None
@@ -183,6 +189,8 @@ class Engine:
             if state.belief is not None and protocol.settings.get("stop_threshold"):
                 early = max(state.belief) >= protocol.settings["stop_threshold"]
                 stop_reason = "judge_confident" if early else "rounds_done"
+            for seat_id in self._remembering:
+                await self._remember(ep, seat_id, state.ruling)
         except ModelCallFailed as exc:
             status, stop_reason, error = "failed", "model_error", str(exc)
         except EpisodeFailed as exc:
@@ -450,6 +458,18 @@ class Engine:
             parse_status="ok" if choice is not None else ("tie" if votes else "invalid"),
             raw=json.dumps({s: v.choice for s in phase.seats if (v := state.latest.get(s))}),
         )  # fmt: skip
+
+    async def _remember(self, ep: int, seat_id: str, ruling: Verdict | None) -> None:
+        """A seat with a memory keeps something of the episode, told how it went for it: its
+        side chosen by the ruling, or (a judge) its ruling right."""
+        side = self.bus.side(ep, seat_id)
+        won = None
+        if ruling is not None and ruling.choice is not None:
+            won = ruling.choice == side if side is not None else ruling.correct
+        kept = await self.seats[seat_id].remember(self.bus.view(ep, seat_id), won)  # type: ignore[attr-defined]
+        if kept is not None:
+            kind, text = kept
+            await self.bus.publish(MemoryEntry(seat_id, ep, kind, text, won, time.time()))
 
     async def _referee(self, spec: EpisodeSpec, phase: Phase, round_: int, state: PhaseState) -> None:
         """The protocol's referee reads the seat's last move, updates the game's facts and

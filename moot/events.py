@@ -129,6 +129,20 @@ class Qualification:
 
 
 @dataclass(slots=True)
+class MemoryEntry:
+    """Something a seat will remember in later episodes (episode None: loaded at the start
+    from a saved memory, `source` says where from)."""
+
+    seat: str
+    episode: int | None
+    kind: str  # lesson | case
+    content: str
+    won: bool | None
+    created_at: float
+    source: str | None = None
+
+
+@dataclass(slots=True)
 class EpisodeFinished:
     episode: int
     status: EpisodeStatus
@@ -140,5 +154,6 @@ class EpisodeFinished:
 
 
 Event = (
-    EpisodeStarted | Message | ModelCall | Verdict | Rating | Qualification | EpisodeFinished
+    EpisodeStarted | Message | ModelCall | Verdict | Rating | Qualification | MemoryEntry
+    | EpisodeFinished
 )

@@ -19,9 +19,11 @@ from typing import Any
 import anyio
 
 from moot import datasets
+from moot.agents.memory import Memory
 from moot.agents.model_seat import ModelSeat, SeatPrompts
 from moot.bus import Bus
 from moot.engine import Engine, EpisodeSpec
+from moot.events import MemoryEntry
 from moot.errors import ConfigError
 from moot.models.gateway import Model, is_scripted, make_api, with_defaults
 from moot.protocols import registry
@@ -267,6 +269,7 @@ async def execute(
                     for c, seats in zip(prep.cells, cell_seats, strict=True)
                 ],
             )  # fmt: skip
+    carried = _load_memories(prep.cells, cell_seats, conn, resume, prep.base)
     writer = StoreWriter(conn)
     bus.attach(writer)
     status = "failed"
@@ -280,6 +283,8 @@ async def execute(
     try:
         async with anyio.create_task_group() as tg:
             tg.start_soon(writer.run)
+            for entry in carried:  # the saved memory this run starts from, recorded with it
+                await bus.publish(entry)
             if progress is not None:
                 tg.start_soon(progress.run, bus.stats, total)
             stop = budget_check(scenario, bus)
@@ -348,8 +353,52 @@ def _seats(
             max_tokens=cfg.max_tokens,
             seed=(scenario.seed * 1_000_003 + zlib.crc32(spec.id.encode())) % 2**31,
             prompts=SeatPrompts(cfg.prompts.system, cfg.prompts.turn) if cfg.prompts else None,
+            memory=Memory(cfg.memory.kind, cfg.memory.size) if cfg.memory else None,
         )
     return seats
+
+
+def _load_memories(
+    cells: list[CellPlan], cell_seats: list[dict[str, ModelSeat]], conn: sqlite3.Connection,
+    resume: bool, base: Path | None,
+) -> list[MemoryEntry]:
+    """Fill the memories seats start with: on resume, what the run itself holds (entries
+    of unfinished episodes were cleared with them); else a saved memory named by `load`,
+    returned to be recorded in this run too."""
+    loaded: list[MemoryEntry] = []
+    for cell, seats in zip(cells, cell_seats, strict=True):
+        for seat_id, seat in seats.items():
+            cfg = cell.seat_configs[seat_id].memory
+            if seat.memory is None or cfg is None:
+                continue
+            if resume:
+                rows = conn.execute(
+                    "SELECT e.question, m.content FROM memories m LEFT JOIN episodes e ON e.id = m.episode"
+                    " WHERE m.seat = ? ORDER BY m.id", (seat_id,)).fetchall()  # fmt: skip
+                seat.memory.entries = [(q or "", c) for q, c in rows]
+            elif cfg.load:
+                source = Path(cfg.load).expanduser()
+                if not source.is_absolute() and base is not None:
+                    source = base / source
+                for kind, question, content, won in _saved_memory(source, seat_id):
+                    seat.memory.add(question, content)
+                    loaded.append(MemoryEntry(seat_id, None, kind, content, won, time.time(), str(source)))
+    return loaded
+
+
+def _saved_memory(path: Path, seat_id: str) -> list[tuple[str, str, str, bool | None]]:
+    from moot import store
+
+    conn = store.connect(path)
+    try:
+        return [
+            (kind, q or "", content, None if won is None else bool(won))
+            for kind, q, content, won in conn.execute(
+                "SELECT m.kind, e.question, m.content, m.won FROM memories m"
+                " LEFT JOIN episodes e ON e.id = m.episode WHERE m.seat = ? ORDER BY m.id", (seat_id,))
+        ]  # fmt: skip
+    finally:
+        conn.close()
 
 
 def budget_check(scenario: Scenario, bus: Bus) -> Any:

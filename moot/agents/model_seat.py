@@ -8,6 +8,7 @@ from functools import lru_cache
 from moot import judging
 from moot import quotes as quoting
 from moot.agents.base import Reply, Turn, View
+from moot.agents.memory import REFLECT_TURN, Memory
 from moot.agents.prompts import Templates, defaults
 from moot.models.base import GenerateRequest
 from moot.models.gateway import CallTag, Model
@@ -101,8 +102,10 @@ class ModelSeat:
         max_tokens: int | None,
         seed: int,
         prompts: SeatPrompts | None = None,
+        memory: Memory | None = None,
     ) -> None:
         self.id = seat_id
+        self.memory = memory
         self.role = role
         self.model = model
         self.temperature = temperature
@@ -141,10 +144,47 @@ class ModelSeat:
             if len(self._system_cache) > 4096:
                 self._system_cache.clear()
             system = self._system_cache[key] = templates.system.format_map(fields)
+        if self.memory is not None:
+            system += self.memory.block(view.question)
         return [
             {"role": "system", "content": system},
             {"role": "user", "content": templates.turn.format_map(fields)},
         ]
+
+    async def remember(self, view: View, won: bool | None) -> tuple[str, str] | None:
+        """After an episode: what this seat keeps from it (its kind and text), also added to
+        its memory. A lesson is written by the seat's own model, told the result."""
+        if self.memory is None:
+            return None
+        labels = judging.labels_for(len(view.answers))
+        side = view.side
+        argued = f"{labels[side]}: {view.answers[side]}" if side is not None else "no side"
+        result = "for you" if won else "against you" if won is False else "without a clear result"
+        if self.memory.kind == "cases":
+            text = f"{view.question} You argued {argued}; the judge ruled {result}."
+            self.memory.add(view.question, text)
+            return "case", text
+        fields = {
+            "question": view.question,
+            "answers": _answers_block(labels, view.answers),
+            "side_label": labels[side] if side is not None else "-",
+            "side_answer": view.answers[side] if side is not None else "(none)",
+            "result": result,
+        }
+        system = f"You are {seat_title(self.id)}, looking back on a case you took part in."
+        request = GenerateRequest(
+            messages=[
+                {"role": "system", "content": system + self.memory.block(view.question)},
+                {"role": "user", "content": REFLECT_TURN.format_map(fields)},
+            ],
+            max_tokens=self.max_tokens or DEFAULT_MAX_TOKENS["speech"],
+            temperature=self.temperature,
+            seed=(self.seed + 7919 * view.episode + 1) % 2**31,
+        )
+        result_, _ = await self.model.generate(request, CallTag(view.episode, self.id, self.role))
+        lesson = result_.text.strip()
+        self.memory.add(view.question, lesson)
+        return "lesson", lesson
 
     async def act(self, view: View, turn: Turn) -> Reply:
         # a verdict and a choice of side are both an answer letter, read the same way

@@ -38,6 +38,7 @@ SQL = {
 }
 TABLES = tuple(SQL)
 FORMATS = ("jsonl", "csv", "parquet")
+TRAINING = ("preference", "trajectories")  # training data: moot/analysis/training.py
 JSON_COLUMNS = {"answers", "assignments", "seats", "outcome", "attributes", "audience", "quotes", "probabilities"}
 
 
@@ -60,9 +61,13 @@ def rows(study: Study, table: str) -> Iterator[dict[str, Any]]:
 
 
 def export(paths: Sequence[str | Path], out: str | Path, fmt: str = "jsonl") -> list[Path]:
-    """Write episodes, messages and verdicts as `out/<table>.<fmt>`."""
+    """Write episodes, messages and verdicts as `out/<table>.<fmt>` (or training data)."""
+    if fmt in TRAINING:
+        from moot.analysis.training import export_training
+
+        return export_training(list(paths), out, fmt)
     if fmt not in FORMATS:
-        raise ConfigError(f"--format {fmt}: choose one of {', '.join(FORMATS)}")
+        raise ConfigError(f"--format {fmt}: choose one of {', '.join(FORMATS + TRAINING)}")
     study = Study.open(paths)
     d = Path(out)
     try:

@@ -24,6 +24,7 @@ from moot.events import Event
 FORMATS = {
     "nyu-debate": "moot.importers.nyu_debate",
     "khan-csv": "moot.importers.khan_csv",
+    "moot-jsonl": "moot.importers.moot_jsonl",
 }
 
 

@@ -162,12 +162,16 @@ def _room(name: str, meta: dict[str, Any], room: dict[str, Any]) -> Imported:
                     seq += 1
                 out.append(_verdict(episode, "judge", rnd, body, correct, text, last_time))
             elif kind == "OfflineJudgments":
+                # Stored before the room's own judge (right after the episode starts): the
+                # room's ruling is its judge's last verdict, as in the paper.
+                offline = []
                 for judge, record in body["judgments"].items():
                     for i, j in enumerate(record.get("judgments") or []):
                         fb = j.get("feedback") or {}
                         text, _ = _speech(fb.get("content") or [], story, starts, ends)
                         when = fb.get("timestamp", last_time * 1000) / 1000
-                        out.append(_verdict(episode, f"offline:{judge}", i, j, correct, text, when))
+                        offline.append(_verdict(episode, f"offline:{judge}", i, j, correct, text, when))
+                out[1:1] = offline
             # NegotiateEnd (the debaters' votes to stop) carries no speech or judgement.
         ended = (result or {}).get("timestamp", meta.get("latestUpdateTime", 0)) / 1000
         judging = (result or {}).get("judgingInfo") or {}

@@ -149,6 +149,16 @@ class Prompts(_Strict):
         return template
 
 
+class MemoryConfig(_Strict):
+    """What a seat carries from one episode to the next (episodes then run one at a time)."""
+
+    kind: Literal["lessons", "cases"] = Field(
+        "lessons", description="lessons it writes after each result, or the past cases themselves"
+    )
+    size: int = Field(5, ge=1, le=50, description="entries shown in each turn")
+    load: str | None = Field(None, description="a run database whose memory of this seat to start from")
+
+
 class SeatConfig(_Strict):
     model: str | None = None
     temperature: float | None = Field(None, ge=0.0, le=2.0)
@@ -157,6 +167,7 @@ class SeatConfig(_Strict):
     # Whether the seat may read the source text. Default by role: debaters see it, a
     # debate judge is blind (the information gap the protocol exists to bridge).
     sees_source: bool | None = None
+    memory: MemoryConfig | None = None
 
 
 class BudgetConfig(_Strict):

@@ -204,7 +204,23 @@ JOIN episodes AS e ON e.id = c.episode;
 
 V7 = VIEWS.format(temp="")
 
-MIGRATIONS: list[str] = [V1, V2, V3, V4, V5, V6, V7]  # MIGRATIONS[i] takes a database from version i to i + 1
+V8 = """
+-- What seats remember across episodes (lessons they wrote, cases they argued), in the order
+-- written; entries carried over from a saved memory have no episode and name their source.
+CREATE TABLE memories (
+    id INTEGER PRIMARY KEY,
+    seat TEXT NOT NULL,
+    episode INTEGER,                 -- the episode that wrote it; NULL: loaded at the start
+    kind TEXT NOT NULL,              -- lesson | case
+    content TEXT NOT NULL,
+    won INTEGER,                     -- the episode's result for the seat, when it wrote it
+    source TEXT,                     -- the database a loaded entry came from
+    created_at REAL NOT NULL
+);
+CREATE INDEX memories_seat ON memories (seat, id);
+"""
+
+MIGRATIONS: list[str] = [V1, V2, V3, V4, V5, V6, V7, V8]  # MIGRATIONS[i] takes a database from version i to i + 1
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -30,6 +30,7 @@ from moot.events import (
     EpisodeFinished,
     EpisodeStarted,
     Event,
+    MemoryEntry,
     Message,
     ModelCall,
     Qualification,
@@ -65,13 +66,17 @@ INSERT_QUALIFICATION = (
     "INSERT INTO qualifications (episode, rater, question_id, choice, correct, probabilities,"
     " method, call_seq, created_at) VALUES (?,?,?,?,?,?,?,?,?)"
 )
+INSERT_MEMORY = (
+    "INSERT INTO memories (seat, episode, kind, content, won, source, created_at)"
+    " VALUES (?,?,?,?,?,?,?)"
+)
 FINISH_EPISODE = (
     "UPDATE episodes SET status=?, stop_reason=?, ended_at=?, outcome=?, error=?,"
     " assignments=coalesce(?, assignments) WHERE id=?"
 )
 ORDER = (
     INSERT_EPISODE, INSERT_MESSAGE, INSERT_CALL, INSERT_VERDICT, INSERT_RATING,
-    INSERT_QUALIFICATION, FINISH_EPISODE,
+    INSERT_QUALIFICATION, INSERT_MEMORY, FINISH_EPISODE,
 )  # fmt: skip
 
 Batch = dict[str, list[tuple[Any, ...]]]
@@ -157,7 +162,7 @@ class StoreWriter:
         self.rows: Batch = {sql: [] for sql in ORDER}
         (
             self._episodes, self._messages, self._calls, self._verdicts, self._ratings,
-            self._qualifications, self._finished,
+            self._qualifications, self._memories, self._finished,
         ) = (self.rows[sql] for sql in ORDER)  # fmt: skip
         self.pending = 0
 
@@ -213,6 +218,10 @@ class StoreWriter:
                     e.cell, None if e.attributes is None else _dumps(e.attributes),
                 )
             )  # fmt: skip
+        elif t is MemoryEntry:
+            self._memories.append(
+                (e.seat, e.episode, e.kind, e.content, e.won, e.source, e.created_at)
+            )
         elif t is EpisodeFinished:
             self._finished.append(
                 (
