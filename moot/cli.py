@@ -81,6 +81,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--bootstrap", type=int, default=1000, metavar="N", help="bootstrap resamples (1000)"
     )
     analyze.add_argument("--seed", type=int, default=0, help="seed of the resampling (0)")
+    analyze.add_argument(
+        "--where", action="append", default=[], metavar="KEY=VALUE",
+        help="only episodes whose attribute KEY is VALUE (e.g. included_in_paper=true)",
+    )  # fmt: skip
+    analyze.add_argument("--judge", metavar="LABEL", help="read only this judge's verdicts (e.g. judge)")
     analyze.add_argument("--no-plots", action="store_true", help="write no PNG files")
     analyze.add_argument(
         "--by",
@@ -209,13 +214,16 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
+    from moot.analysis.load import Scope, parse_where, scoped
     from moot.analysis.report import analyze, write
 
     by = [p.strip() for p in args.by.split(",") if p.strip()] if args.by else []
-    report = analyze(args.db, bootstrap=args.bootstrap, seed=args.seed, by=by)
+    where = parse_where(args.where)
+    report = analyze(args.db, bootstrap=args.bootstrap, seed=args.seed, by=by, where=where, judge=args.judge)
     print(report.render(args.format), end="")
     if args.out:
-        written = write(report, args.out, args.format, plots=not args.no_plots)
+        with scoped(Scope(where, args.judge)):  # plots read the same part of the databases
+            written = write(report, args.out, args.format, plots=not args.no_plots)
         print(f"\nwrote {', '.join(str(p) for p in written)}", file=sys.stderr)
     return 0
 

@@ -104,3 +104,23 @@ def test_a_judge_who_questions_cannot_be_a_jury():
     text = PANEL.format(jury="{size: 3}", protocol="debate").replace("rounds: 1", "rounds: 2\n  judge_questions: true")
     with pytest.raises(ConfigError, match="jury: the debate protocol's judge does more than rule once"):
         parse(text)
+
+
+def test_analysis_reports_each_juror_and_their_agreement(tmp_path):
+    from moot.analysis import analyze
+
+    run(tmp_path, "{size: 3}")  # juror_1 always says A, jurors 2 and 3 always B
+    report = analyze([tmp_path / "j.db"], bootstrap=20)
+    rows = {(r[1], r[2]): r for r in report.table("judge_agreement").rows}
+    # two raters who never agree and each always say the same thing: chance agreement 0, kappa 0
+    assert rows[("juror_1", "juror_2")][4] == pytest.approx(0.0)
+    assert rows[("juror_2", "juror_3")][4] == 1.0  # always agree on one category
+    # Fleiss over the three jurors and the panel (A, B, B, B on every episode):
+    # P_i = (1 + 9 - 4) / 12 = 1/2, p = (1/4, 3/4), P_e = 10/16, kappa = (1/2 - 5/8) / (3/8) = -1/3
+    assert rows[("juror_1", None)][5] == pytest.approx(-1 / 3)
+    # the panel's ruling is B: juror_1 differs from it every time, the others never
+    assert rows[("juror_1", None)][7] == 1.0 and rows[("juror_2", None)][7] == 0.0
+    # against the gold (A and B equally often, both orders): a constant rater has kappa 0
+    assert rows[("juror_3", None)][6] == pytest.approx(0.0)
+    per_judge = {r[1]: r[5] for r in report.table("judges").rows}
+    assert per_judge["juror_1"] == pytest.approx(0.5) and per_judge["majority"] == pytest.approx(0.5)

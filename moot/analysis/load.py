@@ -9,10 +9,15 @@ are kept as they are, so the same question in two databases pairs up.
 from __future__ import annotations
 
 import json
+import math
+import re
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -20,8 +25,70 @@ from moot.errors import ConfigError
 from moot.store.schema import SCHEMA_VERSION, VIEWS
 
 
+@dataclass(frozen=True)
+class Scope:
+    """Which part of each database an analysis reads: episodes whose attributes match
+    (`where`: key -> value, e.g. an imported dataset's `included_in_paper` -> True), and
+    only one judge's verdicts (`judge`, e.g. a room's own judge beside offline ones)."""
+
+    where: tuple[tuple[str, Any], ...] = ()
+    judge: str | None = None
+
+    def views(self) -> str:
+        """TEMP views named like the tables they narrow: the temp schema is searched first,
+        so every query and every analysis view reads only what is in scope."""
+        out = []
+        if self.where:
+            conds = " AND ".join(f"json_extract(attributes, {_literal('$.' + k)}) = {_literal(v)}" for k, v in self.where)
+            out.append(f"CREATE TEMP VIEW episodes AS SELECT * FROM main.episodes WHERE {conds};")
+        if self.judge is not None:
+            out.append(f"CREATE TEMP VIEW verdicts AS SELECT * FROM main.verdicts WHERE judge = {_literal(self.judge)};")
+        return "\n".join(out)
+
+
+_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+
+
+def _literal(value: Any) -> str:
+    """A SQL literal for a value given on the command line: views cannot take parameters."""
+    if value is True or value is False:
+        return "1" if value else "0"
+    if isinstance(value, (int, float)) and math.isfinite(value):
+        return repr(value)
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def parse_where(items: Sequence[str]) -> tuple[tuple[str, Any], ...]:
+    """`KEY=VALUE` filters; VALUE is read as JSON (true, 3, "x") where it is JSON, else as text."""
+    out = []
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not _KEY.match(key):
+            raise ConfigError(f"--where {item}: expected KEY=VALUE with KEY an attribute name (e.g. included_in_paper=true)")
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        if not isinstance(value, (str, int, float, bool)):
+            raise ConfigError(f"--where {item}: VALUE must be text, a number, true or false")
+        out.append((key, value))
+    return tuple(out)
+
+
+_scope: ContextVar[Scope] = ContextVar("moot_analysis_scope", default=Scope())
+
+
+@contextmanager
+def scoped(scope: Scope) -> Iterator[None]:
+    token = _scope.set(scope)
+    try:
+        yield
+    finally:
+        _scope.reset(token)
+
+
 def open_db(path: str | Path) -> sqlite3.Connection:
-    """A read-only connection with the analysis views."""
+    """A read-only connection with the analysis views (narrowed to the current scope)."""
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"{p}: no such database")
@@ -47,6 +114,9 @@ def open_db(path: str | Path) -> sqlite3.Connection:
     # database's own): a database made before the views, or while they were being changed,
     # is read exactly as a new one. Nothing is written to the file.
     conn.executescript(VIEWS.format(temp="TEMP "))
+    narrowed = _scope.get().views()
+    if narrowed:
+        conn.executescript(narrowed)
     return conn
 
 

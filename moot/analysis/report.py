@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -12,7 +13,8 @@ from moot.analysis.accuracy import accuracy_tables
 from moot.analysis.agreement import peer_review_tables
 from moot.analysis.calibration import calibration_tables
 from moot.analysis.costs import costs_table, judges_table
-from moot.analysis.load import Results, Study, load_results
+from moot.analysis.judges import judge_agreement_table
+from moot.analysis.load import Results, Scope, Study, load_results, scoped
 from moot.analysis.ratings import debater_table
 from moot.analysis.table import Table, render
 from moot.errors import ConfigError
@@ -38,21 +40,30 @@ class Report:
 
 
 def analyze(
-    paths: Sequence[str | Path], *, bootstrap: int = 1000, seed: int = 0, by: Sequence[str] = ()
+    paths: Sequence[str | Path],
+    *,
+    bootstrap: int = 1000,
+    seed: int = 0,
+    by: Sequence[str] = (),
+    where: Sequence[tuple[str, Any]] = (),
+    judge: str | None = None,
 ) -> Report:
     """Every table for the run databases at `paths` (one or more; see `load.Study`); with
-    `by`, a sweep's cells that share those parameters' values are pooled into one condition."""
+    `by`, a sweep's cells that share those parameters' values are pooled into one condition;
+    with `where` (attribute -> value) only the episodes that match, and with `judge` only that
+    judge's verdicts, are read."""
     if bootstrap < 1:
         raise ConfigError("--bootstrap: must be at least 1")
-    study = Study.open(paths, by)
-    res = load_results(study)
-    rng = np.random.default_rng(seed)
-    tables = accuracy_tables(res, bootstrap, rng) + calibration_tables(res)
-    for extra in (judges_table(study), debater_table(study, res, bootstrap, rng)):
-        if extra is not None:
-            tables.append(extra)
-    tables += peer_review_tables(study)
-    tables.append(costs_table(study))
+    with scoped(Scope(tuple(where), judge)):
+        study = Study.open(paths, by)
+        res = load_results(study)
+        rng = np.random.default_rng(seed)
+        tables = accuracy_tables(res, bootstrap, rng) + calibration_tables(res)
+        for extra in (judges_table(study), judge_agreement_table(study), debater_table(study, res, bootstrap, rng)):
+            if extra is not None:
+                tables.append(extra)
+        tables += peer_review_tables(study)
+        tables.append(costs_table(study))
     return Report(study, res, tables)
 
 
