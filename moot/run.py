@@ -371,10 +371,11 @@ def _load_memories(
             cfg = cell.seat_configs[seat_id].memory
             if seat.memory is None or cfg is None:
                 continue
-            if resume:
+            if resume:  # what this cell's finished episodes wrote (and what it started from)
                 rows = conn.execute(
                     "SELECT e.question, m.content FROM memories m LEFT JOIN episodes e ON e.id = m.episode"
-                    " WHERE m.seat = ? ORDER BY m.id", (seat_id,)).fetchall()  # fmt: skip
+                    " WHERE m.seat = ? AND (m.episode IS NULL OR m.episode BETWEEN ? AND ?) ORDER BY m.id",
+                    (seat_id, cell.offset, cell.offset + cell.total - 1)).fetchall()  # fmt: skip
                 seat.memory.entries = [(q or "", c) for q, c in rows]
             elif cfg.load:
                 source = Path(cfg.load).expanduser()
