@@ -189,11 +189,15 @@ async def test_judge_view_hides_what_the_judge_could_not_see(run_db):
         assert tr.view == "judge"
         assert not tr.boxes()[draft[0]].display  # audience []: nobody saw it
         assert tr.visible_count() == len(tr.messages) - 1
+        quoted = [b for b in tr.boxes() if b.message.quotes]
+        assert quoted and all("_quote>" in box_text(b) for b in quoted)  # the engine's marks, as read
         await pilot.press("s")  # the source panel says the judge is blind
         source = str(ep.query_one("#source-text").content)
         assert "does not see the source" in source
         header = str(ep.query_one("#ep-header").content)
         assert "correct" not in header  # the gold answer is not shown in the judge's view
+        judge_box = tr.boxes()[-1]
+        assert "verdict of judge" in box_text(judge_box) and "correct" not in box_text(judge_box)
         await pilot.press("home")
         steps = []
         for _ in range(6):

@@ -3,6 +3,7 @@ message's details. Every piece of model text goes through `plain_text` (never ma
 
 from __future__ import annotations
 
+import re
 import zlib
 from array import array
 from collections.abc import Callable
@@ -20,6 +21,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.widgets import Static
 
+from moot.quotes import Quote, render_for_judge
 from moot.tui.reader import EpisodeRow, MessageRow, RunReader, VerdictRow
 from moot.tui.text import one_line, plain, plain_text
 
@@ -255,8 +257,37 @@ def message_title(m: MessageRow) -> Text:
     return t
 
 
-def message_body(m: MessageRow) -> Text:
-    """The content, with quoted spans marked: verified green, unverified red and struck."""
+_MARKED = re.compile(r"<(v|u)_quote>(.*?)</\1_quote>", re.S)
+
+
+def as_seen(m: MessageRow) -> str | None:
+    """The content as the other seats read it: quotes re-tagged by the engine as verified
+    (`<v_quote>`) or not (`<u_quote>`), as in their prompts. None when nothing differs."""
+    if not m.quotes:
+        return None
+    try:
+        quotes = [
+            Quote(q["text"], int(q["start"]), int(q["end"]), bool(q.get("verified")),
+                  tuple(q["source_span"]) if q.get("source_span") else None, float(q.get("score", 0)))
+            for q in m.quotes
+        ]  # fmt: skip
+        return render_for_judge(m.content, quotes)
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def message_body(m: MessageRow, view: str | None = None) -> Text:
+    """The content, with quoted spans marked: verified green, unverified red and struck.
+
+    In a seat's view (`view` set), the text is what that seat read, engine marks and all."""
+    seen = as_seen(m) if view is not None and view != m.seat else None
+    if seen is not None:
+        text = plain_text(seen)
+        if text.plain == seen:
+            for match in _MARKED.finditer(seen):
+                ok = match.group(1) == "v"
+                text.stylize("underline #98c379" if ok else "strike #e06c75", match.start(2), match.end(2))
+        return text
     text = plain_text(m.content)
     if text.plain == m.content:  # offsets hold only if nothing was made visible
         for q in m.quotes:
@@ -269,7 +300,8 @@ def message_body(m: MessageRow) -> Text:
     return text
 
 
-def verdict_line(v: VerdictRow, answers: int) -> Text:
+def verdict_line(v: VerdictRow, gold: bool = True) -> Text:
+    """The judge's probabilities and choice; with `gold`, whether it was right."""
     t = Text(end="")
     t.append(f"verdict of {plain(v.judge)}: ", style="bold #e5c07b")
     if v.probabilities:
@@ -278,7 +310,7 @@ def verdict_line(v: VerdictRow, answers: int) -> Text:
         t.append("  invalid", style="bold #e06c75")
     else:
         t.append(f"  → {letter(v.choice)}")
-        if v.correct is not None:
+        if v.correct is not None and gold:
             t.append(" ✓ correct" if v.correct else " ✗ wrong", style="#98c379" if v.correct else "#e06c75")
     t.append(f"  ({plain(v.method)})", style="dim")
     return t
@@ -291,22 +323,31 @@ class MessageBox(Static):
     MessageBox.hidden-from-view { opacity: 45%; }
     """
 
-    def __init__(self, m: MessageRow, verdicts: list[VerdictRow]) -> None:
-        super().__init__(self.body(m, verdicts), markup=False)
+    def __init__(self, m: MessageRow, verdicts: list[VerdictRow], view: str | None = None) -> None:
+        super().__init__(self.body(m, verdicts, view), markup=False)
         self.message = m
+        self.verdicts = verdicts
+        self.view = view
         self.border_title = message_title(m)
         self.styles.border = ("round", colour(m.role, m.side))
 
     @staticmethod
-    def body(m: MessageRow, verdicts: list[VerdictRow]) -> Text:
-        body = message_body(m)
+    def body(m: MessageRow, verdicts: list[VerdictRow], view: str | None = None) -> Text:
+        body = message_body(m, view)
         for v in verdicts:
             body.append("\n")
-            body.append_text(verdict_line(v, 2))
+            body.append_text(verdict_line(v, gold=view is None))
         return body
 
     def set_verdicts(self, verdicts: list[VerdictRow]) -> None:
-        self.update(self.body(self.message, verdicts))
+        self.verdicts = verdicts
+        self.update(self.body(self.message, verdicts, self.view))
+
+    def set_view(self, view: str | None) -> None:
+        if view != self.view and (self.message.quotes or self.verdicts):
+            self.view = view
+            self.update(self.body(self.message, self.verdicts, view))
+        self.view = view
 
 
 class Transcript(VerticalScroll, can_focus=True):
@@ -337,7 +378,8 @@ class Transcript(VerticalScroll, can_focus=True):
             self.verdicts.setdefault((v.judge, v.call_seq), []).append(v)
 
     def _box(self, m: MessageRow) -> MessageBox:
-        return MessageBox(m, self.verdicts.get((m.seat, m.call_seq), []) if m.call_seq is not None else [])
+        verdicts = self.verdicts.get((m.seat, m.call_seq), []) if m.call_seq is not None else []
+        return MessageBox(m, verdicts, self.view)
 
     def show(self, messages: list[MessageRow]) -> None:
         self.clear()
@@ -368,6 +410,7 @@ class Transcript(VerticalScroll, can_focus=True):
         boxes = new if new is not None else self.boxes()
         offset = len(self.messages) - len(boxes)
         for i, box in enumerate(boxes, start=offset):
+            box.set_view(self.view)
             visible = box.message.visible_to(self.view)
             shown = visible and (self.step is None or i <= self.step)
             box.display = shown
