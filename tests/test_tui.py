@@ -349,6 +349,17 @@ async def test_live_view_shows_rows_written_while_it_runs(live_db):
         await pilot.press("q")
 
 
+async def test_replay_reloads_a_run_that_is_still_going(live_db):
+    app = ReplayApp(live_db)
+    async with app.run_test(size=(80, 24)) as pilot:
+        lst = app.screen.query_one(EpisodeList)
+        assert len(lst.ids) == 6
+        _append_episode(live_db, 6)
+        await pilot.press("r")
+        assert list(lst.ids) == list(range(7))
+        await pilot.press("q")
+
+
 SCENARIO = """
 name: tui-run
 protocol: {name: debate, rounds: 2}
@@ -431,3 +442,13 @@ def test_snapshot_live(tmp_path, snap_compare):
         await pilot.pause(0.3)
 
     assert snap_compare(LiveApp(db, poll=10), terminal_size=(100, 30), run_before=attached)
+
+
+def test_snapshot_live_80x24(tmp_path, snap_compare):
+    db = build(tmp_path / "live.db", 12, running=2)
+
+    async def attached(pilot):
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause(0.3)
+
+    assert snap_compare(LiveApp(db, poll=10), terminal_size=(80, 24), run_before=attached)

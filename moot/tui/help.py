@@ -29,6 +29,7 @@ KEYS: dict[str, list[tuple[str, str]]] = {
         ("/", "search the messages' text (enter runs it)"),
         ("F", "filters: protocol, status, verdict, judge confidence range"),
         ("x", "clear every filter"),
+        ("r", "reload (a run still going on has more episodes)"),
     ],
     "an episode": [
         ("n →  p ←", "next / previous message"),

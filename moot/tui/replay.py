@@ -96,7 +96,7 @@ class FilterScreen(ModalScreen[Filters | None]):
         try:
             return max(0.0, min(1.0, float(s)))
         except ValueError:
-            self.notify(f"{id_}: not a number: {s!r}", severity="error")
+            self.notify(f"{id_}: not a number: {plain(s)!r}", severity="error", markup=False)
             raise
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
@@ -133,6 +133,7 @@ class EpisodesScreen(Screen[None]):
         Binding("slash", "search", "search"),
         Binding("F", "filters", "filters"),
         Binding("x", "clear", "clear filters"),
+        Binding("r", "reload", "reload", show=False),
         Binding("enter", "open", "open", show=False),
         Binding("escape", "back", "back", show=False),
     ]
@@ -169,14 +170,12 @@ class EpisodesScreen(Screen[None]):
         return self.query_one(EpisodeList)
 
     def on_mount(self) -> None:
+        self.episodes.header = self.query_one("#columns", Static)
         ids = self.reader.episode_ids()
         self.total = len(ids)
         self.episodes.set_ids(ids)
         self.episodes.focus()
         self.redraw()
-
-    def on_resize(self, event: Any) -> None:
-        self.query_one("#columns", Static).update(EpisodeList.columns(event.size.width))
 
     def redraw(self) -> None:
         shown = len(self.episodes.ids)
@@ -213,7 +212,7 @@ class EpisodesScreen(Screen[None]):
         except sqlite3.OperationalError as exc:
             if "interrupted" in str(exc):
                 return
-            self.app.call_from_thread(self.notify, f"search failed: {exc}", severity="error")
+            self.app.call_from_thread(self.notify, plain(f"search failed: {exc}"), severity="error", markup=False)
             ids = array("q")
         finally:
             if self._search_conn is conn:
@@ -252,6 +251,16 @@ class EpisodesScreen(Screen[None]):
 
     def action_clear(self) -> None:
         self.apply(Filters())
+
+    def action_reload(self) -> None:
+        """The run may still be going: list what is there now (same filters)."""
+        if self.filters.active():
+            self.apply(self.filters)
+        else:
+            ids = self.reader.episode_ids()
+            self.total = len(ids)
+            self.episodes.set_ids(ids, keep=self.episodes.current)
+            self.redraw()
 
     def action_back(self) -> None:
         box = self.query_one("#search", Input)
@@ -335,7 +344,7 @@ class RunsScreen(Screen[None]):
         try:
             reader = RunReader(path)
         except ConfigError as exc:
-            self.notify(str(exc), severity="error")
+            self.notify(plain(str(exc)), severity="error", markup=False)
             return
         self.app.push_screen(EpisodesScreen(reader, can_go_back=True))
 

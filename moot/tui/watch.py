@@ -115,6 +115,7 @@ class LiveApp(App[None]):
 
     def on_mount(self) -> None:
         self.episodes.on_move = lambda _: self._user_moved()
+        self.episodes.header = self.query_one("#columns", Static)
         self.episodes.focus()
         if self.runner is not None:
             self._run_worker = self.run_worker(self._run(), group="run", exit_on_error=False)

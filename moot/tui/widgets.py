@@ -109,6 +109,7 @@ class EpisodeList(ScrollView, can_focus=True):
         self.ids: array = array("q")
         self._rows: dict[int, EpisodeRow] = {}
         self.on_move: Callable[[int], None] | None = None  # e.g. "the user moved: stop following"
+        self.header: Static | None = None  # a line above, given the column names
 
     # -- data ----------------------------------------------------------------------
     def set_ids(self, ids: array, keep: int | None = None) -> None:
@@ -175,10 +176,16 @@ class EpisodeList(ScrollView, can_focus=True):
 
     @staticmethod
     def columns(width: int) -> Text:
-        head = f"{'id':>6} {'state':<5} {'verdict':<7} conf  msgs "
+        head = f"{'id':>6} {'state':<5} {'verdict':<7} conf "
+        if width >= 50:
+            head += " msgs "
         if width >= 70:
             head += f"{'protocol':<10} "
         return Text(head + "question", no_wrap=True, end="")
+
+    def on_resize(self, event: Any) -> None:
+        if self.header is not None:
+            self.header.update(self.columns(event.size.width))
 
     def line(self, row: EpisodeRow | None, eid: int, width: int) -> Text:
         t = Text(no_wrap=True, overflow="ellipsis", end="")
@@ -191,7 +198,8 @@ class EpisodeList(ScrollView, can_focus=True):
         t.append_text(v)
         t.append(" " * max(1, 8 - len(v.plain)))
         t.append(f"{row.confidence:.2f} " if row.confidence is not None else "   - ", style="dim")
-        t.append(f"{row.messages:>5} ", style="dim")
+        if width >= 50:
+            t.append(f"{row.messages:>5} ", style="dim")
         if width >= 70:
             t.append(f"{one_line(row.protocol, 10):<10} ", style="dim")
         t.append(one_line(row.question, max(0, width - t.cell_len)))
