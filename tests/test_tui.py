@@ -92,6 +92,31 @@ def test_reader_filters_and_pages(run_db):
     r.close()
 
 
+async def test_a_sweep_is_filtered_by_cell(tmp_path):
+    db = build(tmp_path / "sweep.db", 6)
+    conn = sqlite3.connect(db)
+    with conn:
+        for i, name in enumerate(("seed=1", "seed=2")):
+            conn.execute("INSERT INTO cells VALUES (?, ?, '{}', '{}')", (name, i))
+        conn.execute("UPDATE episodes SET cell = CASE WHEN id < 3 THEN 'seed=1' ELSE 'seed=2' END")
+    conn.close()
+    r = RunReader(db)
+    assert r.cells() == ["seed=1", "seed=2"]
+    assert list(r.episode_ids(Filters(cell="seed=2"))) == [3, 4, 5]
+    r.close()
+    app = ReplayApp(db)
+    async with app.run_test(size=(80, 24)) as pilot:
+        lst = app.screen.query_one(EpisodeList)
+        await pilot.press("F")
+        await pilot.pause()
+        app.screen.query_one("#cell").value = "seed=1"
+        await pilot.click("#apply")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert list(lst.ids) == [0, 1, 2]
+        await pilot.press("q")
+
+
 def test_reader_never_writes(run_db):
     r = RunReader(run_db)
     with pytest.raises(sqlite3.OperationalError):

@@ -245,6 +245,13 @@ class RunReader:
             pass
         return sorted(out)
 
+    def cells(self) -> list[str]:
+        """A sweep's cells, in grid order (none outside a sweep)."""
+        try:
+            return [r[0] for r in self.conn.execute("SELECT name FROM cells ORDER BY position LIMIT 10000")]
+        except sqlite3.OperationalError:  # an older database: no cells table
+            return []
+
     # -- episode lists -----------------------------------------------------------------
     def episode_ids(self, filters: Filters | None = None, limit: int = 1_000_000,
                     conn: sqlite3.Connection | None = None) -> array:

@@ -55,10 +55,11 @@ class FilterScreen(ModalScreen[Filters | None]):
     FilterScreen #buttons Button { margin-left: 1; }
     """
 
-    def __init__(self, filters: Filters, protocols: list[str]) -> None:
+    def __init__(self, filters: Filters, protocols: list[str], cells: list[str] | None = None) -> None:
         super().__init__()
         self.filters = filters
         self.protocols = protocols
+        self.cells = cells or []
 
     def compose(self) -> ComposeResult:
         f = self.filters
@@ -67,6 +68,10 @@ class FilterScreen(ModalScreen[Filters | None]):
             with Horizontal():
                 yield Label("protocol")
                 yield Select([(p, p) for p in self.protocols], value=f.protocol or Select.NULL, id="protocol")
+            if self.cells:
+                with Horizontal():
+                    yield Label("cell")
+                    yield Select([(plain(c), c) for c in self.cells], value=f.cell or Select.NULL, id="cell")
             with Horizontal():
                 yield Label("status")
                 yield Select([(s, s) for s in ("running", "done", "failed")], value=f.status or Select.NULL, id="status")
@@ -117,7 +122,8 @@ class FilterScreen(ModalScreen[Filters | None]):
             Filters(
                 protocol=self._value("protocol"), status=self._value("status"),
                 verdict=self._value("verdict"), min_confidence=lo, max_confidence=hi,
-                text=self.query_one("#text", Input).value, cell=self.filters.cell,
+                text=self.query_one("#text", Input).value,
+                cell=self._value("cell") if self.cells else self.filters.cell,
             )
         )  # fmt: skip
 
@@ -247,7 +253,7 @@ class EpisodesScreen(Screen[None]):
             if result is not None:
                 self.apply(result)
 
-        self.app.push_screen(FilterScreen(self.filters, self.reader.protocols()), done)
+        self.app.push_screen(FilterScreen(self.filters, self.reader.protocols(), self.reader.cells()), done)
 
     def action_clear(self) -> None:
         self.apply(Filters())
