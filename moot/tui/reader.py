@@ -12,7 +12,7 @@ import json
 import sqlite3
 import threading
 from array import array
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote

@@ -9,8 +9,6 @@ from array import array
 from collections.abc import Callable
 from typing import Any
 
-from rich.segment import Segment
-from rich.style import Style
 from rich.text import Text
 from textual.binding import Binding
 from textual.containers import VerticalScroll
@@ -107,7 +105,7 @@ class EpisodeList(ScrollView, can_focus=True):
         super().__init__(**kwargs)
         self.reader = reader
         self.ids: array = array("q")
-        self._rows: dict[int, EpisodeRow] = {}
+        self._rows: dict[int, EpisodeRow | None] = {}
         self.on_move: Callable[[int], None] | None = None  # e.g. "the user moved: stop following"
         self.header: Static | None = None  # a line above, given the column names
 
@@ -155,6 +153,8 @@ class EpisodeList(ScrollView, can_focus=True):
             self._rows.clear()
         for row in self.reader.episode_rows(want):
             self._rows[row.id] = row
+        for i in want:  # gone since it was listed (a resumed run clears unfinished episodes)
+            self._rows.setdefault(i, None)
 
     # -- drawing -------------------------------------------------------------------
     def render_line(self, y: int) -> Strip:
