@@ -346,7 +346,7 @@ def _append_episode(path, e, finish=False):
 
 
 async def test_live_view_shows_rows_written_while_it_runs(live_db):
-    app = LiveApp(live_db, poll=0.05)
+    app = LiveApp(live_db, poll=0.05, follow_every=0)
     async with app.run_test(size=(100, 30)) as pilot:
         await app.workers.wait_for_complete()
         await pilot.pause(0.2)
