@@ -375,9 +375,11 @@ class Transcript(VerticalScroll, can_focus=True):
         self.view: str | None = None
         self.step: int | None = None  # index of the current message, or None: show all
         self.follow = True  # stay at the bottom as messages arrive
+        self._boxes: list[MessageBox] = []  # one per message (removed children linger a while)
 
     def clear(self) -> None:
         self.messages = []
+        self._boxes = []
         self.remove_children()
 
     def set_verdicts(self, verdicts: list[VerdictRow]) -> None:
@@ -392,7 +394,8 @@ class Transcript(VerticalScroll, can_focus=True):
     def show(self, messages: list[MessageRow]) -> None:
         self.clear()
         self.messages = list(messages)
-        self.mount_all([self._box(m) for m in self.messages])
+        self._boxes = [self._box(m) for m in self.messages]
+        self.mount_all(self._boxes)
         self.apply()
 
     def extend(self, messages: list[MessageRow]) -> None:
@@ -400,19 +403,20 @@ class Transcript(VerticalScroll, can_focus=True):
             return
         self.messages.extend(messages)
         boxes = [self._box(m) for m in messages]
+        self._boxes.extend(boxes)
         self.mount_all(boxes)
         self.apply(new=boxes)
 
     def refresh_verdicts(self, verdicts: list[VerdictRow]) -> None:
         """New verdicts for messages already shown: rebuild those boxes."""
         self.set_verdicts(verdicts)
-        for box in list(self.query(MessageBox)):
+        for box in self._boxes:
             m = box.message
             if m.call_seq is not None and (m.seat, m.call_seq) in self.verdicts:
                 box.set_verdicts(self.verdicts[(m.seat, m.call_seq)])
 
     def boxes(self) -> list[MessageBox]:
-        return list(self.query(MessageBox))
+        return list(self._boxes)
 
     def apply(self, new: list[MessageBox] | None = None) -> None:
         boxes = new if new is not None else self.boxes()
@@ -427,7 +431,7 @@ class Transcript(VerticalScroll, can_focus=True):
                 box.set_class(current, "current")
                 box.styles.border = ("heavy" if current else "round", colour(box.message.role, box.message.side))
         if self.step is not None and 0 <= self.step < len(self.messages):
-            box = self.boxes()[self.step]
+            box = self._boxes[self.step]
             self.call_after_refresh(self.scroll_to_widget, box, animate=False, top=False)
         elif self.follow:
             self.call_after_refresh(self.scroll_end, animate=False)
