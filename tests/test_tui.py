@@ -315,6 +315,15 @@ async def test_replay_of_a_directory_lists_its_runs(run_db, tmp_path):
 # -- the live view ---------------------------------------------------------------------------
 
 
+async def until(pilot, condition, timeout=10.0):
+    """Wait for the app to catch up (polls are timed; a busy machine is slower)."""
+    for _ in range(int(timeout / 0.05)):
+        if condition():
+            return
+        await pilot.pause(0.05)
+    assert condition()
+
+
 def _append_episode(path, e, finish=False):
     """Another process's writer, as the run would: an episode row, then its messages."""
     conn = sqlite3.connect(path)
@@ -354,29 +363,26 @@ def _append_episode(path, e, finish=False):
 async def test_live_view_shows_rows_written_while_it_runs(live_db):
     app = LiveApp(live_db, poll=0.05, follow_every=0)
     async with app.run_test(size=(100, 30)) as pilot:
-        await app.workers.wait_for_complete()
-        await pilot.pause(0.2)
+        await until(pilot, lambda: app.state is not None and app.selected is not None)
         t = app.state.totals
         assert t.episodes == {"done": 3, "failed": 0, "running": 2} or t.episodes.get("running") == 2
         assert app.following and app.selected == 5  # the newest running episode
         before_msgs, before_done = t.messages, t.episodes.get("done", 0)
         _append_episode(live_db, 6)
-        await pilot.pause(0.3)
-        assert app.selected == 6 and len(app.transcript.messages) == 3  # followed, streamed in
+        await until(pilot, lambda: app.selected == 6 and len(app.transcript.messages) == 3)  # followed, streamed in
         assert t.messages == before_msgs + 3 and t.calls >= 3 and t.cost >= 1.5
         assert "[bold]not bold[/]" in box_text(app.transcript.boxes()[0])
         await pilot.press("space")  # pause following
         assert not app.following
         _append_episode(live_db, 7, finish=True)
-        await pilot.pause(0.3)
+        await until(pilot, lambda: 7 in app.episodes.ids and t.verdicts >= 1)
         assert app.selected == 6  # paused: stays put
-        assert 7 in app.episodes.ids
         assert t.episodes["done"] == before_done + 1 and t.verdicts >= 1
         await pilot.press("up")  # moving by hand keeps following off
         assert app.selected == 5 and not app.following
         await pilot.press("f")
-        await pilot.pause(0.1)
-        assert app.following and app.selected == 6  # the newest still running
+        await until(pilot, lambda: app.selected == 6)
+        assert app.following  # on the newest still running
         await pilot.press("q")
 
 
@@ -398,7 +404,7 @@ seats:
   debater: {model: scripted/slow, max_tokens: 30}
   judge: {model: scripted}
 models:
-  scripted/slow: {latency: 0.02}
+  scripted/slow: {latency: 0.05}
 dataset: {source: builtin:reading, limit: 24}
 concurrency: 2
 """
