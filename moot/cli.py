@@ -112,7 +112,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 1 if summary.failed else 0
 
 
-def _run_tui(prep, path, resume):  # type: ignore[no-untyped-def]
+def _run_tui(prep: object, path: Path, resume: bool) -> "RunSummary":  # noqa: F821
+    """`moot run --tui`: the run as a task of the live view's event loop."""
     from moot.tui.watch import run_with_tui
 
     return run_with_tui(prep, path, resume)
