@@ -240,6 +240,28 @@ async def test_judge_view_hides_what_the_judge_could_not_see(run_db):
         await pilot.press("q")
 
 
+async def test_a_long_episode_mounts_a_window_of_messages(tmp_path):
+    db = build(tmp_path / "long.db", 2, rounds=60)  # 122 messages an episode
+    app = ReplayApp(db)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("enter")
+        await pilot.pause()
+        tr = app.screen.query_one(Transcript)
+        n = len(tr.messages)
+        assert n == 122 and len(tr.boxes()) <= tr.window < n
+        assert tr.box_for(n - 1) is not None and tr.box_for(0) is None
+        assert "earlier messages" in str(tr._note.content)
+        await pilot.press("home")
+        await pilot.pause()
+        assert tr.step == 0 and tr.box_for(0) is not None and tr._note is None
+        app.screen.set_step(tr.window - 2)
+        for _ in range(3):  # stepping past the window remounts it
+            await pilot.press("n")
+        assert tr.step == tr.window + 1 and tr.box_for(tr.step).has_class("current")
+        assert tr.box_for(0) is None
+        await pilot.press("q")
+
+
 async def test_filters_run_in_a_worker_and_narrow_the_list(run_db):
     app = ReplayApp(run_db)
     async with app.run_test(size=(80, 24)) as pilot:

@@ -361,25 +361,34 @@ class MessageBox(Static):
 class Transcript(VerticalScroll, can_focus=True):
     """One episode's messages, as boxes. With `step` set, only messages up to the cursor
     are shown (stepping through a replay); `view` (a seat, or None for everything) hides
-    what that seat could not read."""
+    what that seat could not read.
+
+    At most `window` boxes are mounted at once, around the cursor (or the newest messages
+    when there is none): a widget per message would make a long episode slow to open and
+    every step slow to draw. A note above the boxes says how many come before."""
 
     DEFAULT_CSS = """
     Transcript { height: 1fr; }
     Transcript > .note { color: $text-muted; padding: 0 1; }
     """
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, window: int = 60, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self.window = window
         self.messages: list[MessageRow] = []
         self.verdicts: dict[tuple[str, int | None], list[VerdictRow]] = {}
         self.view: str | None = None
         self.step: int | None = None  # index of the current message, or None: show all
         self.follow = True  # stay at the bottom as messages arrive
-        self._boxes: list[MessageBox] = []  # one per message (removed children linger a while)
+        self._boxes: list[MessageBox] = []  # mounted: messages[_start : _start + len(_boxes)]
+        self._start = 0
+        self._note: Static | None = None
 
     def clear(self) -> None:
         self.messages = []
         self._boxes = []
+        self._start = 0
+        self._note = None
         self.remove_children()
 
     def set_verdicts(self, verdicts: list[VerdictRow]) -> None:
@@ -391,21 +400,48 @@ class Transcript(VerticalScroll, can_focus=True):
         verdicts = self.verdicts.get((m.seat, m.call_seq), []) if m.call_seq is not None else []
         return MessageBox(m, verdicts, self.view)
 
+    def _mount_window(self, start: int) -> None:
+        """Mount the boxes of messages[start : start + window] (and the note), only those."""
+        self.remove_children()
+        self._start = max(0, start)
+        self._boxes = [self._box(m) for m in self.messages[self._start : self._start + self.window]]
+        widgets: list[Static] = []
+        self._note = None
+        if self._start:
+            self._note = Static(
+                Text(f"… {self._start:,} earlier messages (home: the first)", style="dim italic"),
+                classes="note", markup=False,
+            )  # fmt: skip
+            widgets.append(self._note)
+        self.mount_all([*widgets, *self._boxes])
+
+    def _wanted_start(self) -> int:
+        if self.step is None:  # the newest
+            return max(0, len(self.messages) - self.window)
+        return max(0, self.step - self.window + 10)  # room to step on before remounting
+
     def show(self, messages: list[MessageRow]) -> None:
-        self.clear()
         self.messages = list(messages)
-        self._boxes = [self._box(m) for m in self.messages]
-        self.mount_all(self._boxes)
+        self._mount_window(self._wanted_start())
         self.apply()
 
     def extend(self, messages: list[MessageRow]) -> None:
         if not messages:
             return
+        end = self._start + len(self._boxes)
+        at_end = end == len(self.messages)
         self.messages.extend(messages)
+        if not at_end:  # the window is elsewhere: the new ones are mounted when reached
+            self.apply()
+            return
+        if len(self._boxes) + len(messages) > 2 * self.window:
+            self._mount_window(self._wanted_start())
+            self.apply()
+            return
         boxes = [self._box(m) for m in messages]
         self._boxes.extend(boxes)
         self.mount_all(boxes)
-        self.apply(new=boxes)
+        self.apply()
 
     def refresh_verdicts(self, verdicts: list[VerdictRow]) -> None:
         """New verdicts for messages already shown: rebuild those boxes."""
@@ -416,22 +452,30 @@ class Transcript(VerticalScroll, can_focus=True):
                 box.set_verdicts(self.verdicts[(m.seat, m.call_seq)])
 
     def boxes(self) -> list[MessageBox]:
+        """The mounted boxes (all of them, for an episode shorter than the window)."""
         return list(self._boxes)
 
-    def apply(self, new: list[MessageBox] | None = None) -> None:
-        boxes = new if new is not None else self.boxes()
-        offset = len(self.messages) - len(boxes)
-        for i, box in enumerate(boxes, start=offset):
+    def box_for(self, index: int) -> MessageBox | None:
+        i = index - self._start
+        return self._boxes[i] if 0 <= i < len(self._boxes) else None
+
+    def apply(self) -> None:
+        step = self.step
+        end = self._start + len(self._boxes)
+        if step is not None and not (self._start <= step < end):
+            self._mount_window(self._wanted_start())
+        elif step is None and end < len(self.messages) and self.follow:
+            self._mount_window(self._wanted_start())
+        for i, box in enumerate(self._boxes, start=self._start):
             box.set_view(self.view)
-            visible = box.message.visible_to(self.view)
-            shown = visible and (self.step is None or i <= self.step)
-            box.display = shown
-            current = i == self.step
+            shown = box.message.visible_to(self.view) and (step is None or i <= step)
+            if box.display != shown:
+                box.display = shown
+            current = i == step
             if box.has_class("current") != current:
                 box.set_class(current, "current")
                 box.styles.border = ("heavy" if current else "round", colour(box.message.role, box.message.side))
-        if self.step is not None and 0 <= self.step < len(self.messages):
-            box = self._boxes[self.step]
+        if step is not None and (box := self.box_for(step)) is not None:
             self.call_after_refresh(self.scroll_to_widget, box, animate=False, top=False)
         elif self.follow:
             self.call_after_refresh(self.scroll_end, animate=False)
