@@ -9,6 +9,10 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from moot.run import Prepared, RunSummary
 
 
 def _model_override(text: str) -> tuple[str, str]:
@@ -156,7 +160,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 1 if summary.failed else 0
 
 
-def _run_tui(prep, path, resume):  # type: ignore[no-untyped-def]
+def _run_tui(prep: Prepared, path: Path, resume: bool) -> RunSummary:
+    """`moot run --tui`: the run as a task of the live view's event loop."""
     from moot.tui.watch import run_with_tui
 
     return run_with_tui(prep, path, resume)

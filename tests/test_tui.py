@@ -92,6 +92,31 @@ def test_reader_filters_and_pages(run_db):
     r.close()
 
 
+async def test_a_sweep_is_filtered_by_cell(tmp_path):
+    db = build(tmp_path / "sweep.db", 6)
+    conn = sqlite3.connect(db)
+    with conn:
+        for i, name in enumerate(("seed=1", "seed=2")):
+            conn.execute("INSERT INTO cells VALUES (?, ?, '{}', '{}')", (name, i))
+        conn.execute("UPDATE episodes SET cell = CASE WHEN id < 3 THEN 'seed=1' ELSE 'seed=2' END")
+    conn.close()
+    r = RunReader(db)
+    assert r.cells() == ["seed=1", "seed=2"]
+    assert list(r.episode_ids(Filters(cell="seed=2"))) == [3, 4, 5]
+    r.close()
+    app = ReplayApp(db)
+    async with app.run_test(size=(80, 24)) as pilot:
+        lst = app.screen.query_one(EpisodeList)
+        await pilot.press("F")
+        await pilot.pause()
+        app.screen.query_one("#cell").value = "seed=1"
+        await pilot.click("#apply")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert list(lst.ids) == [0, 1, 2]
+        await pilot.press("q")
+
+
 def test_reader_never_writes(run_db):
     r = RunReader(run_db)
     with pytest.raises(sqlite3.OperationalError):
@@ -171,8 +196,14 @@ async def test_replay_plays_at_a_chosen_speed(run_db):
         assert SPEEDS[ep.speed_index] == 8
         await pilot.press("space")  # at the end: plays from the start, 8 messages a second
         assert ep.playing and tr.step < 5
-        await pilot.pause(1.2)
+        seen = {tr.step}
+        for _ in range(100):  # 8 a second: under a second, unless the machine is busy
+            await pilot.pause(0.05)
+            seen.add(tr.step)
+            if not ep.playing:
+                break
         assert tr.step == 5 and not ep.playing  # reached the end and stopped
+        assert len(seen) >= 3  # one message at a time
         await pilot.press("q")
 
 
@@ -189,11 +220,15 @@ async def test_judge_view_hides_what_the_judge_could_not_see(run_db):
         assert tr.view == "judge"
         assert not tr.boxes()[draft[0]].display  # audience []: nobody saw it
         assert tr.visible_count() == len(tr.messages) - 1
+        quoted = [b for b in tr.boxes() if b.message.quotes]
+        assert quoted and all("_quote>" in box_text(b) for b in quoted)  # the engine's marks, as read
         await pilot.press("s")  # the source panel says the judge is blind
         source = str(ep.query_one("#source-text").content)
         assert "does not see the source" in source
         header = str(ep.query_one("#ep-header").content)
         assert "correct" not in header  # the gold answer is not shown in the judge's view
+        judge_box = tr.boxes()[-1]
+        assert "verdict of judge" in box_text(judge_box) and "correct" not in box_text(judge_box)
         await pilot.press("home")
         steps = []
         for _ in range(6):
@@ -202,6 +237,28 @@ async def test_judge_view_hides_what_the_judge_could_not_see(run_db):
         assert draft[0] not in steps  # stepping skips what the judge did not see
         await pilot.press("v")
         assert tr.view == "debater_a"
+        await pilot.press("q")
+
+
+async def test_a_long_episode_mounts_a_window_of_messages(tmp_path):
+    db = build(tmp_path / "long.db", 2, rounds=60)  # 122 messages an episode
+    app = ReplayApp(db)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("enter")
+        await pilot.pause()
+        tr = app.screen.query_one(Transcript)
+        n = len(tr.messages)
+        assert n == 122 and len(tr.boxes()) <= tr.window < n
+        assert tr.box_for(n - 1) is not None and tr.box_for(0) is None
+        assert "earlier messages" in str(tr._note.content)
+        await pilot.press("home")
+        await pilot.pause()
+        assert tr.step == 0 and tr.box_for(0) is not None and tr._note is None
+        app.screen.set_step(tr.window - 2)
+        for _ in range(3):  # stepping past the window remounts it
+            await pilot.press("n")
+        assert tr.step == tr.window + 1 and tr.box_for(tr.step).has_class("current")
+        assert tr.box_for(0) is None
         await pilot.press("q")
 
 
@@ -280,6 +337,15 @@ async def test_replay_of_a_directory_lists_its_runs(run_db, tmp_path):
 # -- the live view ---------------------------------------------------------------------------
 
 
+async def until(pilot, condition, timeout=10.0):
+    """Wait for the app to catch up (polls are timed; a busy machine is slower)."""
+    for _ in range(int(timeout / 0.05)):
+        if condition():
+            return
+        await pilot.pause(0.05)
+    assert condition()
+
+
 def _append_episode(path, e, finish=False):
     """Another process's writer, as the run would: an episode row, then its messages."""
     conn = sqlite3.connect(path)
@@ -317,32 +383,60 @@ def _append_episode(path, e, finish=False):
 
 
 async def test_live_view_shows_rows_written_while_it_runs(live_db):
-    app = LiveApp(live_db, poll=0.05)
+    app = LiveApp(live_db, poll=0.05, follow_every=0)
     async with app.run_test(size=(100, 30)) as pilot:
-        await app.workers.wait_for_complete()
-        await pilot.pause(0.2)
+        await until(pilot, lambda: app.state is not None and app.selected is not None)
         t = app.state.totals
-        assert t.episodes == {"done": 3, "failed": 0, "running": 2} or t.episodes.get("running") == 2
+        assert t.episodes == {"done": 4, "running": 2}
         assert app.following and app.selected == 5  # the newest running episode
         before_msgs, before_done = t.messages, t.episodes.get("done", 0)
         _append_episode(live_db, 6)
-        await pilot.pause(0.3)
-        assert app.selected == 6 and len(app.transcript.messages) == 3  # followed, streamed in
+        await until(pilot, lambda: app.selected == 6 and len(app.transcript.messages) == 3)  # followed, streamed in
         assert t.messages == before_msgs + 3 and t.calls >= 3 and t.cost >= 1.5
         assert "[bold]not bold[/]" in box_text(app.transcript.boxes()[0])
         await pilot.press("space")  # pause following
         assert not app.following
         _append_episode(live_db, 7, finish=True)
-        await pilot.pause(0.3)
+        await until(pilot, lambda: 7 in app.episodes.ids and t.verdicts >= 1)
         assert app.selected == 6  # paused: stays put
-        assert 7 in app.episodes.ids
         assert t.episodes["done"] == before_done + 1 and t.verdicts >= 1
         await pilot.press("up")  # moving by hand keeps following off
         assert app.selected == 5 and not app.following
         await pilot.press("f")
-        await pilot.pause(0.1)
-        assert app.following and app.selected == 6  # the newest still running
+        await until(pilot, lambda: app.selected == 6)
+        assert app.following  # on the newest still running
         await pilot.press("q")
+
+
+async def test_replay_reloads_a_run_that_is_still_going(live_db):
+    app = ReplayApp(live_db)
+    async with app.run_test(size=(80, 24)) as pilot:
+        lst = app.screen.query_one(EpisodeList)
+        assert len(lst.ids) == 6
+        _append_episode(live_db, 6)
+        await pilot.press("r")
+        assert list(lst.ids) == list(range(7))
+        await pilot.press("q")
+
+
+def test_live_state_finds_episodes_written_out_of_order(live_db):
+    """A resumed run re-runs cleared episodes under their old (smaller) ids: they are found
+    by their messages, and every total moves by exactly what was written."""
+    from moot.tui.live import LiveState
+
+    state = LiveState(RunReader(live_db))
+    state.load()
+    assert state.totals.episodes == {"done": 4, "running": 2} and state.totals.verdicts == 4
+    before = state.totals.messages
+    _append_episode(live_db, 100)
+    ch = state.poll()
+    assert ch.new_episodes == [100] and ch.messages == {100: 3}
+    _append_episode(live_db, 50, finish=True)
+    ch = state.poll()
+    assert 50 in ch.new_episodes and 50 in ch.finished
+    assert list(state.ids)[-2:] == [50, 100] and state.totals.messages == before + 6
+    assert state.totals.episodes == {"done": 5, "running": 3} and state.totals.verdicts == 5
+    assert not state.poll()  # nothing new: an empty poll
 
 
 SCENARIO = """
@@ -352,7 +446,7 @@ seats:
   debater: {model: scripted/slow, max_tokens: 30}
   judge: {model: scripted}
 models:
-  scripted/slow: {latency: 0.02}
+  scripted/slow: {latency: 0.05}
 dataset: {source: builtin:reading, limit: 24}
 concurrency: 2
 """
@@ -415,6 +509,10 @@ def test_snapshot_episode_wide_judge_view(run_db, snap_compare):
     assert snap_compare(ReplayApp(run_db), terminal_size=(140, 40), press=["enter", "_", "v", "s"])
 
 
+def test_snapshot_filters_80x24(run_db, snap_compare):
+    assert snap_compare(ReplayApp(run_db), terminal_size=(80, 24), press=["F"])
+
+
 def test_snapshot_help(run_db, snap_compare):
     assert snap_compare(ReplayApp(run_db), terminal_size=(100, 36), press=["question_mark"])
 
@@ -427,3 +525,13 @@ def test_snapshot_live(tmp_path, snap_compare):
         await pilot.pause(0.3)
 
     assert snap_compare(LiveApp(db, poll=10), terminal_size=(100, 30), run_before=attached)
+
+
+def test_snapshot_live_80x24(tmp_path, snap_compare):
+    db = build(tmp_path / "live.db", 12, running=2)
+
+    async def attached(pilot):
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause(0.3)
+
+    assert snap_compare(LiveApp(db, poll=10), terminal_size=(80, 24), run_before=attached)

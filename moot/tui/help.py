@@ -27,8 +27,9 @@ KEYS: dict[str, list[tuple[str, str]]] = {
     ],
     "replay: filters": [
         ("/", "search the messages' text (enter runs it)"),
-        ("F", "filters: protocol, status, verdict, judge confidence range"),
+        ("F", "filters: protocol, sweep cell, status, verdict, judge confidence range"),
         ("x", "clear every filter"),
+        ("r", "reload (a run still going on has more episodes)"),
     ],
     "an episode": [
         ("n →  p ←", "next / previous message"),

@@ -12,7 +12,7 @@ import json
 import sqlite3
 import threading
 from array import array
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -244,6 +244,13 @@ class RunReader:
         except sqlite3.OperationalError:
             pass
         return sorted(out)
+
+    def cells(self) -> list[str]:
+        """A sweep's cells, in grid order (none outside a sweep)."""
+        try:
+            return [r[0] for r in self.conn.execute("SELECT name FROM cells ORDER BY position LIMIT 10000")]
+        except sqlite3.OperationalError:  # an older database: no cells table
+            return []
 
     # -- episode lists -----------------------------------------------------------------
     def episode_ids(self, filters: Filters | None = None, limit: int = 1_000_000,

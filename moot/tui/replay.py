@@ -55,10 +55,11 @@ class FilterScreen(ModalScreen[Filters | None]):
     FilterScreen #buttons Button { margin-left: 1; }
     """
 
-    def __init__(self, filters: Filters, protocols: list[str]) -> None:
+    def __init__(self, filters: Filters, protocols: list[str], cells: list[str] | None = None) -> None:
         super().__init__()
         self.filters = filters
         self.protocols = protocols
+        self.cells = cells or []
 
     def compose(self) -> ComposeResult:
         f = self.filters
@@ -67,6 +68,10 @@ class FilterScreen(ModalScreen[Filters | None]):
             with Horizontal():
                 yield Label("protocol")
                 yield Select([(p, p) for p in self.protocols], value=f.protocol or Select.NULL, id="protocol")
+            if self.cells:
+                with Horizontal():
+                    yield Label("cell")
+                    yield Select([(plain(c), c) for c in self.cells], value=f.cell or Select.NULL, id="cell")
             with Horizontal():
                 yield Label("status")
                 yield Select([(s, s) for s in ("running", "done", "failed")], value=f.status or Select.NULL, id="status")
@@ -96,7 +101,7 @@ class FilterScreen(ModalScreen[Filters | None]):
         try:
             return max(0.0, min(1.0, float(s)))
         except ValueError:
-            self.notify(f"{id_}: not a number: {s!r}", severity="error")
+            self.notify(f"{id_}: not a number: {plain(s)!r}", severity="error", markup=False)
             raise
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
@@ -117,7 +122,8 @@ class FilterScreen(ModalScreen[Filters | None]):
             Filters(
                 protocol=self._value("protocol"), status=self._value("status"),
                 verdict=self._value("verdict"), min_confidence=lo, max_confidence=hi,
-                text=self.query_one("#text", Input).value, cell=self.filters.cell,
+                text=self.query_one("#text", Input).value,
+                cell=self._value("cell") if self.cells else self.filters.cell,
             )
         )  # fmt: skip
 
@@ -133,6 +139,7 @@ class EpisodesScreen(Screen[None]):
         Binding("slash", "search", "search"),
         Binding("F", "filters", "filters"),
         Binding("x", "clear", "clear filters"),
+        Binding("r", "reload", "reload", show=False),
         Binding("enter", "open", "open", show=False),
         Binding("escape", "back", "back", show=False),
     ]
@@ -169,14 +176,12 @@ class EpisodesScreen(Screen[None]):
         return self.query_one(EpisodeList)
 
     def on_mount(self) -> None:
+        self.episodes.header = self.query_one("#columns", Static)
         ids = self.reader.episode_ids()
         self.total = len(ids)
         self.episodes.set_ids(ids)
         self.episodes.focus()
         self.redraw()
-
-    def on_resize(self, event: Any) -> None:
-        self.query_one("#columns", Static).update(EpisodeList.columns(event.size.width))
 
     def redraw(self) -> None:
         shown = len(self.episodes.ids)
@@ -213,7 +218,7 @@ class EpisodesScreen(Screen[None]):
         except sqlite3.OperationalError as exc:
             if "interrupted" in str(exc):
                 return
-            self.app.call_from_thread(self.notify, f"search failed: {exc}", severity="error")
+            self.app.call_from_thread(self.notify, plain(f"search failed: {exc}"), severity="error", markup=False)
             ids = array("q")
         finally:
             if self._search_conn is conn:
@@ -248,10 +253,20 @@ class EpisodesScreen(Screen[None]):
             if result is not None:
                 self.apply(result)
 
-        self.app.push_screen(FilterScreen(self.filters, self.reader.protocols()), done)
+        self.app.push_screen(FilterScreen(self.filters, self.reader.protocols(), self.reader.cells()), done)
 
     def action_clear(self) -> None:
         self.apply(Filters())
+
+    def action_reload(self) -> None:
+        """The run may still be going: list what is there now (same filters)."""
+        if self.filters.active():
+            self.apply(self.filters)
+        else:
+            ids = self.reader.episode_ids()
+            self.total = len(ids)
+            self.episodes.set_ids(ids, keep=self.episodes.current)
+            self.redraw()
 
     def action_back(self) -> None:
         box = self.query_one("#search", Input)
@@ -335,7 +350,7 @@ class RunsScreen(Screen[None]):
         try:
             reader = RunReader(path)
         except ConfigError as exc:
-            self.notify(str(exc), severity="error")
+            self.notify(plain(str(exc)), severity="error", markup=False)
             return
         self.app.push_screen(EpisodesScreen(reader, can_go_back=True))
 

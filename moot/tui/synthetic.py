@@ -93,7 +93,7 @@ def build(
         correct = e % 2
         answers = [f"Option one of question {e}: {_sentence(rng, 4)}", f"Option two: {_sentence(rng, 4)}"]
         source = " ".join(_sentence(rng, 12) for _ in range(6))
-        eps.append((e, f"q{e:07d}", f"Question {e}: why did {_sentence(rng, 6).lower()[:-1]}?",
+        eps.append((e, f"q{e:07d}", f"Why did {_sentence(rng, 6).lower()[:-1]}?",
                     json.dumps(answers), correct, source, "debate",
                     json.dumps({"debater_a": 0, "debater_b": 1}), json.dumps(SEATS), t, None, None))  # fmt: skip
         live = e >= episodes - running

@@ -3,6 +3,7 @@ with the run in the same event loop. Either way it reads the database, never the
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -75,9 +76,15 @@ class LiveApp(App[None]):
         *,
         runner: Callable[[], Awaitable[Any]] | None = None,
         poll: float = 0.2,
+        follow_every: float = 1.0,
         **kwargs: Any,
     ) -> None:
+        """`follow_every`: while following, switch to a newer episode at most this often
+        (at a thousand messages a second, a transcript that changed every poll could not
+        be read, and redrawing it each time would cost the poll its time)."""
         super().__init__(**kwargs)
+        self.follow_every = follow_every
+        self._switched = 0.0
         self.path = Path(path)
         self.runner = runner
         self.poll_interval = poll
@@ -115,6 +122,7 @@ class LiveApp(App[None]):
 
     def on_mount(self) -> None:
         self.episodes.on_move = lambda _: self._user_moved()
+        self.episodes.header = self.query_one("#columns", Static)
         self.episodes.focus()
         if self.runner is not None:
             self._run_worker = self.run_worker(self._run(), group="run", exit_on_error=False)
@@ -173,12 +181,19 @@ class LiveApp(App[None]):
             lst.grow(state.ids)
         if ch:
             lst.reload()
-        if self.following and state.ids and (ch.new_episodes or self.selected is None):
+        now = time.monotonic()
+        if (
+            self.following
+            and state.ids
+            and (ch.new_episodes or ch.finished or self.selected is None)
+            and now - self._switched >= self.follow_every
+        ):
             newest = max(state.running) if state.running else state.ids[-1]
             i = lst.index_of(newest)
-            if i is not None:
+            if i is not None and newest != self.selected:
                 lst.move_to(i, user=False)
                 self.select(newest)
+                self._switched = now
         sel = self.selected
         if sel is not None and (sel in ch.messages or sel in ch.verdicts or sel in ch.finished):
             self._update_selected(sel in ch.verdicts or sel in ch.finished)

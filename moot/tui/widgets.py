@@ -3,13 +3,12 @@ message's details. Every piece of model text goes through `plain_text` (never ma
 
 from __future__ import annotations
 
+import re
 import zlib
 from array import array
 from collections.abc import Callable
 from typing import Any
 
-from rich.segment import Segment
-from rich.style import Style
 from rich.text import Text
 from textual.binding import Binding
 from textual.containers import VerticalScroll
@@ -20,6 +19,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.widgets import Static
 
+from moot.quotes import Quote, render_for_judge
 from moot.tui.reader import EpisodeRow, MessageRow, RunReader, VerdictRow
 from moot.tui.text import one_line, plain, plain_text
 
@@ -105,8 +105,9 @@ class EpisodeList(ScrollView, can_focus=True):
         super().__init__(**kwargs)
         self.reader = reader
         self.ids: array = array("q")
-        self._rows: dict[int, EpisodeRow] = {}
+        self._rows: dict[int, EpisodeRow | None] = {}
         self.on_move: Callable[[int], None] | None = None  # e.g. "the user moved: stop following"
+        self.header: Static | None = None  # a line above, given the column names
 
     # -- data ----------------------------------------------------------------------
     def set_ids(self, ids: array, keep: int | None = None) -> None:
@@ -152,6 +153,8 @@ class EpisodeList(ScrollView, can_focus=True):
             self._rows.clear()
         for row in self.reader.episode_rows(want):
             self._rows[row.id] = row
+        for i in want:  # gone since it was listed (a resumed run clears unfinished episodes)
+            self._rows.setdefault(i, None)
 
     # -- drawing -------------------------------------------------------------------
     def render_line(self, y: int) -> Strip:
@@ -173,10 +176,16 @@ class EpisodeList(ScrollView, can_focus=True):
 
     @staticmethod
     def columns(width: int) -> Text:
-        head = f"{'id':>6} {'state':<5} {'verdict':<7} conf  msgs "
+        head = f"{'id':>6} {'state':<5} {'verdict':<7} conf "
+        if width >= 50:
+            head += " msgs "
         if width >= 70:
             head += f"{'protocol':<10} "
         return Text(head + "question", no_wrap=True, end="")
+
+    def on_resize(self, event: Any) -> None:
+        if self.header is not None:
+            self.header.update(self.columns(event.size.width))
 
     def line(self, row: EpisodeRow | None, eid: int, width: int) -> Text:
         t = Text(no_wrap=True, overflow="ellipsis", end="")
@@ -189,7 +198,8 @@ class EpisodeList(ScrollView, can_focus=True):
         t.append_text(v)
         t.append(" " * max(1, 8 - len(v.plain)))
         t.append(f"{row.confidence:.2f} " if row.confidence is not None else "   - ", style="dim")
-        t.append(f"{row.messages:>5} ", style="dim")
+        if width >= 50:
+            t.append(f"{row.messages:>5} ", style="dim")
         if width >= 70:
             t.append(f"{one_line(row.protocol, 10):<10} ", style="dim")
         t.append(one_line(row.question, max(0, width - t.cell_len)))
@@ -255,8 +265,37 @@ def message_title(m: MessageRow) -> Text:
     return t
 
 
-def message_body(m: MessageRow) -> Text:
-    """The content, with quoted spans marked: verified green, unverified red and struck."""
+_MARKED = re.compile(r"<(v|u)_quote>(.*?)</\1_quote>", re.S)
+
+
+def as_seen(m: MessageRow) -> str | None:
+    """The content as the other seats read it: quotes re-tagged by the engine as verified
+    (`<v_quote>`) or not (`<u_quote>`), as in their prompts. None when nothing differs."""
+    if not m.quotes:
+        return None
+    try:
+        quotes = [
+            Quote(q["text"], int(q["start"]), int(q["end"]), bool(q.get("verified")),
+                  tuple(q["source_span"]) if q.get("source_span") else None, float(q.get("score", 0)))
+            for q in m.quotes
+        ]  # fmt: skip
+        return render_for_judge(m.content, quotes)
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def message_body(m: MessageRow, view: str | None = None) -> Text:
+    """The content, with quoted spans marked: verified green, unverified red and struck.
+
+    In a seat's view (`view` set), the text is what that seat read, engine marks and all."""
+    seen = as_seen(m) if view is not None and view != m.seat else None
+    if seen is not None:
+        text = plain_text(seen)
+        if text.plain == seen:
+            for match in _MARKED.finditer(seen):
+                ok = match.group(1) == "v"
+                text.stylize("underline #98c379" if ok else "strike #e06c75", match.start(2), match.end(2))
+        return text
     text = plain_text(m.content)
     if text.plain == m.content:  # offsets hold only if nothing was made visible
         for q in m.quotes:
@@ -269,7 +308,8 @@ def message_body(m: MessageRow) -> Text:
     return text
 
 
-def verdict_line(v: VerdictRow, answers: int) -> Text:
+def verdict_line(v: VerdictRow, gold: bool = True) -> Text:
+    """The judge's probabilities and choice; with `gold`, whether it was right."""
     t = Text(end="")
     t.append(f"verdict of {plain(v.judge)}: ", style="bold #e5c07b")
     if v.probabilities:
@@ -278,7 +318,7 @@ def verdict_line(v: VerdictRow, answers: int) -> Text:
         t.append("  invalid", style="bold #e06c75")
     else:
         t.append(f"  → {letter(v.choice)}")
-        if v.correct is not None:
+        if v.correct is not None and gold:
             t.append(" ✓ correct" if v.correct else " ✗ wrong", style="#98c379" if v.correct else "#e06c75")
     t.append(f"  ({plain(v.method)})", style="dim")
     return t
@@ -291,44 +331,64 @@ class MessageBox(Static):
     MessageBox.hidden-from-view { opacity: 45%; }
     """
 
-    def __init__(self, m: MessageRow, verdicts: list[VerdictRow]) -> None:
-        super().__init__(self.body(m, verdicts), markup=False)
+    def __init__(self, m: MessageRow, verdicts: list[VerdictRow], view: str | None = None) -> None:
+        super().__init__(self.body(m, verdicts, view), markup=False)
         self.message = m
+        self.verdicts = verdicts
+        self.view = view
         self.border_title = message_title(m)
         self.styles.border = ("round", colour(m.role, m.side))
 
     @staticmethod
-    def body(m: MessageRow, verdicts: list[VerdictRow]) -> Text:
-        body = message_body(m)
+    def body(m: MessageRow, verdicts: list[VerdictRow], view: str | None = None) -> Text:
+        body = message_body(m, view)
         for v in verdicts:
             body.append("\n")
-            body.append_text(verdict_line(v, 2))
+            body.append_text(verdict_line(v, gold=view is None))
         return body
 
     def set_verdicts(self, verdicts: list[VerdictRow]) -> None:
-        self.update(self.body(self.message, verdicts))
+        self.verdicts = verdicts
+        self.update(self.body(self.message, verdicts, self.view))
+
+    def set_view(self, view: str | None) -> None:
+        if view != self.view and (self.message.quotes or self.verdicts):
+            self.view = view
+            self.update(self.body(self.message, self.verdicts, view))
+        self.view = view
 
 
 class Transcript(VerticalScroll, can_focus=True):
     """One episode's messages, as boxes. With `step` set, only messages up to the cursor
     are shown (stepping through a replay); `view` (a seat, or None for everything) hides
-    what that seat could not read."""
+    what that seat could not read.
+
+    At most `window` boxes are mounted at once, around the cursor (or the newest messages
+    when there is none): a widget per message would make a long episode slow to open and
+    every step slow to draw. A note above the boxes says how many come before."""
 
     DEFAULT_CSS = """
     Transcript { height: 1fr; }
     Transcript > .note { color: $text-muted; padding: 0 1; }
     """
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, window: int = 60, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self.window = window
         self.messages: list[MessageRow] = []
         self.verdicts: dict[tuple[str, int | None], list[VerdictRow]] = {}
         self.view: str | None = None
         self.step: int | None = None  # index of the current message, or None: show all
         self.follow = True  # stay at the bottom as messages arrive
+        self._boxes: list[MessageBox] = []  # mounted: messages[_start : _start + len(_boxes)]
+        self._start = 0
+        self._note: Static | None = None
 
     def clear(self) -> None:
         self.messages = []
+        self._boxes = []
+        self._start = 0
+        self._note = None
         self.remove_children()
 
     def set_verdicts(self, verdicts: list[VerdictRow]) -> None:
@@ -337,46 +397,85 @@ class Transcript(VerticalScroll, can_focus=True):
             self.verdicts.setdefault((v.judge, v.call_seq), []).append(v)
 
     def _box(self, m: MessageRow) -> MessageBox:
-        return MessageBox(m, self.verdicts.get((m.seat, m.call_seq), []) if m.call_seq is not None else [])
+        verdicts = self.verdicts.get((m.seat, m.call_seq), []) if m.call_seq is not None else []
+        return MessageBox(m, verdicts, self.view)
+
+    def _mount_window(self, start: int) -> None:
+        """Mount the boxes of messages[start : start + window] (and the note), only those."""
+        self.remove_children()
+        self._start = max(0, start)
+        self._boxes = [self._box(m) for m in self.messages[self._start : self._start + self.window]]
+        widgets: list[Static] = []
+        self._note = None
+        if self._start:
+            self._note = Static(
+                Text(f"… {self._start:,} earlier messages (home: the first)", style="dim italic"),
+                classes="note", markup=False,
+            )  # fmt: skip
+            widgets.append(self._note)
+        self.mount_all([*widgets, *self._boxes])
+
+    def _wanted_start(self) -> int:
+        if self.step is None:  # the newest
+            return max(0, len(self.messages) - self.window)
+        return max(0, self.step - self.window + 10)  # room to step on before remounting
 
     def show(self, messages: list[MessageRow]) -> None:
-        self.clear()
         self.messages = list(messages)
-        self.mount_all([self._box(m) for m in self.messages])
+        self._mount_window(self._wanted_start())
         self.apply()
 
     def extend(self, messages: list[MessageRow]) -> None:
         if not messages:
             return
+        end = self._start + len(self._boxes)
+        at_end = end == len(self.messages)
         self.messages.extend(messages)
+        if not at_end:  # the window is elsewhere: the new ones are mounted when reached
+            self.apply()
+            return
+        if len(self._boxes) + len(messages) > 2 * self.window:
+            self._mount_window(self._wanted_start())
+            self.apply()
+            return
         boxes = [self._box(m) for m in messages]
+        self._boxes.extend(boxes)
         self.mount_all(boxes)
-        self.apply(new=boxes)
+        self.apply()
 
     def refresh_verdicts(self, verdicts: list[VerdictRow]) -> None:
         """New verdicts for messages already shown: rebuild those boxes."""
         self.set_verdicts(verdicts)
-        for box in list(self.query(MessageBox)):
+        for box in self._boxes:
             m = box.message
             if m.call_seq is not None and (m.seat, m.call_seq) in self.verdicts:
                 box.set_verdicts(self.verdicts[(m.seat, m.call_seq)])
 
     def boxes(self) -> list[MessageBox]:
-        return list(self.query(MessageBox))
+        """The mounted boxes (all of them, for an episode shorter than the window)."""
+        return list(self._boxes)
 
-    def apply(self, new: list[MessageBox] | None = None) -> None:
-        boxes = new if new is not None else self.boxes()
-        offset = len(self.messages) - len(boxes)
-        for i, box in enumerate(boxes, start=offset):
-            visible = box.message.visible_to(self.view)
-            shown = visible and (self.step is None or i <= self.step)
-            box.display = shown
-            current = i == self.step
+    def box_for(self, index: int) -> MessageBox | None:
+        i = index - self._start
+        return self._boxes[i] if 0 <= i < len(self._boxes) else None
+
+    def apply(self) -> None:
+        step = self.step
+        end = self._start + len(self._boxes)
+        if step is not None and not (self._start <= step < end):
+            self._mount_window(self._wanted_start())
+        elif step is None and end < len(self.messages) and self.follow:
+            self._mount_window(self._wanted_start())
+        for i, box in enumerate(self._boxes, start=self._start):
+            box.set_view(self.view)
+            shown = box.message.visible_to(self.view) and (step is None or i <= step)
+            if box.display != shown:
+                box.display = shown
+            current = i == step
             if box.has_class("current") != current:
                 box.set_class(current, "current")
                 box.styles.border = ("heavy" if current else "round", colour(box.message.role, box.message.side))
-        if self.step is not None and 0 <= self.step < len(self.messages):
-            box = self.boxes()[self.step]
+        if step is not None and (box := self.box_for(step)) is not None:
             self.call_after_refresh(self.scroll_to_widget, box, animate=False, top=False)
         elif self.follow:
             self.call_after_refresh(self.scroll_end, animate=False)
