@@ -88,6 +88,11 @@ def _lines(text: str) -> list[str]:
     return [line.removesuffix("\r") for line in text.split("\n")]
 
 
+def json_rows(text: str, where: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    """A JSONL text's objects with their line numbers; a bad line is a ConfigError."""
+    return _rows(_lines(text), where)
+
+
 def _rows(lines: list[str], where: str) -> Iterator[tuple[int, dict[str, Any]]]:
     for n, line in enumerate(lines, 1):
         if not line.strip():

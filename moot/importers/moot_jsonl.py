@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from moot.datasets import json_rows
 from moot.errors import ConfigError
 from moot.events import EpisodeFinished, EpisodeStarted, Event, Message, Verdict
 from moot.importers import Imported
@@ -26,19 +27,10 @@ DESCRIPTION = "moot's own JSONL export (the folder moot export --format jsonl wr
 
 def _lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     try:
-        f = path.open(encoding="utf-8")
+        text = path.read_text("utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{path}: missing (a moot JSONL export has episodes, messages and verdicts)") from None
-    with f:
-        for n, line in enumerate(f, 1):
-            if line.strip():
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise ConfigError(f"{path}:{n}: not JSON ({exc.msg})") from None
-                if not isinstance(row, dict):
-                    raise ConfigError(f"{path}:{n}: not a JSON object")
-                yield n, row
+    return json_rows(text, str(path))
 
 
 def _key(row: dict[str, Any]) -> str:
