@@ -9,7 +9,6 @@ Model calls are not part of the export and so are not imported.
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
