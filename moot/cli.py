@@ -56,7 +56,31 @@ def build_parser() -> argparse.ArgumentParser:
     graph = sub.add_parser("graph", help="print a protocol's graph as Mermaid (or DOT)")
     graph.add_argument("protocol", help="a built-in protocol name or a scenario file")
     graph.add_argument("--dot", action="store_true", help="Graphviz DOT instead of Mermaid")
+    _workflow_parsers(sub)
     return parser
+
+
+def _workflow_parsers(sub: argparse._SubParsersAction) -> None:
+    rejudge = sub.add_parser("rejudge", help="new judges over a stored run's transcripts")
+    rejudge.add_argument("db", metavar="RUN.db", help="a run database")
+    rejudge.add_argument(
+        "--judge", action="append", default=[], required=True, metavar="MODEL",
+        help="a judge model (repeat for a panel)",
+    )  # fmt: skip
+    rejudge.add_argument("--prompt", metavar="FILE", help="judge templates (YAML system:/turn:, or the turn as text)")
+    rejudge.add_argument("--swap", action="store_true", help="also judge with the answers' order swapped")
+    rejudge.add_argument("--concurrency", type=int, help="episodes judged at once (default: the run's)")
+
+
+def cmd_rejudge(args: argparse.Namespace) -> int:
+    from moot.errors import ConfigError
+    from moot.rejudge import rejudge
+
+    if args.concurrency is not None and args.concurrency < 1:
+        raise ConfigError("--concurrency: must be at least 1")
+    summary = rejudge(args.db, args.judge, prompt=args.prompt, swap=args.swap, concurrency=args.concurrency)
+    print("\n".join(summary.lines()))
+    return 1 if any(j.failed for j in summary.judges) else 0
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -143,6 +167,7 @@ COMMANDS = {
     "validate": cmd_validate,
     "protocols": cmd_protocols,
     "graph": cmd_graph,
+    "rejudge": cmd_rejudge,
 }
 
 

@@ -101,8 +101,10 @@ class ModelSeat:
         max_tokens: int | None,
         seed: int,
         prompts: SeatPrompts | None = None,
+        label: str | None = None,
     ) -> None:
         self.id = seat_id
+        self.label = label or seat_id  # what its model calls are stored under (re-judging)
         self.role = role
         self.model = model
         self.temperature = temperature
@@ -146,11 +148,12 @@ class ModelSeat:
             {"role": "user", "content": templates.turn.format_map(fields)},
         ]
 
-    async def act(self, view: View, turn: Turn) -> Reply:
+    def request(self, view: View, turn: Turn) -> GenerateRequest:
+        """The call this turn makes: prompt, sampling and, for a letter, the answer labels."""
         # a verdict and a choice of side are both an answer letter, read the same way
         labels = _labels(view, turn) if turn.kind in LETTER_TURNS else None
         max_tokens = self.max_tokens or DEFAULT_MAX_TOKENS[turn.kind]
-        request = GenerateRequest(
+        return GenerateRequest(
             messages=self.messages(view, turn),
             max_tokens=min(max_tokens, turn.max_tokens) if turn.max_tokens else max_tokens,
             temperature=self.temperature,
@@ -159,8 +162,12 @@ class ModelSeat:
             answer_labels=labels,
             assistant_prefix=ANSWER_PREFIX if labels else None,
         )
-        result, seq = await self.model.generate(request, CallTag(view.episode, self.id, self.role))
+
+    async def act(self, view: View, turn: Turn) -> Reply:
+        request = self.request(view, turn)
+        result, seq = await self.model.generate(request, CallTag(view.episode, self.label, self.role))
         reply = Reply(content=result.text, call_seqs=[seq], model=self.model.name)
+        labels = request.answer_labels
         if labels is not None:
             reply.judgement = judging.from_logprobs(
                 result.label_logprobs, labels
