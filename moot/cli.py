@@ -33,6 +33,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--resume", metavar="RUN.db", help="continue an interrupted or killed run (no scenario)"
     )
+    run.add_argument(
+        "--replay", metavar="RUN.db",
+        help="re-run a stored run from its stored outputs, calling no model (no scenario)",
+    )  # fmt: skip
     run.add_argument("--out", help="database path (default: <output>/<name>-<time>.db)")
     run.add_argument("--limit", type=int, help="run only the first N questions")
     run.add_argument(
@@ -71,6 +75,18 @@ def _workflow_parsers(sub: argparse._SubParsersAction) -> None:
     rejudge.add_argument("--swap", action="store_true", help="also judge with the answers' order swapped")
     rejudge.add_argument("--concurrency", type=int, help="episodes judged at once (default: the run's)")
 
+    fork = sub.add_parser("fork", help="copy a stored run up to a round, play the rest anew")
+    fork.add_argument("db", metavar="RUN.db", help="the parent run's database")
+    fork.add_argument("--from-round", type=int, required=True, metavar="K",
+                      help="copy rounds 1..K from the parent; play the rest")  # fmt: skip
+    fork.add_argument(
+        "--model", action="append", type=_model_override, default=[], metavar="ROLE=MODEL",
+        help="fill a role or seat with another model for the rounds played",
+    )  # fmt: skip
+    fork.add_argument("--episodes", metavar="IDS", help="only these episodes, e.g. 0-3,7")
+    fork.add_argument("--out", help="database path (default: next to the parent, -forkK.db)")
+    fork.add_argument("--quiet", action="store_true", help="no progress bar")
+
 
 def cmd_rejudge(args: argparse.Namespace) -> int:
     from moot.errors import ConfigError
@@ -81,6 +97,24 @@ def cmd_rejudge(args: argparse.Namespace) -> int:
     summary = rejudge(args.db, args.judge, prompt=args.prompt, swap=args.swap, concurrency=args.concurrency)
     print("\n".join(summary.lines()))
     return 1 if any(j.failed for j in summary.judges) else 0
+
+
+def cmd_fork(args: argparse.Namespace) -> int:
+    from moot.progress import ConsoleProgress
+    from moot.replay import fork
+    from moot.run import Interrupted
+
+    try:
+        summary = fork(
+            args.db, args.from_round, models=dict(args.model), episodes=args.episodes,
+            out=args.out, progress=None if args.quiet else ConsoleProgress(),
+        )  # fmt: skip
+    except Interrupted as exc:
+        print(f"\nmoot: {exc}", file=sys.stderr)
+        return 130
+    print("\n".join(summary.lines()))
+    print(f"parent     {args.db} (rounds 1-{args.from_round} copied)")
+    return 1 if summary.failed else 0
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -106,7 +140,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     progress = None if args.quiet else ConsoleProgress()
     try:
-        if args.resume:
+        if args.replay:
+            from moot.replay import replay
+
+            if args.scenario or args.resume or args.limit or args.model or args.no_cache:
+                raise ConfigError("--replay takes only the database (and --out): the run keeps its scenario")
+            summary = replay(args.replay, out=args.out, progress=progress)
+        elif args.resume:
             if args.scenario or args.out or args.limit or args.model or args.no_cache:
                 raise ConfigError("--resume takes only the database: the run keeps its scenario")
             summary = resume_run(args.resume, progress=progress)
@@ -168,6 +208,7 @@ COMMANDS = {
     "protocols": cmd_protocols,
     "graph": cmd_graph,
     "rejudge": cmd_rejudge,
+    "fork": cmd_fork,
 }
 
 
