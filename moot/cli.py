@@ -47,7 +47,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ROLE=MODEL",
         help="fill a role or seat with another model, e.g. judge=openai/gpt-4o-mini",
     )
-    run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.add_argument("--quiet", action="store_true", help="no progress bar (nor the plan line)")
+    run.add_argument("--yes", action="store_true", help="run even when the estimated cost is above the limit")
+    run.add_argument(
+        "--confirm-above", type=float, default=1.0, metavar="USD",
+        help="ask before a run estimated to cost more than this (default: 1.0)",
+    )  # fmt: skip
     run.add_argument(
         "--no-cache", action="store_true", help="call the models even for a cached request"
     )
@@ -60,6 +65,13 @@ def build_parser() -> argparse.ArgumentParser:
     graph = sub.add_parser("graph", help="print a protocol's graph as Mermaid (or DOT)")
     graph.add_argument("protocol", help="a built-in protocol name or a scenario file")
     graph.add_argument("--dot", action="store_true", help="Graphviz DOT instead of Mermaid")
+    plan = sub.add_parser("plan", help="episodes, calls, tokens, cost and time of a scenario, before running it")
+    plan.add_argument("scenario", help="scenario YAML file")
+    plan.add_argument("--limit", type=int, help="plan only the first N questions")
+    plan.add_argument(
+        "--model", action="append", type=_model_override, default=[], metavar="ROLE=MODEL",
+        help="fill a role or seat with another model",
+    )  # fmt: skip
     _workflow_parsers(sub)
     return parser
 
@@ -160,6 +172,9 @@ def cmd_run(args: argparse.Namespace) -> int:
                 models=dict(args.model),
                 cache=False if args.no_cache else None,
             )
+            if not _confirmed(args, scenario, text):
+                print("moot: not run", file=sys.stderr)
+                return 1
             summary = run_scenario(
                 scenario,
                 text,
@@ -172,6 +187,42 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 130
     print("\n".join(summary.lines()))
     return 1 if summary.failed else 0
+
+
+def _confirmed(args: argparse.Namespace, scenario: object, text: str) -> bool:
+    """Show the plan's estimate; above --confirm-above dollars, ask (or, with no terminal to
+    ask at, refuse unless --yes)."""
+    from moot.errors import ConfigError
+    from moot.plan import make_plan
+    from moot.run import prepare
+
+    plan = make_plan(prepare(scenario, text, Path(args.scenario).resolve().parent))  # type: ignore[arg-type]
+    if not args.quiet:
+        print(plan.summary(), file=sys.stderr)
+        for c in plan.checks:
+            for problem in c.problems:
+                print(f"moot: warning: {c.model}: {problem}", file=sys.stderr)
+    if args.yes or plan.known_cost <= args.confirm_above:
+        return True
+    ask = f"estimated cost ${plan.known_cost:.2f} is above ${args.confirm_above:.2f}"
+    if not sys.stdin.isatty():
+        raise ConfigError(f"{ask}; pass --yes to run it (moot plan {args.scenario} shows the estimate)")
+    if args.quiet:
+        print(plan.summary(), file=sys.stderr)
+    answer = input(f"{ask}. Run it? [y/N] ")
+    return answer.strip().lower() in ("y", "yes")
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from moot.plan import make_plan
+    from moot.run import apply_overrides, prepare
+    from moot.scenario.load import load_file
+
+    scenario, text = load_file(args.scenario)
+    scenario = apply_overrides(scenario, limit=args.limit, models=dict(args.model))
+    plan = make_plan(prepare(scenario, text, Path(args.scenario).resolve().parent))
+    print("\n".join(plan.lines()))
+    return 0 if plan.ok else 1
 
 
 def cmd_protocols(args: argparse.Namespace) -> int:
@@ -207,6 +258,7 @@ COMMANDS = {
     "validate": cmd_validate,
     "protocols": cmd_protocols,
     "graph": cmd_graph,
+    "plan": cmd_plan,
     "rejudge": cmd_rejudge,
     "fork": cmd_fork,
 }
