@@ -30,6 +30,7 @@ from moot.scenario.model import Prompts, Scenario
 from moot.stored import StoredEpisode, cell_scenarios, episodes, messages, open_run, visible
 
 PREFIX = "rejudge:"
+FLUSH = 64  # verdicts kept in memory before they are written
 
 
 def label_for(model: str, *, swapped: bool = False, prompt: str | None = None) -> str:
@@ -219,10 +220,12 @@ def rejudge(
         for ep, seq in conn.execute("SELECT episode, max(seq) + 1 FROM model_calls GROUP BY episode"):
             next_seq[ep] = seq
         sink = _Calls(next_seq)
-        models = {m: _model(m, scenario, sink) for m in judges}  # unknown model: fails here
+        cache = _cache(scenario, judges)
+        models = {m: _model(m, scenario, sink, cache) for m in judges}  # unknown model: fails here
         stats = {labels[v]: JudgeStats(labels[v]) for v in variants}
         errors: list[str] = []
         results: list[Any] = []
+        calls: list[ModelCall] = []
 
         async def one(case: Case, model: str, swapped: bool) -> None:
             label = labels[(model, swapped)]
@@ -250,6 +253,15 @@ def rejudge(
                 )
             )  # fmt: skip
             stats[label].judged += 1
+            if len(results) >= FLUSH:  # a long panel keeps what it has if the process dies
+                flush()
+
+        def flush() -> None:
+            # every call published so far has its verdict here (nothing awaits in between)
+            _write(conn, sink.events, results)
+            calls.extend(e for e in sink.events if isinstance(e, ModelCall))
+            sink.events.clear()
+            results.clear()
 
         async def main() -> None:
             limit = anyio.CapacityLimiter(concurrency or scenario.concurrency)
@@ -269,8 +281,7 @@ def rejudge(
         try:
             anyio.run(main)
         finally:  # what was judged is kept, even when interrupted
-            _write(conn, sink.events, results)
-        calls = [e for e in sink.events if isinstance(e, ModelCall)]
+            flush()
         summary = RejudgeSummary(
             p, len(todo), list(stats.values()), len(calls), sum(c.cost or 0 for c in calls),
             errors=errors,
@@ -283,15 +294,19 @@ def rejudge(
         conn.close()
 
 
-def _model(name: str, scenario: Scenario, sink: _Calls) -> Model:
-    settings = with_defaults(name, scenario.model_for(name))
-    cache = None
-    if scenario.cache and not is_scripted(name):
-        from moot.models.cache import ResponseCache, default_path
+def _cache(scenario: Scenario, judges: list[str]) -> Any:
+    """The run's response cache, if it used one and a judge can use it (not scripted)."""
+    if not scenario.cache or all(is_scripted(m) for m in judges):
+        return None
+    from moot.models.cache import ResponseCache, default_path
 
-        where = Path(scenario.cache_path).expanduser() if scenario.cache_path else default_path()
-        cache = ResponseCache(where)
-    return Model(name, make_api(name, settings), settings, sink, cache)
+    where = Path(scenario.cache_path).expanduser() if scenario.cache_path else default_path()
+    return ResponseCache(where)
+
+
+def _model(name: str, scenario: Scenario, sink: _Calls, cache: Any) -> Model:
+    settings = with_defaults(name, scenario.model_for(name))
+    return Model(name, make_api(name, settings), settings, sink, None if is_scripted(name) else cache)
 
 
 def _seat(case: Case, model: Model, templates: SeatPrompts | None, label: str) -> ModelSeat:

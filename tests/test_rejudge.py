@@ -45,7 +45,8 @@ def test_the_original_model_re_judging_gives_the_original_verdicts(run_db):
     )
 
 
-def test_a_panel_with_swapped_order_is_stored_beside_the_original(run_db):
+def test_a_panel_with_swapped_order_is_stored_beside_the_original(run_db, monkeypatch):
+    monkeypatch.setattr("moot.rejudge.FLUSH", 5)  # written in several batches
     before = rows(run_db, "SELECT count(*) FROM model_calls")[0][0]
     summary = rejudge(run_db, ["scripted", "scripted/other"], swap=True)
     labels = ["rejudge:scripted", "rejudge:scripted:swapped", "rejudge:scripted/other",
