@@ -196,7 +196,14 @@ def _confirmed(args: argparse.Namespace, scenario: object, text: str) -> bool:
     from moot.plan import make_plan
     from moot.run import prepare
 
-    plan = make_plan(prepare(scenario, text, Path(args.scenario).resolve().parent))  # type: ignore[arg-type]
+    try:
+        plan = make_plan(prepare(scenario, text, Path(args.scenario).resolve().parent))  # type: ignore[arg-type]
+    except ConfigError:
+        raise  # bad input: the run would refuse it too
+    except Exception as exc:  # the estimate is a service: its failure must not block a run
+        if not args.yes:
+            print(f"moot: warning: no cost estimate ({type(exc).__name__}: {exc})", file=sys.stderr)
+        return True
     if not args.quiet:
         print(plan.summary(), file=sys.stderr)
         for c in plan.checks:

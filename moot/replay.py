@@ -202,12 +202,13 @@ def _start(
             (last,) = conn.execute(
                 f"SELECT max(round) FROM messages WHERE episode IN ({marks})", sorted(chosen)
             ).fetchone()  # fmt: skip
-            if until < 1 or until >= (last or 1):
+            last = last or 1
+            if last == 1:
+                raise ConfigError(f"--from-round {until}: the stored episodes have one round: nothing to fork")
+            if not 1 <= until < last:
                 raise ConfigError(
-                    f"--from-round {until}: the stored episodes have rounds 1-{last or 1}; "
-                    f"fork from 1-{max((last or 1) - 1, 1)}"
-                    if (last or 1) > 1 else f"--from-round {until}: the stored episodes have one round: nothing to fork"
-                )  # fmt: skip
+                    f"--from-round {until}: the stored episodes have rounds 1-{last}; fork from 1-{last - 1}"
+                )
     finally:
         conn.close()
     if until is not None:

@@ -121,3 +121,32 @@ def test_fork_bad_input(parent, tmp_path):
     )  # fmt: skip
     assert ok.returncode == 0, ok.stderr
     assert (tmp_path / "parent-fork2.db").exists() and "rounds 1-2 copied" in ok.stdout
+
+
+@pytest.mark.parametrize("name", ["debate_open.yaml", "consultancy.yaml", "consultancy_open.yaml",
+                                  "feedback.yaml", "mad.yaml", "multi_agent.yaml",
+                                  "debate_interactive.yaml"])  # fmt: skip
+def test_a_fork_on_the_same_models_plays_out_as_its_parent(name, tmp_path):
+    """Round 1 copied, the rest played by the same (deterministic) models: the same run."""
+    from pathlib import Path
+
+    from moot.protocols import registry
+    from moot.run import apply_overrides
+    from moot.scenario.load import load_file
+
+    scenario, text = load_file(Path(__file__).resolve().parents[1] / "scenarios" / name)
+    roles = set().union(*(registry.seat_names(c.scenario.protocol) for c in scenario.cells()))
+    scenario = apply_overrides(scenario, limit=3, models={r: "scripted" for r in roles})
+    run_scenario(scenario, text, out=tmp_path / "p.db")
+    summary = fork(tmp_path / "p.db", 1, out=tmp_path / "f.db")
+    assert summary.failed == 0 and 0 < summary.cached < summary.model_calls
+    for sql in (
+        "SELECT episode, seq, round, phase, seat, side, content, call_seq FROM messages ORDER BY episode, seq",
+        "SELECT episode, judge, round, choice, probabilities FROM verdicts ORDER BY episode, id",
+        "SELECT id, assignments, status, stop_reason, outcome FROM episodes ORDER BY id",
+    ):
+        assert q(tmp_path / "f.db", sql) == q(tmp_path / "p.db", sql)
+    # copied: exactly the calls of round 1
+    round1 = q(tmp_path / "p.db", "SELECT count(*) FROM model_calls c JOIN messages m ON m.episode = c.episode"
+                                  " AND m.call_seq = c.seq WHERE m.round = 1")[0][0]
+    assert summary.cached >= round1

@@ -130,3 +130,29 @@ def test_kappas():
     assert cohen([0, 0], [0, 0]) is None  # one category: undefined
     # Fleiss (1971)-style toy: 3 raters, 4 items
     assert fleiss([[0, 0, 0], [1, 1, 1], [0, 0, 1], [1, 1, 0]]) == pytest.approx(1 / 3)
+
+
+@pytest.mark.parametrize("name", ["courtroom.yaml", "debate_interactive.yaml", "direct_qa_passage.yaml",
+                                  "sweep.yaml", "debate_adaptive.yaml", "feedback.yaml"])  # fmt: skip
+def test_every_judge_seat_is_re_judged_from_exactly_its_own_view(name, tmp_path):
+    from pathlib import Path
+
+    from moot.protocols import registry
+    from moot.run import apply_overrides
+    from moot.scenario.load import load_file
+
+    root = Path(__file__).resolve().parents[1] / "scenarios"
+    scenario, text = load_file(root / name)
+    roles = set().union(*(registry.seat_names(c.scenario.protocol) for c in scenario.cells()))
+    scenario = apply_overrides(scenario, limit=3, models={r: "scripted" for r in roles})
+    db = tmp_path / "run.db"
+    run = run_scenario(scenario, text, out=db, base=root)
+    summary = rejudge(db, ["scripted"])
+    assert summary.episodes == run.done and summary.table["rejudge:scripted"][3] == 0
+    # each new call has the prompt of the original judge's final ruling, to the character
+    same = rows(db, "SELECT count(*) FROM model_calls a JOIN verdicts v ON v.episode = a.episode"
+                    " AND v.id = (SELECT max(id) FROM verdicts w WHERE w.episode = a.episode"
+                    "  AND w.judge IN (SELECT seat FROM model_calls WHERE role = 'judge'))"
+                    " JOIN model_calls b ON b.episode = v.episode AND b.seq = v.call_seq"
+                    " WHERE a.seat = 'rejudge:scripted' AND a.system = b.system AND a.prompt = b.prompt")
+    assert same == [(run.done,)]
