@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import anyio
+
 from moot import judging
 from moot.agents.base import Judgement, Reply, Turn, View
 from moot.agents.model_seat import ModelSeat
@@ -186,7 +188,7 @@ def _start(
     progress: Any,
 ) -> Any:
     from moot import store
-    from moot.run import _run, apply_overrides, prepare, stored_scenario
+    from moot.run import Interrupted, apply_overrides, execute, prepare, stored_scenario
     from moot.stored import parse_episodes
 
     scenario, text, base = stored_scenario(parent)
@@ -223,7 +225,11 @@ def _start(
         "models": models,
     }
     hooks = _hooks(parent, record, chosen)
-    return _run(prepare(scenario, text, base), target, progress, False, hooks)
+    prep = prepare(scenario, text, base)
+    try:
+        return anyio.run(lambda: execute(prep, target, progress=progress, hooks=hooks))
+    except KeyboardInterrupt:
+        raise Interrupted(target) from None
 
 
 def _hooks(parent: Path, record: dict[str, Any], chosen: set[int]) -> Any:

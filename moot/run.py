@@ -247,6 +247,10 @@ async def execute(
     # limits hold across the whole run.
     models: dict[tuple[str, str], Model] = {}
     cache_box: list[Any] = []
+    if hooks is None and resume:
+        from moot import replay
+
+        hooks = replay.resume_hooks(path)  # a fork or a replay goes on as one
     hooks = hooks or Hooks()
     cell_seats = [_seats(cell, models, bus, cache_box, hooks.make_api) for cell in prep.cells]
     only = hooks.episodes
@@ -479,10 +483,7 @@ def resume_run(path: str | Path, *, progress: Any = None) -> RunSummary:
     """Continue a run that was interrupted or killed, from its database alone."""
     p = Path(path)
     scenario, text, base = stored_scenario(p)
-    from moot import replay
-
-    hooks = replay.resume_hooks(p)  # a fork or a replay goes on as one
-    return _run(prepare(scenario, text, base), p, progress, True, hooks)
+    return _run(prepare(scenario, text, base), p, progress, True)
 
 
 def stored_scenario(path: Path) -> tuple[Scenario, str, Path | None]:
@@ -502,10 +503,8 @@ def stored_scenario(path: Path) -> tuple[Scenario, str, Path | None]:
     return Scenario.model_validate(config), row[0], Path(base) if base else None
 
 
-def _run(
-    prep: Prepared, path: Path, progress: Any, resume: bool, hooks: Hooks | None = None
-) -> RunSummary:
+def _run(prep: Prepared, path: Path, progress: Any, resume: bool) -> RunSummary:
     try:
-        return anyio.run(lambda: execute(prep, path, progress=progress, resume=resume, hooks=hooks))
+        return anyio.run(lambda: execute(prep, path, progress=progress, resume=resume))
     except KeyboardInterrupt:
         raise Interrupted(path) from None
