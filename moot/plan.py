@@ -429,8 +429,12 @@ def _check(model: str, s: ModelSettings, uses: dict[tuple[str, str], Use]) -> Ch
     else:
         check.warnings.append("context window unknown")
     if judges:
-        try:
-            logprobs = "logprobs" in (litellm.get_supported_openai_params(model=model) or [])
+        from moot.models.litellm_api import SCRIPTED_PREFIX
+
+        try:  # the scripted stand-in behind litellm returns text only
+            logprobs = not model.startswith(SCRIPTED_PREFIX + "/") and "logprobs" in (
+                litellm.get_supported_openai_params(model=model) or []
+            )
         except Exception:
             logprobs = False
         if logprobs:

@@ -425,10 +425,12 @@ def summarize(conn: sqlite3.Connection, path: Path, wall_s: float) -> RunSummary
     episodes, done, failed = conn.execute(
         "SELECT count(*), coalesce(sum(status='done'),0), coalesce(sum(status='failed'),0) FROM episodes"
     ).fetchone()
-    # an episode's ruling is its last verdict (interim ones come before it)
+    # an episode's ruling is its last verdict (interim ones come before it; re-judging's
+    # come after, labelled: moot.rejudge)
     verdicts, correct, invalid = conn.execute(
         "SELECT count(*), coalesce(sum(correct),0), coalesce(sum(parse_status!='ok'),0)"
-        " FROM verdicts WHERE id IN (SELECT max(id) FROM verdicts GROUP BY episode)"
+        " FROM verdicts WHERE id IN (SELECT max(id) FROM verdicts"
+        " WHERE judge NOT LIKE 'rejudge:%' GROUP BY episode)"
     ).fetchone()
     calls, tokens, cost, cached = conn.execute(
         "SELECT count(*), coalesce(sum(prompt_tokens+completion_tokens),0), coalesce(sum(cost),0),"
@@ -445,7 +447,7 @@ def summarize(conn: sqlite3.Connection, path: Path, wall_s: float) -> RunSummary
         " coalesce(sum(v.correct), 0), coalesce(sum(v.parse_status = 'ok'), 0)"
         " FROM cells c LEFT JOIN episodes e ON e.cell = c.name"
         " LEFT JOIN verdicts v ON v.episode = e.id"
-        "  AND v.id IN (SELECT max(id) FROM verdicts GROUP BY episode)"
+        "  AND v.id IN (SELECT max(id) FROM verdicts WHERE judge NOT LIKE 'rejudge:%' GROUP BY episode)"
         " GROUP BY c.name ORDER BY c.position"
     ).fetchall()
     return RunSummary(

@@ -156,3 +156,15 @@ def test_every_judge_seat_is_re_judged_from_exactly_its_own_view(name, tmp_path)
                     " JOIN model_calls b ON b.episode = v.episode AND b.seq = v.call_seq"
                     " WHERE a.seat = 'rejudge:scripted' AND a.system = b.system AND a.prompt = b.prompt")
     assert same == [(run.done,)]
+
+
+def test_the_run_summary_still_reads_the_original_ruling(run_db):
+    from moot.run import summarize
+
+    def ruling():
+        s = summarize(sqlite3.connect(run_db), run_db, 0.0)
+        return s.verdicts, s.correct, s.invalid
+
+    before = ruling()
+    rejudge(run_db, ["scripted/other"], swap=True)
+    assert ruling() == before
