@@ -84,6 +84,7 @@ class Plan:
     seconds: float
     concurrency: int
     checks: list[Check]
+    budget: str | None = None  # the scenario's spending limit, in words
 
     @property
     def calls(self) -> int:
@@ -137,6 +138,8 @@ class Plan:
         out.append(f"tokens     ~{round(p):,} prompt + ~{round(c):,} completion (4 characters a token;"
                    " every reply at its max_tokens)")  # fmt: skip
         out.append(f"cost       {self.cost_text()}")
+        if self.budget:
+            out.append(f"budget     {self.budget}")
         for model, price in sorted(self.prices.items()):
             out.append(f"  {model}: " + ("unknown" if price is None else f"${price:.4f}"))
         models = {m for _, m in self.uses}
@@ -247,9 +250,14 @@ def make_plan(prep: Prepared) -> Plan:
     checks = [_check(m, settings[m], uses) for m in models]
     d = scenario.dataset
     dataset = d.source + (f" (split {d.split})" if d.split else "") + (", both orders" if d.both_orders else "")
+    b = scenario.budget
+    budget = None
+    if b is not None:
+        limits = ([f"${b.max_cost:g}"] if b.max_cost else []) + ([f"{b.max_tokens:,} tokens"] if b.max_tokens else [])
+        budget = f"no new episode once {' or '.join(limits)} are spent" if limits else None
     return Plan(
         scenario.name, dataset, len(prep.questions), prep.total, cells, upper, dict(uses), prices,
-        seconds, scenario.concurrency, checks,
+        seconds, scenario.concurrency, checks, budget,
     )  # fmt: skip
 
 
@@ -281,18 +289,22 @@ def _walk(cell: CellPlan, settings: dict[str, ModelSettings]) -> tuple[_Tally, i
 
 
 def _seconds(cell: CellPlan, tally: _Tally, walked: int, settings: dict[str, ModelSettings]) -> float:
-    """Wall time of the cell: episodes at the run's concurrency, or a model's own limit on
-    how many calls it takes at once, whichever binds."""
+    """Wall time of the cell: episodes at the run's concurrency, or a model's own limits
+    (calls at once, requests and tokens per minute), whichever binds."""
     if not walked:
         return 0.0
     scale = cell.total / walked
     chain = sum(sum(s.values()) for s in tally.steps.values()) / walked
-    episodes = math.ceil(cell.total / cell.scenario.concurrency) * chain
-    per_model = [
-        secs * scale / (settings[m].max_concurrency or math.inf)
-        for m, secs in tally.model_seconds.items()
-    ]
-    return max([episodes, *per_model])
+    bounds = [math.ceil(cell.total / cell.scenario.concurrency) * chain]
+    for m, secs in tally.model_seconds.items():
+        s = settings[m]
+        bounds.append(secs * scale / (s.max_concurrency or math.inf))
+        uses = [u for (_, model), u in tally.uses.items() if model == m]
+        if s.rpm:
+            bounds.append(60 * scale * sum(u.calls for u in uses) / s.rpm)
+        if s.tpm:
+            bounds.append(60 * scale * sum(u.prompt_tokens + u.completion_tokens for u in uses) / s.tpm)
+    return max(bounds)
 
 
 def _latency(model: str, s: ModelSettings) -> Any:

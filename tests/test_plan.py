@@ -180,3 +180,12 @@ def test_run_asks_at_a_terminal(tmp_path, monkeypatch, capsys):
     asked.clear()
     assert cli.main(["run", str(path), "--out", str(tmp_path / "e.db"), "--confirm-above", "1000"]) == 2
     assert not asked and "MOOT_TEST_KEY is not set" in capsys.readouterr().err
+
+
+def test_rate_limits_and_budget_shape_the_plan():
+    slow = DEBATE.replace("seats: {debater: {model: scripted, max_tokens: 50}, judge: {model: scripted}}",
+                          "seats: {debater: {model: scripted/api, max_tokens: 50}, judge: {model: scripted}}")
+    slow += "models: {scripted/api: {rpm: 60}}\nbudget: {max_cost: 2.5}\n"
+    plan = plan_of(slow)
+    assert plan.seconds == pytest.approx(36.0)  # 36 debater calls at 60 a minute
+    assert "budget     no new episode once $2.5 are spent" in plan.lines()
