@@ -80,7 +80,7 @@ def _workflow_parsers(sub: argparse._SubParsersAction) -> None:
     rejudge = sub.add_parser("rejudge", help="new judges over a stored run's transcripts")
     rejudge.add_argument("db", metavar="RUN.db", help="a run database")
     rejudge.add_argument(
-        "--judge", action="append", default=[], required=True, metavar="MODEL",
+        "--judge", action="append", default=[], metavar="MODEL",
         help="a judge model (repeat for a panel)",
     )  # fmt: skip
     rejudge.add_argument("--prompt", metavar="FILE", help="judge templates (YAML system:/turn:, or the turn as text)")
@@ -89,7 +89,7 @@ def _workflow_parsers(sub: argparse._SubParsersAction) -> None:
 
     fork = sub.add_parser("fork", help="copy a stored run up to a round, play the rest anew")
     fork.add_argument("db", metavar="RUN.db", help="the parent run's database")
-    fork.add_argument("--from-round", type=int, required=True, metavar="K",
+    fork.add_argument("--from-round", type=int, metavar="K",
                       help="copy rounds 1..K from the parent; play the rest")  # fmt: skip
     fork.add_argument(
         "--model", action="append", type=_model_override, default=[], metavar="ROLE=MODEL",
@@ -112,10 +112,13 @@ def cmd_rejudge(args: argparse.Namespace) -> int:
 
 
 def cmd_fork(args: argparse.Namespace) -> int:
+    from moot.errors import ConfigError
     from moot.progress import ConsoleProgress
     from moot.replay import fork
     from moot.run import Interrupted
 
+    if args.from_round is None:
+        raise ConfigError("fork: give --from-round K (copy rounds 1..K, play the rest)")
     try:
         summary = fork(
             args.db, args.from_round, models=dict(args.model), episodes=args.episodes,

@@ -109,11 +109,10 @@ def test_fork_bad_input(parent, tmp_path):
     ]:
         with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
             fork(parent, **kwargs)
-    r = subprocess.run(
-        [sys.executable, "-m", "moot", "fork", str(parent), "--from-round", "9"],
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
-    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "--from-round 9" in r.stderr
+    for args, message in [(("--from-round", "9"), "--from-round 9"), ((), "give --from-round K")]:
+        r = subprocess.run([sys.executable, "-m", "moot", "fork", str(parent), *args],
+                           capture_output=True, text=True, timeout=60)  # fmt: skip
+        assert r.returncode == 2 and r.stderr.count("\n") == 1 and message in r.stderr, r.stderr
     ok = subprocess.run(
         [sys.executable, "-m", "moot", "fork", str(parent), "--from-round", "2", "--quiet",
          "--model", "judge=scripted/j2"],

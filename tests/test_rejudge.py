@@ -116,6 +116,8 @@ def test_bad_input_is_one_line_and_exit_2(run_db, tmp_path):
         ((str(tmp_path / "missing.db"), "--judge", "scripted"), "no such database"),
         ((str(run_db), "--judge", "nonsense-model"), "unknown model 'nonsense-model'"),
         ((str(run_db), "--judge", "scripted", "--judge", "scripted"), "a --judge is given twice"),
+        ((str(run_db),), "give at least one --judge MODEL"),
+        ((str(run_db), "--judge", "scripted", "--prompt", str(tmp_path / "none.txt")), "cannot read it"),
     ]:
         r = cli(*args)
         assert r.returncode == 2 and r.stderr.count("\n") == 1 and message in r.stderr, r.stderr
