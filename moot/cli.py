@@ -33,10 +33,6 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--resume", metavar="RUN.db", help="continue an interrupted or killed run (no scenario)"
     )
-    run.add_argument(
-        "--replay", metavar="RUN.db",
-        help="re-run a stored run from its stored outputs, calling no model (no scenario)",
-    )  # fmt: skip
     run.add_argument("--out", help="database path (default: <output>/<name>-<time>.db)")
     run.add_argument("--limit", type=int, help="run only the first N questions")
     run.add_argument(
@@ -47,12 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ROLE=MODEL",
         help="fill a role or seat with another model, e.g. judge=openai/gpt-4o-mini",
     )
-    run.add_argument("--quiet", action="store_true", help="no progress bar (nor the plan line)")
-    run.add_argument("--yes", action="store_true", help="run even when the estimated cost is above the limit")
-    run.add_argument(
-        "--confirm-above", type=float, default=1.0, metavar="USD",
-        help="ask before a run estimated to cost more than this (default: 1.0)",
-    )  # fmt: skip
+    run.add_argument("--quiet", action="store_true", help="no progress bar")
     run.add_argument(
         "--no-cache", action="store_true", help="call the models even for a cached request"
     )
@@ -65,71 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
     graph = sub.add_parser("graph", help="print a protocol's graph as Mermaid (or DOT)")
     graph.add_argument("protocol", help="a built-in protocol name or a scenario file")
     graph.add_argument("--dot", action="store_true", help="Graphviz DOT instead of Mermaid")
-    plan = sub.add_parser("plan", help="episodes, calls, tokens, cost and time of a scenario, before running it")
-    plan.add_argument("scenario", help="scenario YAML file")
-    plan.add_argument("--limit", type=int, help="plan only the first N questions")
-    plan.add_argument(
-        "--model", action="append", type=_model_override, default=[], metavar="ROLE=MODEL",
-        help="fill a role or seat with another model",
-    )  # fmt: skip
-    _workflow_parsers(sub)
+    from moot.cli_workflows import add_parsers
+
+    add_parsers(sub, run)  # plan, rejudge, fork; run --replay, --yes
     return parser
-
-
-def _workflow_parsers(sub: argparse._SubParsersAction) -> None:
-    rejudge = sub.add_parser("rejudge", help="new judges over a stored run's transcripts")
-    rejudge.add_argument("db", metavar="RUN.db", help="a run database")
-    rejudge.add_argument(
-        "--judge", action="append", default=[], metavar="MODEL",
-        help="a judge model (repeat for a panel)",
-    )  # fmt: skip
-    rejudge.add_argument("--prompt", metavar="FILE", help="judge templates (YAML system:/turn:, or the turn as text)")
-    rejudge.add_argument("--swap", action="store_true", help="also judge with the answers' order swapped")
-    rejudge.add_argument("--concurrency", type=int, help="episodes judged at once (default: the run's)")
-
-    fork = sub.add_parser("fork", help="copy a stored run up to a round, play the rest anew")
-    fork.add_argument("db", metavar="RUN.db", help="the parent run's database")
-    fork.add_argument("--from-round", type=int, metavar="K",
-                      help="copy rounds 1..K from the parent; play the rest")  # fmt: skip
-    fork.add_argument(
-        "--model", action="append", type=_model_override, default=[], metavar="ROLE=MODEL",
-        help="fill a role or seat with another model for the rounds played",
-    )  # fmt: skip
-    fork.add_argument("--episodes", metavar="IDS", help="only these episodes, e.g. 0-3,7")
-    fork.add_argument("--out", help="database path (default: next to the parent, -forkK.db)")
-    fork.add_argument("--quiet", action="store_true", help="no progress bar")
-
-
-def cmd_rejudge(args: argparse.Namespace) -> int:
-    from moot.errors import ConfigError
-    from moot.rejudge import rejudge
-
-    if args.concurrency is not None and args.concurrency < 1:
-        raise ConfigError("--concurrency: must be at least 1")
-    summary = rejudge(args.db, args.judge, prompt=args.prompt, swap=args.swap, concurrency=args.concurrency)
-    print("\n".join(summary.lines()))
-    return 1 if any(j.failed for j in summary.judges) else 0
-
-
-def cmd_fork(args: argparse.Namespace) -> int:
-    from moot.errors import ConfigError
-    from moot.progress import ConsoleProgress
-    from moot.replay import fork
-    from moot.run import Interrupted
-
-    if args.from_round is None:
-        raise ConfigError("fork: give --from-round K (copy rounds 1..K, play the rest)")
-    try:
-        summary = fork(
-            args.db, args.from_round, models=dict(args.model), episodes=args.episodes,
-            out=args.out, progress=None if args.quiet else ConsoleProgress(),
-        )  # fmt: skip
-    except Interrupted as exc:
-        print(f"\nmoot: {exc}", file=sys.stderr)
-        return 130
-    print("\n".join(summary.lines()))
-    print(f"parent     {args.db} (rounds 1-{args.from_round} copied)")
-    return 1 if summary.failed else 0
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -155,13 +85,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     progress = None if args.quiet else ConsoleProgress()
     try:
-        if args.replay:
-            from moot.replay import replay
-
-            if args.scenario or args.resume or args.limit or args.model or args.no_cache:
-                raise ConfigError("--replay takes only the database (and --out): the run keeps its scenario")
-            summary = replay(args.replay, out=args.out, progress=progress)
-        elif args.resume:
+        if args.resume:
             if args.scenario or args.out or args.limit or args.model or args.no_cache:
                 raise ConfigError("--resume takes only the database: the run keeps its scenario")
             summary = resume_run(args.resume, progress=progress)
@@ -175,9 +99,6 @@ def cmd_run(args: argparse.Namespace) -> int:
                 models=dict(args.model),
                 cache=False if args.no_cache else None,
             )
-            if not _confirmed(args, scenario, text):
-                print("moot: not run", file=sys.stderr)
-                return 1
             summary = run_scenario(
                 scenario,
                 text,
@@ -190,49 +111,6 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 130
     print("\n".join(summary.lines()))
     return 1 if summary.failed else 0
-
-
-def _confirmed(args: argparse.Namespace, scenario: object, text: str) -> bool:
-    """Show the plan's estimate; above --confirm-above dollars, ask (or, with no terminal to
-    ask at, refuse unless --yes)."""
-    from moot.errors import ConfigError
-    from moot.plan import make_plan
-    from moot.run import prepare
-
-    try:
-        plan = make_plan(prepare(scenario, text, Path(args.scenario).resolve().parent))  # type: ignore[arg-type]
-    except ConfigError:
-        raise  # bad input: the run would refuse it too
-    except Exception as exc:  # the estimate is a service: its failure must not block a run
-        if not args.yes:
-            print(f"moot: warning: no cost estimate ({type(exc).__name__}: {exc})", file=sys.stderr)
-        return True
-    if not args.quiet:
-        print(plan.summary(), file=sys.stderr)
-        for c in plan.checks:
-            for problem in c.problems:
-                print(f"moot: warning: {c.model}: {problem}", file=sys.stderr)
-    if args.yes or plan.known_cost <= args.confirm_above:
-        return True
-    ask = f"estimated cost ${plan.known_cost:.2f} is above ${args.confirm_above:.2f}"
-    if not sys.stdin.isatty():
-        raise ConfigError(f"{ask}; pass --yes to run it (moot plan {args.scenario} shows the estimate)")
-    if args.quiet:
-        print(plan.summary(), file=sys.stderr)
-    answer = input(f"{ask}. Run it? [y/N] ")
-    return answer.strip().lower() in ("y", "yes")
-
-
-def cmd_plan(args: argparse.Namespace) -> int:
-    from moot.plan import make_plan
-    from moot.run import apply_overrides, prepare
-    from moot.scenario.load import load_file
-
-    scenario, text = load_file(args.scenario)
-    scenario = apply_overrides(scenario, limit=args.limit, models=dict(args.model))
-    plan = make_plan(prepare(scenario, text, Path(args.scenario).resolve().parent))
-    print("\n".join(plan.lines()))
-    return 0 if plan.ok else 1
 
 
 def cmd_protocols(args: argparse.Namespace) -> int:
@@ -268,10 +146,10 @@ COMMANDS = {
     "validate": cmd_validate,
     "protocols": cmd_protocols,
     "graph": cmd_graph,
-    "plan": cmd_plan,
-    "rejudge": cmd_rejudge,
-    "fork": cmd_fork,
 }
+from moot.cli_workflows import COMMANDS as _WORKFLOWS  # noqa: E402 - they call the commands above
+
+COMMANDS.update(_WORKFLOWS)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -316,12 +316,14 @@ def _seat(case: Case, model: Model, templates: SeatPrompts | None, label: str) -
     cfg = sc.seat(case.seat, "judge")
     if templates is None:
         templates = SeatPrompts(cfg.prompts.system, cfg.prompts.turn) if cfg.prompts else None
-    return ModelSeat(
+    seat = ModelSeat(
         case.seat, "judge", model,
         temperature=cfg.temperature or 0.0, max_tokens=cfg.max_tokens,
         seed=(sc.seed * 1_000_003 + zlib.crc32(case.seat.encode())) % 2**31,
-        prompts=templates, label=label,
+        prompts=templates,
     )  # fmt: skip
+    seat.label = label
+    return seat
 
 
 def _write(conn: Any, calls: list[Any], verdicts: list[Verdict]) -> None:

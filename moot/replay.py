@@ -119,7 +119,7 @@ class ReplaySeat:
         if self.until is not None and turn.round > self.until:
             return await self.inner.act(view, turn)
         request = self.inner.request(view, turn)
-        key = (view.episode, self.inner.label, *call_columns(request))
+        key = (view.episode, self.id, *call_columns(request))
         queue = self.stored.calls.get(key)
         if not queue:
             raise EpisodeFailed(
@@ -132,7 +132,7 @@ class ReplaySeat:
         seq = self.bus.next_call_seq(ep)
         await self.bus.publish(
             ModelCall(
-                ep, seq, self.inner.label, self.role, call.model, request, call.response,
+                ep, seq, self.id, self.role, call.model, request, call.response,
                 call.prompt_tokens, call.completion_tokens, 0.0, 0.0, 0, time.time(), None,
                 cached=True,
             )

@@ -91,6 +91,8 @@ class SeatPrompts:
 
 
 class ModelSeat:
+    label: str | None = None  # what its calls are stored under, when not its id (re-judging)
+
     def __init__(
         self,
         seat_id: str,
@@ -101,10 +103,8 @@ class ModelSeat:
         max_tokens: int | None,
         seed: int,
         prompts: SeatPrompts | None = None,
-        label: str | None = None,
     ) -> None:
         self.id = seat_id
-        self.label = label or seat_id  # what its model calls are stored under (re-judging)
         self.role = role
         self.model = model
         self.temperature = temperature
@@ -148,8 +148,20 @@ class ModelSeat:
             {"role": "user", "content": templates.turn.format_map(fields)},
         ]
 
+    async def act(self, view: View, turn: Turn) -> Reply:
+        request = self.request(view, turn)
+        tag = CallTag(view.episode, self.label or self.id, self.role)
+        result, seq = await self.model.generate(request, tag)
+        reply = Reply(content=result.text, call_seqs=[seq], model=self.model.name)
+        labels = request.answer_labels
+        if labels is not None:
+            reply.judgement = judging.from_logprobs(
+                result.label_logprobs, labels
+            ) or judging.from_text(result.text, labels)
+        return reply
+
     def request(self, view: View, turn: Turn) -> GenerateRequest:
-        """The call this turn makes: prompt, sampling and, for a letter, the answer labels."""
+        """The call a turn makes: prompt, sampling and, for a letter, the answer labels."""
         # a verdict and a choice of side are both an answer letter, read the same way
         labels = _labels(view, turn) if turn.kind in LETTER_TURNS else None
         max_tokens = self.max_tokens or DEFAULT_MAX_TOKENS[turn.kind]
@@ -162,14 +174,3 @@ class ModelSeat:
             answer_labels=labels,
             assistant_prefix=ANSWER_PREFIX if labels else None,
         )
-
-    async def act(self, view: View, turn: Turn) -> Reply:
-        request = self.request(view, turn)
-        result, seq = await self.model.generate(request, CallTag(view.episode, self.label, self.role))
-        reply = Reply(content=result.text, call_seqs=[seq], model=self.model.name)
-        labels = request.answer_labels
-        if labels is not None:
-            reply.judgement = judging.from_logprobs(
-                result.label_logprobs, labels
-            ) or judging.from_text(result.text, labels)
-        return reply
