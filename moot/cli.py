@@ -56,9 +56,6 @@ def build_parser() -> argparse.ArgumentParser:
     graph = sub.add_parser("graph", help="print a protocol's graph as Mermaid (or DOT)")
     graph.add_argument("protocol", help="a built-in protocol name or a scenario file")
     graph.add_argument("--dot", action="store_true", help="Graphviz DOT instead of Mermaid")
-    from moot.cli_workflows import add_parsers
-
-    add_parsers(sub, run)  # plan, rejudge, fork; run --replay, --yes
     return parser
 
 
@@ -147,9 +144,11 @@ COMMANDS = {
     "protocols": cmd_protocols,
     "graph": cmd_graph,
 }
-from moot.cli_workflows import COMMANDS as _WORKFLOWS  # noqa: E402 - they call the commands above
+# plan, rejudge, fork, and run's --replay and --yes: their parsers and commands
+from moot.cli_workflows import COMMANDS as _WORKFLOWS, with_parsers  # noqa: E402
 
 COMMANDS.update(_WORKFLOWS)
+build_parser = with_parsers(build_parser)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,7 +7,20 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
+
+
+def with_parsers(build: Callable[[], argparse.ArgumentParser]) -> Callable[[], argparse.ArgumentParser]:
+    """`moot.cli.build_parser`, with these commands' parsers and `run`'s options added."""
+
+    def build_parser() -> argparse.ArgumentParser:
+        parser = build()
+        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        add_parsers(sub, sub.choices["run"])
+        return parser
+
+    return build_parser
 
 
 def add_parsers(sub: Any, run: argparse.ArgumentParser) -> None:
