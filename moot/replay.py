@@ -115,6 +115,11 @@ class ReplaySeat:
         self.bus = bus
         self.until = until
 
+    def __getattr__(self, name: str) -> Any:
+        if name == "inner":  # not set yet: no recursion
+            raise AttributeError(name)
+        return getattr(self.inner, name)  # what else the engine asks of a seat (its memory)
+
     async def act(self, view: View, turn: Turn) -> Reply:
         if self.until is not None and turn.round > self.until:
             return await self.inner.act(view, turn)
@@ -141,6 +146,30 @@ class ReplaySeat:
         if request.answer_labels:
             reply.judgement = self.stored.judgement(view, turn, self.id, call, request.answer_labels)
         return reply
+
+
+class StoredCache:
+    """The response cache of a replay's models: calls a seat makes outside its turns (a
+    lesson written after an episode) are answered from the stored run by their request, and
+    recorded as cached, like the turns."""
+
+    def __init__(self, stored: StoredOutputs) -> None:
+        self.by_request: dict[tuple, deque[StoredCall]] = {}
+        for (_, _, *request), calls in stored.calls.items():
+            self.by_request.setdefault(tuple(request), deque()).extend(calls)
+
+    def key(self, model: str, request: GenerateRequest, extra: Any = None) -> tuple:
+        return tuple(call_columns(request))
+
+    def get(self, key: tuple) -> GenerateResult | None:
+        queue = self.by_request.get(key)
+        if not queue:
+            return None
+        c = queue.popleft()
+        return GenerateResult(c.response, c.prompt_tokens, c.completion_tokens, 0.0)
+
+    def put(self, key: tuple, model: str, result: GenerateResult) -> None:
+        pass
 
 
 class NoCalls:
@@ -243,7 +272,12 @@ def _hooks(parent: Path, record: dict[str, Any], chosen: set[int]) -> Any:
         conn.close()
     until = record["from_round"]
 
+    cache = StoredCache(stored) if until is None else None
+
     def wrap(cell: Any, seats: dict[str, ModelSeat], bus: Bus) -> dict[str, Any]:
+        if cache is not None:  # a replay: whatever else a seat asks its model is stored too
+            for s in seats.values():
+                s.model.cache = cache  # type: ignore[assignment]
         return {k: ReplaySeat(s, stored, bus, until) for k, s in seats.items()}
 
     return Hooks(
