@@ -22,7 +22,7 @@ from typing import Any
 import anyio
 
 from moot.agents.base import Judgement, Reply, Turn, View
-from moot.agents.model_seat import ModelSeat, SeatPrompts
+from moot.agents.model_seat import DEFAULT_MAX_TOKENS, ModelSeat, SeatPrompts
 from moot.bus import Bus
 from moot.engine import Engine
 from moot.errors import ConfigError
@@ -193,6 +193,25 @@ class _Probe:
             text += "\nDecision: revise"
         return Reply(text)
 
+    @property
+    def memory(self) -> Any:
+        return getattr(self.seat, "memory", None)
+
+    async def remember(self, view: View, won: bool | None) -> tuple[str, str] | None:
+        """A seat that keeps lessons between episodes writes one after each (a call); one
+        that keeps cases only files the case."""
+        memory = self.memory
+        if memory is None:
+            return None
+        completion = self.seat.max_tokens or DEFAULT_MAX_TOKENS["speech"]
+        text = ("lorem " * completion)[: 4 * completion]
+        if getattr(memory, "kind", None) == "lessons":
+            prompt = 80 + tokens(view.question) + sum(tokens(a) for a in view.answers)
+            prompt += tokens(memory.block(view.question))
+            self.tally.add(view.episode, self, Turn("speech", "lesson", 0, 0, False, 0), prompt, completion)
+        memory.add(view.question, text)
+        return None
+
 
 class _Tally:
     def __init__(self, latency: dict[str, Any]) -> None:
@@ -274,6 +293,11 @@ def _walk(cell: CellPlan, settings: dict[str, ModelSettings]) -> tuple[_Tally, i
             temperature=cfg.temperature or 0.0, max_tokens=cfg.max_tokens, seed=0,
             prompts=SeatPrompts(cfg.prompts.system, cfg.prompts.turn) if cfg.prompts else None,
         )  # fmt: skip
+        remembers = getattr(cfg, "memory", None)  # seats that learn across episodes
+        if remembers is not None:
+            from moot.agents.memory import Memory  # type: ignore[import-not-found]
+
+            seat.memory = Memory(remembers.kind, remembers.size)  # type: ignore[attr-defined]
         probes[spec.id] = _Probe(seat, cfg.model or "", tally, i)
     checks = sc.protocol.qualification if cell.protocol.name == "peer_review" else 0
     specs = list(episode_specs(cell.questions, sc.dataset.both_orders, checks, start=cell.offset))
