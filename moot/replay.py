@@ -18,7 +18,7 @@ import time
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
@@ -31,6 +31,9 @@ from moot.errors import ConfigError
 from moot.events import ModelCall
 from moot.models.base import GenerateRequest, GenerateResult, ProviderError
 from moot.store.writer import call_columns
+
+if TYPE_CHECKING:
+    from moot.run import Hooks, RunSummary
 
 
 @dataclass(slots=True)
@@ -52,7 +55,8 @@ class StoredOutputs:
         for ep, seq, seat, model, system, prompt, middle, params, response, pt, ct in conn.execute(
             "SELECT episode, seq, seat, model, system, prompt, messages, params, response,"
             " prompt_tokens, completion_tokens FROM model_calls"
-            " WHERE error IS NULL AND response IS NOT NULL ORDER BY episode, seq"
+            " WHERE error IS NULL AND response IS NOT NULL AND seat NOT LIKE 'rejudge:%'"
+            " ORDER BY episode, seq"
         ):
             if ep in episodes:
                 key = (ep, seat, system, prompt, middle, params)
@@ -188,7 +192,7 @@ class NoCalls:
 # -- entry points --------------------------------------------------------------------
 
 
-def replay(path: str | Path, *, out: str | Path | None = None, progress: Any = None) -> Any:
+def replay(path: str | Path, *, out: str | Path | None = None, progress: Any = None) -> RunSummary:
     """Re-run a stored run from its stored outputs alone: zero model calls, the same
     transcripts and verdicts, into a new database."""
     return _start(Path(path), None, {}, None, out, progress)
@@ -202,7 +206,7 @@ def fork(
     episodes: str | None = None,
     out: str | Path | None = None,
     progress: Any = None,
-) -> Any:
+) -> RunSummary:
     """Copy each (chosen) finished episode up to round `from_round` and play the rest,
     with `models` overriding roles or seats, into a new database that records its parent."""
     return _start(Path(path), from_round, models or {}, episodes, out, progress)
@@ -215,7 +219,7 @@ def _start(
     episodes: str | None,
     out: str | Path | None,
     progress: Any,
-) -> Any:
+) -> RunSummary:
     from moot import store
     from moot.run import Interrupted, apply_overrides, execute, prepare, stored_scenario
     from moot.stored import parse_episodes
@@ -261,7 +265,7 @@ def _start(
         raise Interrupted(target) from None
 
 
-def _hooks(parent: Path, record: dict[str, Any], chosen: set[int]) -> Any:
+def _hooks(parent: Path, record: dict[str, Any], chosen: set[int]) -> Hooks:
     from moot import store
     from moot.run import Hooks
 
@@ -288,7 +292,7 @@ def _hooks(parent: Path, record: dict[str, Any], chosen: set[int]) -> Any:
     )
 
 
-def resume_hooks(path: Path) -> Any:
+def resume_hooks(path: Path) -> Hooks | None:
     """A fork or a replay resumes as itself (its parent must still be where it was)."""
     from moot import store
 
