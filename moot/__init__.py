@@ -26,6 +26,10 @@ _EXPORTS = {
     "Seat": "moot.agents.base",
     "Turn": "moot.agents.base",
     "View": "moot.agents.base",
+    "fork": "moot.replay",
+    "make_plan": "moot.plan",
+    "rejudge_run": "moot.rejudge",  # not `rejudge`/`replay`: those are the modules' names
+    "replay_run": "moot.replay",
     "load_scenario": "moot.scenario.load",
     "run_scenario": "moot.run",
 }
@@ -35,6 +39,8 @@ __all__ = sorted(_EXPORTS) + ["__version__"]
 def __getattr__(name: str) -> Any:
     if name == "load_scenario":
         return import_module("moot.scenario.load").load_file
+    if name in ("rejudge_run", "replay_run"):
+        return getattr(import_module(_EXPORTS[name]), name.removesuffix("_run"))
     if name in _EXPORTS:
         return getattr(import_module(_EXPORTS[name]), name)
     raise AttributeError(f"module 'moot' has no attribute {name!r}")

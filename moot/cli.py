@@ -254,6 +254,11 @@ COMMANDS = {
     "analyze": cmd_analyze,
     "export": cmd_export,
 }
+# plan, rejudge, fork, and run's --replay and --yes: their parsers and commands
+from moot.cli_workflows import COMMANDS as _WORKFLOWS, with_parsers  # noqa: E402
+
+COMMANDS.update(_WORKFLOWS)
+build_parser = with_parsers(build_parser)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,7 +10,7 @@ import sqlite3
 import time
 import uuid
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -216,6 +216,18 @@ def versions() -> dict[str, str]:
     return out
 
 
+@dataclass(slots=True)
+class Hooks:
+    """How a run that starts from a stored one (a fork, a replay: moot.replay) differs from
+    a fresh one: how models are made, what wraps each cell's seats, which episodes run, and
+    what the run's config records besides the scenario (its parent)."""
+
+    make_api: Callable[[str, Any], Any] | None = None
+    wrap: Callable[[CellPlan, dict[str, ModelSeat], Bus], dict[str, Any]] | None = None
+    episodes: set[int] | None = None
+    config: dict[str, Any] = field(default_factory=dict)
+
+
 class Interrupted(Exception):
     """The run was stopped (Ctrl-C): what finished is stored and the run can be resumed."""
 
@@ -225,7 +237,12 @@ class Interrupted(Exception):
 
 
 async def execute(
-    prep: Prepared, path: Path, *, progress: Any = None, resume: bool = False
+    prep: Prepared,
+    path: Path,
+    *,
+    progress: Any = None,
+    resume: bool = False,
+    hooks: Hooks | None = None,
 ) -> RunSummary:
     from moot import store
     from moot.store.writer import StoreWriter
@@ -237,8 +254,14 @@ async def execute(
     # limits hold across the whole run.
     models: dict[tuple[str, str], Model] = {}
     cache_box: list[Any] = []
-    cell_seats = [_seats(cell, models, bus, cache_box) for cell in prep.cells]
-    total = prep.total
+    if hooks is None and resume:
+        from moot import replay
+
+        hooks = replay.resume_hooks(path)  # a fork or a replay goes on as one
+    hooks = hooks or Hooks()
+    cell_seats = [_seats(cell, models, bus, cache_box, hooks.make_api) for cell in prep.cells]
+    only = hooks.episodes
+    total = prep.total if only is None else len(only)
 
     if resume:
         conn = store.connect(path)
@@ -254,7 +277,7 @@ async def execute(
                 "id": run_id,
                 "name": scenario.name,
                 "scenario_yaml": prep.scenario_text,
-                "config": config_record(prep, cell_seats[0]),
+                "config": config_record(prep, cell_seats[0]) | hooks.config,
                 "versions": versions(),
                 "models": {m.name: m.api.describe() for m in models.values()},
                 "started_at": time.time(),
@@ -299,8 +322,13 @@ async def execute(
                 )
                 todo = (s for s in specs if s.index not in done) if done else specs
                 left = cell.total - sum(cell.offset <= i < cell.offset + cell.total for i in done)
+                if only is not None:
+                    todo = (s for s in todo if s.index in only)
+                    left = sum(cell.offset <= i < cell.offset + cell.total for i in only - done)
                 if not left:
                     continue
+                if hooks.wrap is not None:
+                    seats = hooks.wrap(cell, seats, bus)
                 if progress is not None and cell.name is not None:
                     progress.cell(cell.name, cell.position, len(prep.cells), left)
                 engine = Engine(
@@ -327,7 +355,11 @@ async def execute(
 
 
 def _seats(
-    cell: CellPlan, models: dict[tuple[str, str], Model], bus: Bus, cache_box: list[Any]
+    cell: CellPlan,
+    models: dict[tuple[str, str], Model],
+    bus: Bus,
+    cache_box: list[Any],
+    api: Callable[[str, Any], Any] | None = None,
 ) -> dict[str, ModelSeat]:
     """The cell's seats, each on its model; models are made once per name and settings."""
     scenario = cell.scenario
@@ -338,13 +370,14 @@ def _seats(
         settings = with_defaults(name, scenario.model_for(name))
         key = (name, repr(settings))
         if key not in models:
-            use_cache = scenario.cache and not is_scripted(name)  # scripted: nothing to save
+            # scripted: nothing to save; a replay calls nothing
+            use_cache = scenario.cache and not is_scripted(name) and api is None
             if use_cache and not cache_box:
                 from moot.models.cache import ResponseCache, default_path
 
                 where = Path(scenario.cache_path).expanduser() if scenario.cache_path else default_path()
                 cache_box.append(ResponseCache(where))
-            models[key] = Model(name, make_api(name, settings), settings, bus, cache_box[0] if use_cache else None)
+            models[key] = Model(name, (api or make_api)(name, settings), settings, bus, cache_box[0] if use_cache else None)
         seats[spec.id] = ModelSeat(
             spec.id,
             spec.role,
@@ -447,10 +480,12 @@ def summarize(conn: sqlite3.Connection, path: Path, wall_s: float) -> RunSummary
     episodes, done, failed = conn.execute(
         "SELECT count(*), coalesce(sum(status='done'),0), coalesce(sum(status='failed'),0) FROM episodes"
     ).fetchone()
-    # an episode's ruling is its last verdict (interim ones come before it)
+    # an episode's ruling is its last verdict (interim ones come before it; re-judging's
+    # come after, labelled: moot.rejudge)
     verdicts, correct, invalid = conn.execute(
         "SELECT count(*), coalesce(sum(correct),0), coalesce(sum(parse_status!='ok'),0)"
-        " FROM verdicts WHERE id IN (SELECT max(id) FROM verdicts GROUP BY episode)"
+        " FROM verdicts WHERE id IN (SELECT max(id) FROM verdicts"
+        " WHERE judge NOT LIKE 'rejudge:%' GROUP BY episode)"
     ).fetchone()
     calls, tokens, cost, cached = conn.execute(
         "SELECT count(*), coalesce(sum(prompt_tokens+completion_tokens),0), coalesce(sum(cost),0),"
@@ -467,7 +502,7 @@ def summarize(conn: sqlite3.Connection, path: Path, wall_s: float) -> RunSummary
         " coalesce(sum(v.correct), 0), coalesce(sum(v.parse_status = 'ok'), 0)"
         " FROM cells c LEFT JOIN episodes e ON e.cell = c.name"
         " LEFT JOIN verdicts v ON v.episode = e.id"
-        "  AND v.id IN (SELECT max(id) FROM verdicts GROUP BY episode)"
+        "  AND v.id IN (SELECT max(id) FROM verdicts WHERE judge NOT LIKE 'rejudge:%' GROUP BY episode)"
         " GROUP BY c.name ORDER BY c.position"
     ).fetchall()
     return RunSummary(
@@ -537,6 +572,7 @@ def stored_scenario(path: Path) -> tuple[Scenario, str, Path | None]:
     config = json.loads(row[1])
     base = config.pop("base", None)
     config.pop("prompts", None)
+    config.pop("parent", None)  # a fork or replay's origin (moot.replay)
     return Scenario.model_validate(config), row[0], Path(base) if base else None
 
 

@@ -92,6 +92,8 @@ class SeatPrompts:
 
 
 class ModelSeat:
+    label: str | None = None  # what its calls are stored under, when not its id (re-judging)
+
     def __init__(
         self,
         seat_id: str,
@@ -187,10 +189,23 @@ class ModelSeat:
         return "lesson", lesson
 
     async def act(self, view: View, turn: Turn) -> Reply:
+        request = self.request(view, turn)
+        tag = CallTag(view.episode, self.label or self.id, self.role)
+        result, seq = await self.model.generate(request, tag)
+        reply = Reply(content=result.text, call_seqs=[seq], model=self.model.name)
+        labels = request.answer_labels
+        if labels is not None:
+            reply.judgement = judging.from_logprobs(
+                result.label_logprobs, labels
+            ) or judging.from_text(result.text, labels)
+        return reply
+
+    def request(self, view: View, turn: Turn) -> GenerateRequest:
+        """The call a turn makes: prompt, sampling and, for a letter, the answer labels."""
         # a verdict and a choice of side are both an answer letter, read the same way
         labels = _labels(view, turn) if turn.kind in LETTER_TURNS else None
         max_tokens = self.max_tokens or DEFAULT_MAX_TOKENS[turn.kind]
-        request = GenerateRequest(
+        return GenerateRequest(
             messages=self.messages(view, turn),
             max_tokens=min(max_tokens, turn.max_tokens) if turn.max_tokens else max_tokens,
             temperature=self.temperature,
@@ -199,10 +214,3 @@ class ModelSeat:
             answer_labels=labels,
             assistant_prefix=ANSWER_PREFIX if labels else None,
         )
-        result, seq = await self.model.generate(request, CallTag(view.episode, self.id, self.role))
-        reply = Reply(content=result.text, call_seqs=[seq], model=self.model.name)
-        if labels is not None:
-            reply.judgement = judging.from_logprobs(
-                result.label_logprobs, labels
-            ) or judging.from_text(result.text, labels)
-        return reply
