@@ -11,7 +11,6 @@ Running the same judge again adds nothing (idempotent).
 
 from __future__ import annotations
 
-import math
 import time
 import zlib
 from collections import defaultdict
@@ -23,6 +22,7 @@ import anyio
 
 from moot.agents.base import Turn, View
 from moot.agents.model_seat import ModelSeat, SeatPrompts
+from moot.analysis.agreement import cohen_kappa, fleiss_kappa
 from moot.errors import ConfigError
 from moot.events import Message, ModelCall, Verdict
 from moot.models.gateway import Model, ModelCallFailed, is_scripted, make_api, with_defaults
@@ -368,26 +368,11 @@ def compare(
 
 
 def cohen(a: list[int | None], b: list[int | None]) -> float | None:
-    """Cohen's kappa of two raters over the items both rated; None when undefined."""
+    """Cohen's kappa of two raters over the items both rated (analysis.agreement's)."""
     pairs = [(x, y) for x, y in zip(a, b) if x is not None and y is not None]
-    if not pairs:
-        return None
-    n = len(pairs)
-    cats = {x for p in pairs for x in p}
-    po = sum(x == y for x, y in pairs) / n
-    pe = sum((sum(x == c for x, _ in pairs) / n) * (sum(y == c for _, y in pairs) / n) for c in cats)
-    return None if math.isclose(pe, 1.0) else (po - pe) / (1 - pe)
+    return cohen_kappa([x for x, _ in pairs], [y for _, y in pairs]) if pairs else None
 
 
 def fleiss(items: list[list[int]]) -> float | None:
-    """Fleiss' kappa: items x the category each rater chose (same number of raters each)."""
-    if not items or len(items[0]) < 2:
-        return None
-    n = len(items[0])
-    cats = sorted({c for row in items for c in row})
-    counts = [[row.count(c) for c in cats] for row in items]
-    p_i = [(sum(k * k for k in row) - n) / (n * (n - 1)) for row in counts]
-    p_bar = sum(p_i) / len(items)
-    p_j = [sum(row[j] for row in counts) / (len(items) * n) for j in range(len(cats))]
-    pe = sum(p * p for p in p_j)
-    return None if math.isclose(pe, 1.0) else (p_bar - pe) / (1 - pe)
+    """Fleiss' kappa: items x the category each rater chose (analysis.agreement's)."""
+    return fleiss_kappa(items) if items and len(items[0]) > 1 else None

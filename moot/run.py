@@ -480,12 +480,10 @@ def summarize(conn: sqlite3.Connection, path: Path, wall_s: float) -> RunSummary
     episodes, done, failed = conn.execute(
         "SELECT count(*), coalesce(sum(status='done'),0), coalesce(sum(status='failed'),0) FROM episodes"
     ).fetchone()
-    # an episode's ruling is its last verdict (interim ones come before it; re-judging's
-    # come after, labelled: moot.rejudge)
+    # each episode's ruling, as the analysis reads it (store/schema.py, episode_results)
     verdicts, correct, invalid = conn.execute(
-        "SELECT count(*), coalesce(sum(correct),0), coalesce(sum(parse_status!='ok'),0)"
-        " FROM verdicts WHERE id IN (SELECT max(id) FROM verdicts"
-        " WHERE judge NOT LIKE 'rejudge:%' GROUP BY episode)"
+        "SELECT count(judge), coalesce(sum(correct),0), coalesce(sum(parse_status!='ok'),0)"
+        " FROM episode_results"
     ).fetchone()
     calls, tokens, cost, cached = conn.execute(
         "SELECT count(*), coalesce(sum(prompt_tokens+completion_tokens),0), coalesce(sum(cost),0),"
@@ -498,11 +496,9 @@ def summarize(conn: sqlite3.Connection, path: Path, wall_s: float) -> RunSummary
         )
     ]
     cells = conn.execute(
-        "SELECT c.name, (SELECT count(*) FROM episodes e WHERE e.cell = c.name AND e.status = 'done'),"
-        " coalesce(sum(v.correct), 0), coalesce(sum(v.parse_status = 'ok'), 0)"
-        " FROM cells c LEFT JOIN episodes e ON e.cell = c.name"
-        " LEFT JOIN verdicts v ON v.episode = e.id"
-        "  AND v.id IN (SELECT max(id) FROM verdicts WHERE judge NOT LIKE 'rejudge:%' GROUP BY episode)"
+        "SELECT c.name, coalesce(sum(r.status = 'done'), 0),"
+        " coalesce(sum(r.correct), 0), coalesce(sum(r.parse_status = 'ok'), 0)"
+        " FROM cells c LEFT JOIN episode_results r ON r.cell = c.name"
         " GROUP BY c.name ORDER BY c.position"
     ).fetchall()
     return RunSummary(

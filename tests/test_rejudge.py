@@ -129,7 +129,7 @@ def test_bad_input_is_one_line_and_exit_2(run_db, tmp_path):
 def test_kappas():
     assert cohen([0, 1, 0, 1], [0, 1, 0, 1]) == 1.0
     assert cohen([0, 1, 0, 1], [1, 0, 1, 0]) == -1.0
-    assert cohen([0, 0], [0, 0]) is None  # one category: undefined
+    assert cohen([0, 0], [0, 0]) == 1.0  # one category, always agreed: moot counts it full agreement
     # Fleiss (1971)-style toy: 3 raters, 4 items
     assert fleiss([[0, 0, 0], [1, 1, 1], [0, 0, 1], [1, 1, 0]]) == pytest.approx(1 / 3)
 

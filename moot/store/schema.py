@@ -169,9 +169,11 @@ FROM (
 JOIN episodes AS e ON e.id = v.episode
 WHERE v.k = 1;
 
--- One row per episode: its ruling (the last verdict recorded, as in the run summary), where
--- the truth was shown, which seats argued it, and the answer chosen (by its text, so the
--- two orders of one question can be compared).
+-- One row per episode: its ruling, where the truth was shown, which seats argued it, and the
+-- answer chosen (by its text, so the two orders of one question can be compared). The ruling
+-- is the episode's last verdict from the run's own judges; judges added afterwards carry a
+-- label with a colon (rejudge:MODEL, human:NAME, offline:NAME) and rule only where the
+-- episode has no other verdict (an imported dataset whose judges are all labelled so).
 CREATE {temp}VIEW episode_results AS
 SELECT
     e.id AS episode,
@@ -190,7 +192,10 @@ SELECT
         SELECT key FROM json_each(e.assignments) WHERE value = e.correct ORDER BY key
     )) AS truth_argued_by
 FROM episodes AS e
-LEFT JOIN verdicts AS v ON v.id = (SELECT max(id) FROM verdicts WHERE episode = e.id);
+LEFT JOIN verdicts AS v ON v.id = coalesce(
+    (SELECT max(id) FROM verdicts WHERE episode = e.id AND judge NOT LIKE '%:%'),
+    (SELECT max(id) FROM verdicts WHERE episode = e.id)
+);
 
 -- One row per model call, with its episode's condition.
 CREATE {temp}VIEW call_costs AS
@@ -220,7 +225,13 @@ CREATE TABLE memories (
 CREATE INDEX memories_seat ON memories (seat, id);
 """
 
-MIGRATIONS: list[str] = [V1, V2, V3, V4, V5, V6, V7, V8]  # MIGRATIONS[i] takes a database from version i to i + 1
+# The views as this moot defines them (V7's ruling also took re-judges' verdicts).
+V9 = (
+    "DROP VIEW IF EXISTS episode_results; DROP VIEW IF EXISTS episode_verdicts;"
+    " DROP VIEW IF EXISTS call_costs;\n" + VIEWS.format(temp="")
+)
+
+MIGRATIONS: list[str] = [V1, V2, V3, V4, V5, V6, V7, V8, V9]  # MIGRATIONS[i] takes a database from version i to i + 1
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
