@@ -93,8 +93,14 @@ def open_db(path: str | Path) -> sqlite3.Connection:
     if not p.is_file():
         raise ConfigError(f"{p}: no such database")
     try:
-        conn = sqlite3.connect(f"{p.resolve().as_uri()}?mode=ro", uri=True)
-        (version,) = conn.execute("PRAGMA user_version").fetchone()
+        try:
+            conn = sqlite3.connect(f"{p.resolve().as_uri()}?mode=ro", uri=True)
+            (version,) = conn.execute("PRAGMA user_version").fetchone()
+        except sqlite3.OperationalError:
+            # a WAL database in a directory we may not write to (no -shm file can be made):
+            # read the file as it is, which is right for a finished run
+            conn = sqlite3.connect(f"{p.resolve().as_uri()}?immutable=1", uri=True)
+            (version,) = conn.execute("PRAGMA user_version").fetchone()
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
     except sqlite3.DatabaseError as exc:
         raise ConfigError(f"{p}: not a usable moot database ({exc})") from None

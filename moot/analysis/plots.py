@@ -104,9 +104,10 @@ def position_plot(report: Report, path: Path) -> Path:
     ax.bar([i + 0.2 for i in x], changed, 0.4, label="verdict changed when swapped")
     ax.axhline(0.5, color="grey", lw=0.8, ls="--")
     ax.set_xticks(x, names, rotation=20 if len(names) > 3 else 0, ha="right" if len(names) > 3 else "center")
-    ax.set_ylim(0, 1)
+    ax.set_ylim(0, 1.2)  # room for the legend above the bars
+    ax.set_yticks([0, 0.25, 0.5, 0.75, 1])
     ax.set_title("Position bias")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper center", ncol=2, frameon=False)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
