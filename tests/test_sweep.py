@@ -8,6 +8,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -175,3 +176,44 @@ def test_a_killed_sweep_resumes_into_the_cells_it_had_not_finished(tmp_path):
     run_scenario(parse(text), out=fresh)
     q = "SELECT id, cell, question_id, answers FROM episodes ORDER BY id"
     assert conn.execute(q).fetchall() == sqlite3.connect(fresh).execute(q).fetchall()
+
+
+def test_the_shipped_sweep_on_the_scripted_model_gives_the_studys_table(tmp_path):
+    """scenarios/sweep.yaml (direct QA vs consultancy vs debate, two seeds) with every seat on
+    the scripted model: one database, and `moot analyze` makes the table, the plots and the
+    exports from it. The scripted model is deterministic, so the numbers are pinned."""
+    import pandas as pd
+
+    from moot.analysis import analyze
+    from moot.analysis.export import export
+    from moot.analysis.report import write
+    from moot.run import apply_overrides
+    from moot.scenario.load import load_file
+
+    scenario, text = load_file(Path(__file__).parents[1] / "scenarios" / "sweep.yaml")
+    scenario = apply_overrides(
+        scenario, limit=6, models={"debater": "scripted", "consultant": "scripted", "judge": "scripted"})  # fmt: skip
+    db = tmp_path / "study.db"
+    run_scenario(scenario, text, out=db)
+    per_cell = analyze([db], bootstrap=200)
+    assert [(r[0], r[2], round(r[5], 4)) for r in per_cell.table("accuracy").rows] == [
+        ("protocol.name=direct_qa seed=1", 6, 0.3333), ("protocol.name=direct_qa seed=2", 6, 0.3333),
+        ("protocol.name=consultancy seed=1", 6, 0.5), ("protocol.name=consultancy seed=2", 6, 0.6667),
+        ("protocol.name=debate seed=1", 6, 0.3333), ("protocol.name=debate seed=2", 6, 0.3333),
+    ]  # fmt: skip
+    pooled = analyze([db], bootstrap=200, by=["protocol.name"])
+    assert [(r[0], r[1], r[2], round(r[5], 4)) for r in pooled.table("accuracy").rows] == [
+        ("protocol.name=direct_qa", 6, 12, 0.3333), ("protocol.name=consultancy", 6, 12, 0.5833),
+        ("protocol.name=debate", 6, 12, 0.3333),
+    ]  # fmt: skip
+    # paired on the same six questions
+    assert {(r[0], r[1], r[2]) for r in pooled.table("comparisons").rows} == {
+        ("protocol.name=direct_qa", "protocol.name=consultancy", 6),
+        ("protocol.name=direct_qa", "protocol.name=debate", 6),
+        ("protocol.name=consultancy", "protocol.name=debate", 6),
+    }
+    written = {p.name for p in write(pooled, tmp_path / "report", "markdown")}
+    assert {"report.md", "accuracy.png", "reliability.png", "position.png"} <= written
+    exported = export([db], tmp_path / "export", "jsonl")
+    episodes = pd.read_json(next(p for p in exported if p.name == "episodes.jsonl"), lines=True)
+    assert len(episodes) == 36 and episodes["condition"].nunique() == 6
