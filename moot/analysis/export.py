@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from moot.analysis.load import Study, open_db
+from moot.analysis.table import output_dir
 from moot.errors import ConfigError
 
 SQL = {
@@ -69,11 +70,7 @@ def export(paths: Sequence[str | Path], out: str | Path, fmt: str = "jsonl") -> 
     if fmt not in FORMATS:
         raise ConfigError(f"--format {fmt}: choose one of {', '.join(FORMATS + TRAINING)}")
     study = Study.open(paths)
-    d = Path(out)
-    try:
-        d.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ConfigError(f"{d}: cannot create the output directory ({exc.strerror})") from None
+    d = output_dir(out)
     written = []
     for table in TABLES:
         path = d / f"{table}.{fmt}"

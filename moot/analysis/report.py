@@ -16,7 +16,7 @@ from moot.analysis.costs import costs_table, judges_table
 from moot.analysis.judges import judge_agreement_table
 from moot.analysis.load import Results, Scope, Study, load_results, scoped
 from moot.analysis.ratings import debater_table
-from moot.analysis.table import Table, render
+from moot.analysis.table import Table, output_dir, render
 from moot.errors import ConfigError
 
 FORMATS = ("markdown", "csv", "json")
@@ -71,11 +71,7 @@ def write(report: Report, out: str | Path, fmt: str = "markdown", plots: bool = 
     """The tables (report.md, tables.json, or one CSV per table) and the plots, in `out`."""
     if fmt not in FORMATS:
         raise ConfigError(f"--format {fmt}: choose one of {', '.join(FORMATS)}")
-    d = Path(out)
-    try:
-        d.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ConfigError(f"{d}: cannot create the output directory ({exc.strerror})") from None
+    d = output_dir(out)
     written = []
     if fmt == "csv":
         for t in report.tables:

@@ -7,7 +7,20 @@ import io
 import json
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+from moot.errors import ConfigError
+
+
+def output_dir(out: str | Path) -> Path:
+    """The directory results are written to, made if needed; a one-line error if it cannot be."""
+    d = Path(out)
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"{d}: cannot create the output directory ({exc.strerror})") from None
+    return d
 
 
 @dataclass

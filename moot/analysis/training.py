@@ -188,13 +188,9 @@ def export_training(paths: list[Any], out: Any, fmt: str) -> list[Any]:
     from pathlib import Path
 
     from moot.analysis.load import open_db
-    from moot.errors import ConfigError
+    from moot.analysis.table import output_dir
 
-    d = Path(out)
-    try:
-        d.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ConfigError(f"{d}: cannot create the output directory ({exc.strerror})") from None
+    d = output_dir(out)
     make = preference_pairs if fmt == "preference" else trajectories
     target = d / f"{fmt}.jsonl"
     tmp = target.with_suffix(".jsonl.part")  # never a half-written file under the real name
