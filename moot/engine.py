@@ -183,6 +183,8 @@ class Engine:
             if state.belief is not None and protocol.settings.get("stop_threshold"):
                 early = max(state.belief) >= protocol.settings["stop_threshold"]
                 stop_reason = "judge_confident" if early else "rounds_done"
+                if state.ended:
+                    stop_reason = "judge_ended"
         except ModelCallFailed as exc:
             status, stop_reason, error = "failed", "model_error", str(exc)
         except EpisodeFailed as exc:
@@ -256,6 +258,7 @@ class Engine:
                 raise group.exceptions[0] from None
             for seat, reply in zip(phase.seats, replies):
                 self._record(state, await self._post(spec, phase, round_, seat, reply))  # type: ignore[arg-type]
+                state.ended |= bool(reply and reply.judgement and reply.judgement.end)
             self.bus.release(ep)
         else:
             for seat in phase.seats:
@@ -265,6 +268,7 @@ class Engine:
                 else:
                     reply = await self.seats[seat].act(view, turn)
                 self._record(state, await self._post(spec, phase, round_, seat, reply))
+                state.ended |= bool(reply.judgement and reply.judgement.end)
                 if phase.kind == "review":
                     state.approved = approves(reply.content)
 

@@ -19,6 +19,7 @@ from typing import Any
 import anyio
 
 from moot import datasets
+from moot.agents.human import is_human
 from moot.agents.model_seat import ModelSeat, SeatPrompts
 from moot.bus import Bus
 from moot.engine import Engine, EpisodeSpec
@@ -236,6 +237,7 @@ async def execute(
     models: dict[tuple[str, str], Model] = {}
     cache_box: list[Any] = []
     cell_seats = [_seats(cell, models, bus, cache_box) for cell in prep.cells]
+    open_desks(cell_seats, path)  # people without a terminal of this run's take turns via the DB
     total = prep.total
 
     if resume:
@@ -330,6 +332,9 @@ def _seats(
     for spec in cell.protocol.seats:
         cfg = cell.seat_configs[spec.id]
         name = cfg.model or ""
+        if is_human(name):  # a person: no model to make
+            seats[spec.id] = human_seat(cell, spec, cfg, bus)
+            continue
         settings = with_defaults(name, scenario.model_for(name))
         key = (name, repr(settings))
         if key not in models:
@@ -350,6 +355,23 @@ def _seats(
             prompts=SeatPrompts(cfg.prompts.system, cfg.prompts.turn) if cfg.prompts else None,
         )
     return seats
+
+
+def human_seat(cell: CellPlan, spec: Any, cfg: SeatConfig, bus: Bus) -> Any:
+    from moot.agents.human import HumanSeat
+
+    p = cell.scenario.protocol
+    return HumanSeat(
+        spec.id, spec.role, bus, name=cfg.model or "human", time_limit=cfg.time_limit,
+        char_limit=p.char_limit, quote_limit=p.quote_limit, title=cell.scenario.name,
+        may_end=spec.role == "judge" and cell.protocol.settings.get("stop_threshold") is not None,
+    )  # fmt: skip
+
+
+def open_desks(cell_seats: list[dict[str, Any]], path: Path) -> None:
+    from moot.seats_remote import attach_store
+
+    attach_store([s for seats in cell_seats for s in seats.values()], path)
 
 
 def budget_check(scenario: Scenario, bus: Bus) -> Any:
