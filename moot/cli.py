@@ -124,7 +124,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _run_tui(prep, path, resume):  # type: ignore[no-untyped-def]
-    from moot.tui.watch import run_with_tui
+    from moot.tui.human import has_people
+
+    if has_people(prep):  # people's turns come up in this terminal
+        from moot.tui.human import run_with_tui
+    else:
+        from moot.tui.watch import run_with_tui
 
     return run_with_tui(prep, path, resume)
 

@@ -1,0 +1,125 @@
+"""People in seats, driven headless with Pilot: a human judge in a live debate (probabilities
+set with keys and digits, a question asked, the debate ended early), a human debater quoting
+the passage within the protocol's limits, a seat joined from a second app on the same
+database, and offline judging of a stored run. What they did is checked in the store."""
+
+import json
+import sqlite3
+import time
+
+import anyio
+import pytest
+from textual.widgets import TextArea
+
+from moot.agents.human import TurnAnswer, TurnRequest, speech_problems, speech_size
+from moot.run import plan
+from moot.scenario.load import parse
+from moot.tui.human import HumanTurnScreen, ProbabilityBar, live_app, spread
+
+pytestmark = pytest.mark.anyio
+
+HOSTILE = "[bold]x[/] \x1b[31mred [@click=app.quit]q[/]"
+
+JUDGE = """
+name: human-judge
+protocol: {name: debate, rounds: 3, turns: simultaneous, judge_questions: true, stop_threshold: 1.0}
+seats:
+  debater: {model: scripted}
+  judge: {model: human, time_limit: 600}
+dataset: {source: builtin:reading, limit: 1}
+concurrency: 1
+"""
+
+
+def rows(path, sql, *args):
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute(sql, args).fetchall()
+    finally:
+        conn.close()
+
+
+async def wait_for_turn(app, pilot, kind=None, timeout=10.0):
+    """Until the app shows a person's turn (of `kind`)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        screen = app.screen
+        if isinstance(screen, HumanTurnScreen) and not screen._done and (kind is None or screen.request.kind == kind):
+            await pilot.pause()
+            return screen
+        await pilot.pause(0.05)
+    raise AssertionError(f"no {kind or ''} turn came up; screen is {app.screen!r}")
+
+
+# -- the pieces ------------------------------------------------------------------------------
+
+
+def test_spread_keeps_whole_percentages_summing_to_100():
+    assert spread([50, 50], 0, 70) == [70, 30]
+    assert spread([50, 50], 1, 105) == [0, 100]
+    assert spread([20, 30, 50], 0, 60) == [60, 15, 25]
+    assert spread([100, 0, 0], 0, 40) == [40, 30, 30]
+    for p in ([33, 33, 34], [0, 0, 100], [1, 2, 97]):
+        for v in range(0, 101, 7):
+            out = spread(p, 1, v)
+            assert sum(out) == 100 and out[1] == v and min(out) >= 0
+
+
+def test_speech_limits_count_text_and_quotes_without_tags():
+    text = "We win: <quote>the lamp was lit</quote> and <quote>late</quote>."
+    assert speech_size(text) == (len("We win: the lamp was lit and late."), len("the lamp was lit") + 4, 2)
+    assert speech_problems(text, 100, 40) == []
+    assert speech_problems(text, 10, 5) == [
+        "34 characters, over the limit of 10", "20 quoted characters, over the limit of 5",
+    ]
+
+
+# -- a human judge, live -------------------------------------------------------------------
+
+
+async def test_human_judge_live_rules_asks_and_ends_the_debate(tmp_path):
+    prep, path, resume = plan(parse(JUDGE), JUDGE, out=tmp_path / "judge.db")
+    app = live_app(prep, path, resume, poll=0.05)
+    async with app.run_test(size=(120, 40)) as pilot:
+        turn = await wait_for_turn(app, pilot, "verdict")
+        req = turn.request
+        assert req.source is None and req.may_end and req.round == 1  # a blind judge
+        assert [m["seat"] for m in req.messages] == ["debater_a", "debater_b"]
+        bar = turn.query_one(ProbabilityBar)
+        assert bar.percents == [50, 50]
+        await pilot.press("left", "left", "left")  # toward A: 65/35
+        assert bar.percents == [65, 35]
+        await pilot.press("enter")  # rule and go on
+        turn = await wait_for_turn(app, pilot, "question")
+        await pilot.press(*"Why?")  # typed, then pasted hostile text
+        turn.query_one("#editor", TextArea).insert(" " + HOSTILE)
+        await pilot.press("q")  # a q in the text area is text, not quit
+        await pilot.press("ctrl+s")
+        turn = await wait_for_turn(app, pilot, "verdict")
+        assert turn.request.round == 2
+        shown = [m["content"] for m in turn.request.messages]
+        assert any(HOSTILE in c for c in shown)  # the question, as typed, in the view
+        await pilot.press("down", "8", "0")  # B typed as 80%
+        assert turn.query_one(ProbabilityBar).percents == [20, 80]
+        await pilot.press("e")  # end the debate now
+        for _ in range(100):
+            if app.result is not None:
+                break
+            await pilot.pause(0.05)
+        assert app.result is not None and app.error is None
+        await pilot.press("q")
+    assert rows(path, "SELECT status, stop_reason FROM episodes") == [("done", "judge_ended")]
+    verdicts = rows(path, "SELECT judge, model, round, choice, probabilities, method, parse_status, raw"
+                          " FROM verdicts ORDER BY id")  # fmt: skip
+    assert [(v[0], v[1], v[2], json.loads(v[4]), v[5], v[6]) for v in verdicts] == [
+        ("judge", "human", 1, [0.65, 0.35], "human", "ok"),
+        ("judge", "human", 2, [0.2, 0.8], "human", "ok"),
+    ]
+    assert verdicts[1][7] == "A: 20%, B: 80% (ends the debate)"
+    (question,) = rows(path, "SELECT content FROM messages WHERE phase = 'question'")
+    assert question[0] == f"Why? {HOSTILE}q"  # verbatim
+    calls = rows(path, "SELECT model, latency_s, prompt, response, params FROM model_calls"
+                       " WHERE seat = 'judge' ORDER BY seq")  # fmt: skip
+    assert len(calls) == 3 and all(c[0] == "human" and c[1] > 0 for c in calls)
+    assert "Passage: (not shown)" in calls[0][2] and calls[1][3] == question[0]
+    assert json.loads(calls[2][4])["end"] is True
