@@ -123,3 +123,87 @@ async def test_human_judge_live_rules_asks_and_ends_the_debate(tmp_path):
     assert len(calls) == 3 and all(c[0] == "human" and c[1] > 0 for c in calls)
     assert "Passage: (not shown)" in calls[0][2] and calls[1][3] == question[0]
     assert json.loads(calls[2][4])["end"] is True
+
+
+# -- a human debater, live -----------------------------------------------------------------
+
+DEBATER = """
+name: human-debater
+protocol: {name: debate, rounds: 1, turns: simultaneous, char_limit: 200, quote_limit: 60}
+seats:
+  debater_a: {model: human}
+  debater_b: {model: scripted}
+  judge: {model: scripted}
+dataset: {source: builtin:reading, limit: 1}
+concurrency: 1
+"""
+
+
+async def test_human_debater_quotes_the_passage_within_the_limits(tmp_path):
+    from textual.widgets.text_area import Selection
+
+    prep, path, resume = plan(parse(DEBATER), DEBATER, out=tmp_path / "debater.db")
+    app = live_app(prep, path, resume, poll=0.05)
+    async with app.run_test(size=(120, 40)) as pilot:
+        turn = await wait_for_turn(app, pilot, "speech")
+        req = turn.request
+        assert req.source and req.side is not None and (req.char_limit, req.quote_limit) == (200, 60)
+        assert req.messages == []  # simultaneous: the other speech is not in view
+        passage = turn.query_one("#passage", TextArea)
+        editor = turn.query_one("#editor", TextArea)
+        passage.selection = Selection((0, 0), (0, 120))  # too long a quote
+        await pilot.press("ctrl+o")
+        assert editor.text.startswith("<quote>Mara runs the only bakery")
+        await pilot.pause()
+        assert "quoted 120/60" in str(turn.query_one("#limits").content)
+        await pilot.press("ctrl+s")  # refused: over the quote limit
+        await pilot.pause()
+        assert app.screen is turn and not turn._done
+        editor.clear()
+        await pilot.press(*"It was the storm: ")
+        passage.selection = Selection((0, 0), (0, 40))  # 40 + 17 quoted: within 60
+        await pilot.press("ctrl+o")
+        editor.insert("and <quote>the oven was fine</quote> is false. " + HOSTILE)
+        await pilot.pause()
+        limits = str(turn.query_one("#limits").content)
+        assert "/200 characters" in limits and "2 quotes, 1 not in the passage" in limits
+        await pilot.press("ctrl+s")
+        for _ in range(100):
+            if app.result is not None:
+                break
+            await pilot.pause(0.05)
+        assert app.result is not None and app.error is None
+    content, quotes = rows(path, "SELECT content, quotes FROM messages WHERE seat = 'debater_a'")[0]
+    assert content == ("It was the storm: <quote>Mara runs the only bakery in the village</quote> "
+                       f"and <quote>the oven was fine</quote> is false. {HOSTILE}")  # fmt: skip
+    assert [q["verified"] for q in json.loads(quotes)] == [True, False]
+    ((model, latency, response),) = rows(
+        path, "SELECT model, latency_s, response FROM model_calls WHERE seat = 'debater_a'")
+    assert model == "human" and latency > 0 and response == content
+
+
+async def test_a_turn_shows_hostile_text_literally():
+    request = TurnRequest(
+        "judge", "judge", 0, "verdict", "verdict", 1, 2, HOSTILE, [HOSTILE, "B"], None, None,
+        [{"episode": 0, "seq": 0, "round": 1, "phase": "speeches", "seat": "debater_a",
+          "role": "debater", "side": 0, "content": HOSTILE, "audience": None, "created_at": 0.0,
+          "call_seq": None, "quotes": []}],
+    )  # fmt: skip
+    from textual.app import App
+
+    class One(App):
+        def on_mount(self):
+            self.push_screen(HumanTurnScreen(request), callback=self.exit)
+
+    app = One()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        screen = app.screen
+        header = str(screen.query_one("#turn-header").content)
+        assert "[bold]x[/]" in header and "␛[31m" in header and "\x1b" not in header
+        from moot.tui.widgets import MessageBox
+
+        (box,) = screen.query(MessageBox)
+        assert "[@click=app.quit]q[/]" in str(box.content)
+        await pilot.press("enter")
+    assert app.return_value.probabilities == (0.5, 0.5)

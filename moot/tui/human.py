@@ -11,7 +11,7 @@ what the seat may see (a blind judge's has no passage), and returns a `TurnAnswe
   protocol lets the judge stop early.
 - A judge's question and a debater's speech are written in a text area; a speech may quote
   the passage with `<quote>...</quote>`, typed or taken from a selection in the passage pane
-  (ctrl+k). The protocol's character and quote limits are shown as they fill and enforced:
+  (ctrl+o). The protocol's character and quote limits are shown as they fill and enforced:
   a speech over a limit cannot be sent. ctrl+s sends.
 - With a time limit, the time left is shown; when it runs out the turn ends unanswered.
 - ctrl+c (or q outside a text area) quits the app: a live run stops resumable, a joined
@@ -148,7 +148,7 @@ class HumanTurnScreen(Screen[TurnAnswer]):
         Binding("ctrl+s", "send", "send", priority=True),
         Binding("enter", "rule", "rule & go on", show=False),
         Binding("e", "end", "end the debate", show=False),
-        Binding("ctrl+k", "quote", "quote selection", show=False),
+        Binding("ctrl+o", "quote", "quote selection", priority=True),
         Binding("tab", "focus_next", "next pane", show=False),
         Binding("ctrl+c", "app.quit", "quit", priority=True, show=False),
         Binding("q", "app.quit", "quit", show=False),
@@ -179,7 +179,7 @@ class HumanTurnScreen(Screen[TurnAnswer]):
             yield Transcript(id="transcript")
             if r.source is not None:
                 passage = TextArea(r.source, read_only=True, id="passage", soft_wrap=True)
-                passage.border_title = "passage (select, then ctrl+k to quote)" if r.kind == "speech" else "passage"
+                passage.border_title = "passage (select, then ctrl+o to quote)" if r.kind == "speech" else "passage"
                 yield passage
         with Vertical(id="turn-input"):
             if self.probability_turn:
@@ -223,7 +223,7 @@ class HumanTurnScreen(Screen[TurnAnswer]):
         elif r.kind == "choose":
             keys = "←/→ · digits: the answer you will defend gets the most · enter: choose"
         else:
-            keys = "ctrl+s: send" + (" · ctrl+k: quote the passage selection · tab: switch pane"
+            keys = "ctrl+s: send" + (" · ctrl+o: quote the passage selection · tab: switch pane"
                                      if r.source is not None else "")
         return Text(keys + " · ctrl+c: quit (the run can be resumed)", end="")
 
