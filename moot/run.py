@@ -363,7 +363,7 @@ def human_seat(cell: CellPlan, spec: Any, cfg: SeatConfig, bus: Bus) -> Any:
     p = cell.scenario.protocol
     return HumanSeat(
         spec.id, spec.role, bus, name=cfg.model or "human", time_limit=cfg.time_limit,
-        char_limit=p.char_limit, quote_limit=p.quote_limit, title=cell.scenario.name,
+        char_limit=p.char_limit, quote_limit=p.quote_limit, title=cell.scenario.name, join=cfg.join,
         may_end=spec.role == "judge" and cell.protocol.settings.get("stop_threshold") is not None,
     )  # fmt: skip
 

@@ -82,13 +82,24 @@ def attach_store(seats: Iterable[Any], path: Path, notify: Callable[[str], None]
             seat.fallback = desk
 
 
+def _say(text: str) -> None:
+    """Tell whoever runs the run: its terminal UI if it has one, else stderr."""
+    from moot.agents.human import DESK
+
+    desk = DESK.get()
+    if desk is not None and hasattr(desk, "notify"):
+        desk.notify(text)
+    else:
+        print(f"moot: {text}", file=sys.stderr, flush=True)
+
+
 class StoreDesk:
     """The running process's side: ask by writing a row, wait for the answer in it."""
 
     def __init__(self, path: Path, *, poll: float = 0.1, notify: Callable[[str], None] | None = None) -> None:
         self.path = Path(path)
         self.poll = poll
-        self.notify = notify or (lambda text: print(f"moot: {text}", file=sys.stderr, flush=True))
+        self.notify = notify or _say
         self._conn: sqlite3.Connection | None = None
         self._lock = threading.Lock()
         self._told: set[str] = set()
@@ -168,56 +179,68 @@ class JoinDesk:
         self.seat = seat
         self.conn = _connect(self.path)
         ensure_table(self.conn)
+        # the app calls from its own thread and from workers: one statement at a time
+        self.lock = threading.RLock()
 
     def close(self) -> None:
-        self.conn.close()
+        with self.lock:
+            self.conn.close()
 
-    def seats(self) -> set[str]:
-        """The run's seats (from its episodes, else its stored config)."""
-        row = self.conn.execute("SELECT seats FROM episodes ORDER BY id LIMIT 1").fetchone()
-        if row is not None:
-            import json
+    def seats(self) -> dict[str, bool]:
+        """The run's seats, each with whether a person sits in it (from its stored scenario)."""
+        from moot.agents.human import is_human
+        from moot.protocols import registry
+        from moot.run import stored_scenario
 
-            return set(json.loads(row[0]))
-        return set()
+        out: dict[str, bool] = {}
+        for cell in stored_scenario(self.path)[0].cells():
+            for spec in registry.build(cell.scenario).seats:
+                human = is_human(cell.scenario.seat(spec.id, spec.role).model)
+                out[spec.id] = out.get(spec.id, False) or human
+        return out
 
     def run_status(self) -> str:
-        row = self.conn.execute("SELECT status FROM runs LIMIT 1").fetchone()
-        return row[0] if row else "starting"
+        with self.lock:
+            row = self.conn.execute("SELECT status FROM runs LIMIT 1").fetchone()
+            return row[0] if row else "starting"
 
     def take(self) -> PendingTurn | None:
         """Claim the seat's earliest pending turn (atomically: one person per turn)."""
-        now = time.time()
-        with self.conn:
-            self.conn.execute("BEGIN IMMEDIATE")
-            row = self.conn.execute(
-                "SELECT id, request FROM human_turns WHERE seat = ? AND status = 'pending'"
-                " ORDER BY episode, id LIMIT 1", (self.seat,),
-            ).fetchone()  # fmt: skip
-            if row is None:
-                return None
-            self.conn.execute(
-                "UPDATE human_turns SET status = 'shown', shown_at = ? WHERE id = ?", (now, row[0])
-            )
-        return PendingTurn(row[0], TurnRequest.from_json(row[1]), now)
+        with self.lock:
+            now = time.time()
+            with self.conn:
+                self.conn.execute("BEGIN IMMEDIATE")
+                row = self.conn.execute(
+                    "SELECT id, request FROM human_turns WHERE seat = ? AND status = 'pending'"
+                    " ORDER BY episode, id LIMIT 1", (self.seat,),
+                ).fetchone()  # fmt: skip
+                if row is None:
+                    return None
+                self.conn.execute(
+                    "UPDATE human_turns SET status = 'shown', shown_at = ? WHERE id = ?", (now, row[0])
+                )
+            return PendingTurn(row[0], TurnRequest.from_json(row[1]), now)
 
     def answer(self, turn: PendingTurn, answer: TurnAnswer) -> bool:
         """Hand the answer to the run; False if the run no longer waits for it."""
-        answer.shown_at = turn.shown_at
-        answer.answered_at = answer.answered_at or time.time()
-        cur = self.conn.execute(
-            "UPDATE human_turns SET status = 'answered', answer = ?, answered_at = ?"
-            " WHERE id = ? AND status = 'shown'", (answer.to_json(), answer.answered_at, turn.id),
-        )  # fmt: skip
-        return cur.rowcount == 1
+        with self.lock:
+            answer.shown_at = turn.shown_at
+            answer.answered_at = answer.answered_at or time.time()
+            cur = self.conn.execute(
+                "UPDATE human_turns SET status = 'answered', answer = ?, answered_at = ?"
+                " WHERE id = ? AND status = 'shown'", (answer.to_json(), answer.answered_at, turn.id),
+            )  # fmt: skip
+            return cur.rowcount == 1
 
     def give_back(self, turn: PendingTurn) -> None:
         """The person left without answering: the turn waits for the next one to join."""
-        self.conn.execute(
-            "UPDATE human_turns SET status = 'pending', shown_at = NULL WHERE id = ? AND status = 'shown'",
-            (turn.id,),
-        )
+        with self.lock:
+            self.conn.execute(
+                "UPDATE human_turns SET status = 'pending', shown_at = NULL WHERE id = ? AND status = 'shown'",
+                (turn.id,),
+            )
 
     def still_open(self, turn: PendingTurn) -> bool:
-        row = self.conn.execute("SELECT status FROM human_turns WHERE id = ?", (turn.id,)).fetchone()
-        return row is not None and row[0] == "shown"
+        with self.lock:
+            row = self.conn.execute("SELECT status FROM human_turns WHERE id = ?", (turn.id,)).fetchone()
+            return row is not None and row[0] == "shown"

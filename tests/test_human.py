@@ -207,3 +207,61 @@ async def test_a_turn_shows_hostile_text_literally():
         assert "[@click=app.quit]q[/]" in str(box.content)
         await pilot.press("enter")
     assert app.return_value.probabilities == (0.5, 0.5)
+
+
+# -- moot join: people in seats of a run another app executes --------------------------------
+
+JOINED = """
+name: human-join
+protocol: {name: debate, rounds: 2, turns: sequential}
+seats:
+  debater_a: {model: human, join: true}
+  debater_b: {model: scripted}
+  judge: {model: human, join: true, time_limit: 300}
+dataset: {source: builtin:reading, limit: 1}
+concurrency: 1
+"""
+
+
+async def test_two_people_join_seats_of_a_run_another_app_executes(tmp_path):
+    from moot.errors import ConfigError
+    from moot.tui.join import JoinApp
+
+    prep, path, resume = plan(parse(JOINED), JOINED, out=tmp_path / "join.db")
+    runner = live_app(prep, path, resume, poll=0.05)  # `moot run --tui`: it watches, they play
+    async with runner.run_test(size=(120, 40)) as run_pilot:
+        for _ in range(200):  # the run has begun and asks debater_a
+            if path.exists() and rows(path, "SELECT name FROM sqlite_master WHERE name = 'human_turns'"):
+                if rows(path, "SELECT id FROM human_turns"):
+                    break
+            await run_pilot.pause(0.05)
+        with pytest.raises(ConfigError, match="no such seat"):
+            JoinApp(path, "nobody")
+        debater, judge = JoinApp(path, "debater_a", poll=0.05), JoinApp(path, "judge", poll=0.05)
+        async with debater.run_test(size=(120, 40)) as dp, judge.run_test(size=(120, 40)) as jp:
+            for rnd in (1, 2):
+                turn = await wait_for_turn(debater, dp, "speech")
+                assert turn.request.round == rnd and turn.request.source
+                await dp.press("R")
+                turn.query_one("#editor", TextArea).insert(f"ound {rnd}: the storm.")
+                await dp.press("ctrl+s")
+            turn = await wait_for_turn(judge, jp, "verdict")
+            req = turn.request
+            assert req.source is None and not req.may_end and req.time_limit == 300
+            assert [m["seat"] for m in req.messages] == ["debater_a", "debater_b"] * 2
+            assert req.messages[2]["content"] == "Round 2: the storm."
+            await jp.press("left", "left")
+            await jp.press("enter")
+            for _ in range(200):
+                if runner.result is not None:
+                    break
+                await run_pilot.pause(0.05)
+            assert runner.result is not None and runner.error is None
+            assert debater.answered == 2 and judge.answered == 1
+    assert rows(path, "SELECT judge, model, probabilities, parse_status FROM verdicts") == [
+        ("judge", "human", "[0.6,0.4]", "ok")
+    ]
+    turns = rows(path, "SELECT seat, kind, status, shown_at <= answered_at FROM human_turns ORDER BY id")
+    assert turns == [("debater_a", "speech", "answered", 1)] * 2 + [("judge", "verdict", "answered", 1)]
+    calls = rows(path, "SELECT seat, latency_s FROM model_calls WHERE model = 'human' ORDER BY seq")
+    assert [c[0] for c in calls] == ["debater_a", "debater_a", "judge"] and all(c[1] > 0 for c in calls)

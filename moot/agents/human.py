@@ -253,7 +253,8 @@ class _HumanPrompts:
 
 
 class HumanSeat:
-    """A person in a seat. `desk` is where they answer (None: the process's desk, `DESK`)."""
+    """A person in a seat. `desk` is where they answer (None: the process's desk, `DESK`,
+    else the run database's; with `join`, always the database's)."""
 
     def __init__(
         self,
@@ -268,6 +269,7 @@ class HumanSeat:
         quote_limit: int | None = None,
         may_end: bool = False,
         title: str = "",
+        join: bool = False,
     ) -> None:
         self.id = seat_id
         self.role = role
@@ -280,10 +282,11 @@ class HumanSeat:
         self.may_end = may_end
         self.title = title
         self.prompts = _HumanPrompts()
+        self.join = join  # always taken from another terminal (moot join)
         self.fallback: Desk | None = None  # the run database's desk, set by the run
 
     def _desk(self) -> Desk:
-        desk = self.desk or DESK.get() or self.fallback
+        desk = self.fallback if self.join else self.desk or DESK.get() or self.fallback
         if desk is None:
             raise RuntimeError(f"seat {self.id} is a person's, but no desk is open for them")
         return desk

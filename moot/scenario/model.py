@@ -165,6 +165,7 @@ class SeatConfig(_Strict):
     sees_source: bool | None = None
     # A person's seat (`model: human`): seconds per turn, counted from when it is shown.
     time_limit: float | None = Field(None, gt=0)
+    join: bool = Field(False, description="a person takes this seat with moot join, even under --tui")
 
 
 class BudgetConfig(_Strict):

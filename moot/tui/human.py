@@ -345,6 +345,9 @@ class TuiDesk:
         self.app = app
         self._lock = asyncio.Lock()
 
+    def notify(self, text: str) -> None:
+        self.app.notify(text, timeout=30)
+
     async def ask(self, request: TurnRequest) -> TurnAnswer:
         async with self._lock:
             done: asyncio.Future[TurnAnswer] = asyncio.get_running_loop().create_future()
@@ -365,7 +368,9 @@ class TuiDesk:
 def has_people(prep: Any) -> bool:
     from moot.agents.human import is_human
 
-    return any(is_human(cfg.model) for cell in prep.cells for cfg in cell.seat_configs.values())
+    return any(
+        is_human(cfg.model) and not cfg.join for cell in prep.cells for cfg in cell.seat_configs.values()
+    )
 
 
 def live_app(prep: Any, path: Any, resume: bool, **kwargs: Any) -> Any:

@@ -41,7 +41,8 @@ class _PersonApp(App[None]):
         yield Footer()
 
     def say(self, text: Text | str) -> None:
-        self.query_one("#status", Static).update(text if isinstance(text, Text) else Text(text))
+        for status in self.query("#status").results(Static):  # none while the app closes
+            status.update(text if isinstance(text, Text) else Text(text))
 
 
 class JoinApp(_PersonApp):
@@ -58,11 +59,13 @@ class JoinApp(_PersonApp):
         self.poll_interval = poll
         self.desk = JoinDesk(self.path, seat)
         seats = self.desk.seats()
-        if seats and seat not in seats:
+        if not seats.get(seat):
             from moot.errors import ConfigError
 
             self.desk.close()
-            raise ConfigError(f"--seat {seat}: no such seat in this run (it has: {', '.join(sorted(seats))})")
+            people = ", ".join(sorted(s for s, human in seats.items() if human)) or "none"
+            why = "no such seat in this run" if seat not in seats else "a model sits there"
+            raise ConfigError(f"--seat {seat}: {why} (people's seats: {people})")
         self.turn: Any = None
         self.answered = 0
         self._busy = False
