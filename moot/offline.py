@@ -98,7 +98,13 @@ class OfflineJudging:
                 "role": r[5], "side": r[6], "content": r[7], "audience": audience,
                 "created_at": r[9], "call_seq": None, "quotes": json.loads(r[11]) if r[11] else [],
             })  # fmt: skip
-        rounds = sorted({m["round"] for m in visible}) or [1]
+        # A round is judged once its last word from another seat is in: the judge seat's
+        # own words after that (a question between rounds) open the next step.
+        cutoff: dict[int, int] = {}
+        for m in visible:
+            if m["seat"] != seat:
+                cutoff[m["round"]] = max(cutoff.get(m["round"], -1), m["seq"])
+        rounds = sorted(cutoff) or [1]
         done = {r for (r,) in self.conn.execute(
             "SELECT round FROM verdicts WHERE episode = ? AND judge = ?", (episode, self.label))}  # fmt: skip
         out = []
@@ -109,7 +115,7 @@ class OfflineJudging:
                 seat=self.label, role="judge", episode=episode, kind="verdict", phase="offline",
                 round=rnd, rounds=rounds[-1], question=question, answers=answers, side=None,
                 source=source if info.get("sees_source") else None,
-                messages=[m for m in visible if m["round"] <= rnd], time_limit=self.time_limit,
+                messages=[m for m in visible if m["seq"] <= cutoff.get(rnd, -1)], time_limit=self.time_limit,
                 title=f"offline judging as {self.label}",
             )  # fmt: skip
             out.append(OfflineTurn(request, correct))

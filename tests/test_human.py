@@ -265,3 +265,75 @@ async def test_two_people_join_seats_of_a_run_another_app_executes(tmp_path):
     assert turns == [("debater_a", "speech", "answered", 1)] * 2 + [("judge", "verdict", "answered", 1)]
     calls = rows(path, "SELECT seat, latency_s FROM model_calls WHERE model = 'human' ORDER BY seq")
     assert [c[0] for c in calls] == ["debater_a", "debater_a", "judge"] and all(c[1] > 0 for c in calls)
+
+
+# -- moot judge: offline judging of a stored run --------------------------------------------
+
+STORED = """
+name: stored
+protocol: {name: debate, rounds: 2, turns: sequential, judge_questions: true}
+seats:
+  debater: {model: scripted}
+  judge: {model: scripted}
+dataset: {source: builtin:reading, limit: 2}
+concurrency: 2
+"""
+
+
+@pytest.fixture
+def stored_run(tmp_path):
+    from moot.run import run_scenario
+
+    run_scenario(parse(STORED), STORED, out=tmp_path / "stored.db")
+    return tmp_path / "stored.db"
+
+
+async def test_offline_judging_steps_through_rounds_and_stores_a_new_judge(stored_run):
+    from moot.tui.join import JudgeApp
+
+    path = stored_run
+    before = rows(path, "SELECT * FROM verdicts ORDER BY id")
+    app = JudgeApp(path, "ada")
+    async with app.run_test(size=(120, 40)) as pilot:
+        turn = await wait_for_turn(app, pilot, "verdict")
+        req = turn.request
+        assert (req.episode, req.round, req.rounds, req.seat) == (0, 1, 2, "human:ada")
+        assert req.source is None  # the debate judge is blind
+        assert [m["seat"] for m in req.messages] == ["debater_a", "debater_b"]
+        await pilot.press("left")
+        await pilot.press("enter")
+        turn = await wait_for_turn(app, pilot, "verdict")
+        req = turn.request
+        assert (req.episode, req.round) == (0, 2)
+        # round 1, the original judge's question, round 2; never the original verdict
+        assert [(m["seat"], m["phase"]) for m in req.messages] == [
+            ("debater_a", "speeches"), ("debater_b", "speeches"), ("judge", "question"),
+            ("debater_a", "speeches"), ("debater_b", "speeches"),
+        ]
+        await pilot.press("9", "0")
+        await pilot.press("enter")
+        turn = await wait_for_turn(app, pilot, "verdict")
+        assert (turn.request.episode, turn.request.round) == (1, 1)
+        await pilot.press("q")  # leave mid-way: episode 1 is judged next time
+    assert app.session.judged == 2
+    assert rows(path, "SELECT * FROM verdicts WHERE judge NOT LIKE 'human:%' ORDER BY id") == before
+    app = JudgeApp(path, "ada")
+    async with app.run_test(size=(120, 40)) as pilot:
+        for rnd in (1, 2):
+            turn = await wait_for_turn(app, pilot, "verdict")
+            assert (turn.request.episode, turn.request.round) == (1, rnd)
+            await pilot.press("right")
+            await pilot.press("enter")
+        await pilot.pause()
+        assert "every episode is judged" in str(app.query_one("#status").content)
+        await pilot.press("q")
+    got = rows(path, "SELECT v.episode, v.round, v.model, v.probabilities, v.method, v.correct = (v.choice = e.correct),"
+                     " c.model, c.latency_s > 0 FROM verdicts v JOIN episodes e ON e.id = v.episode"
+                     " JOIN model_calls c ON c.episode = v.episode AND c.seq = v.call_seq"
+                     " WHERE v.judge = 'human:ada' ORDER BY v.id")  # fmt: skip
+    assert got == [
+        (0, 1, "human", "[0.55, 0.45]", "human", 1, "human", 1),
+        (0, 2, "human", "[0.9, 0.1]", "human", 1, "human", 1),
+        (1, 1, "human", "[0.45, 0.55]", "human", 1, "human", 1),
+        (1, 2, "human", "[0.45, 0.55]", "human", 1, "human", 1),
+    ]
