@@ -30,6 +30,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.css.query import NoMatches
 from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widget import Widget
@@ -383,7 +384,14 @@ def live_app(prep: Any, path: Any, resume: bool, **kwargs: Any) -> Any:
         DESK.set(TuiDesk(app))  # this task's context: the run's seats find it
         return await execute(prep, path, resume=resume)
 
-    app = LiveApp(path, runner=runner, **kwargs)
+    class PeopleLiveApp(LiveApp):
+        def poll(self) -> None:
+            try:
+                super().poll()
+            except NoMatches:  # a tick while the app is closing: its widgets are gone
+                pass
+
+    app = PeopleLiveApp(path, runner=runner, **kwargs)
     return app
 
 
