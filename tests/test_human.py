@@ -248,6 +248,8 @@ async def test_two_people_join_seats_of_a_run_another_app_executes(tmp_path):
             turn = await wait_for_turn(judge, jp, "verdict")
             req = turn.request
             assert req.source is None and not req.may_end and req.time_limit == 300
+            assert "5:00 left" in str(turn.query_one("#turn-header").content) or "4:5" in str(
+                turn.query_one("#turn-header").content)  # the clock is shown
             assert [m["seat"] for m in req.messages] == ["debater_a", "debater_b"] * 2
             assert req.messages[2]["content"] == "Round 2: the storm."
             await jp.press("left", "left")
@@ -337,3 +339,55 @@ async def test_offline_judging_steps_through_rounds_and_stores_a_new_judge(store
         (1, 1, "human", "[0.45, 0.55]", "human", 1, "human", 1),
         (1, 2, "human", "[0.45, 0.55]", "human", 1, "human", 1),
     ]
+
+
+# -- time limits, quitting, and the shipped study ---------------------------------------------
+
+
+async def test_a_turn_that_runs_out_of_time_is_an_invalid_verdict(tmp_path):
+    text = JUDGE.replace("time_limit: 600", "time_limit: 0.5")
+    prep, path, resume = plan(parse(text), text, out=tmp_path / "slow.db")
+    app = live_app(prep, path, resume, poll=0.05)
+    async with app.run_test(size=(120, 40)) as pilot:
+        for _ in range(100):  # nobody answers: every turn runs out
+            if app.result is not None:
+                break
+            await pilot.pause(0.1)
+        assert app.result is not None
+    verdicts = rows(path, "SELECT round, choice, probabilities, parse_status FROM verdicts ORDER BY id")
+    assert verdicts and all(v == (v[0], None, None, "timeout") for v in verdicts)
+    errors = rows(path, "SELECT error, latency_s FROM model_calls WHERE model = 'human'")
+    assert all(e == "time limit of 0.5 s reached" and lat >= 0.5 for e, lat in errors)
+    (question,) = rows(path, "SELECT content FROM messages WHERE phase = 'question' AND round = 1")
+    assert question == ("",)  # an empty question, recorded
+
+
+async def test_ctrl_c_during_a_turn_leaves_the_run_resumable(tmp_path):
+    from moot.agents.human import DESK
+    from moot.run import execute, plan_resume
+
+    prep, path, resume = plan(parse(JUDGE), JUDGE, out=tmp_path / "quit.db")
+    app = live_app(prep, path, resume, poll=0.05)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for_turn(app, pilot, "verdict")
+        await pilot.press("ctrl+c")
+        await pilot.pause()
+    assert app.interrupted and app.result is None
+    assert rows(path, "SELECT status FROM runs") == [("interrupted",)]
+
+    class Decided:
+        async def ask(self, request):
+            return TurnAnswer(probabilities=(0.9, 0.1), end=True)
+
+    DESK.set(Decided())
+    summary = await execute(*plan_resume(path)[:2], resume=True)
+    assert summary.done == 1 and rows(path, "SELECT status, stop_reason FROM episodes") == [("done", "judge_ended")]
+
+
+def test_the_shipped_study_validates():
+    from pathlib import Path
+
+    from moot.scenario.load import load_file
+
+    scenario, _ = load_file(Path(__file__).resolve().parents[1] / "scenarios" / "human" / "judge_study.yaml")
+    assert scenario.seat("judge", "judge").model == "human" and scenario.protocol.stop_threshold == 1.0
