@@ -121,7 +121,7 @@ class ProbabilityBar(Widget, can_focus=True):
 
     def render(self) -> Text:
         t = Text(end="")
-        width = max(10, min(60, self.size.width - 30))
+        width = max(10, min(40, self.size.width - 72))
         for i, (answer, p) in enumerate(zip(self.answers, self.percents)):
             style = f"bold {colour('debater', i)}"
             t.append("▶ " if i == self.picked else "  ", style=style)
@@ -203,7 +203,7 @@ class HumanTurnScreen(Screen[TurnAnswer]):
             t.append(f" · {plain(r.title)}", style="dim")
         if r.time_limit:
             left = r.time_limit - (time.time() - self.shown_at)
-            t.append(f"  ⏱ {_clock(left)} left", style="bold #e06c75" if left < 30 else "bold #e5c07b")
+            t.append(f"  {_clock(left)} left", style="bold #e06c75" if left < 30 else "bold #e5c07b")
         t.append("\nQ ", style="bold")
         t.append(plain(r.question))
         for i, answer in enumerate(r.answers):
