@@ -391,3 +391,13 @@ def test_the_shipped_study_validates():
 
     scenario, _ = load_file(Path(__file__).resolve().parents[1] / "scenarios" / "human" / "judge_study.yaml")
     assert scenario.seat("judge", "judge").model == "human" and scenario.protocol.stop_threshold == 1.0
+
+
+def test_the_readme_shows_the_judges_screen():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    readme = (root / "README.md").read_text()
+    assert "## Human seats" in readme and "human-judge study" in readme
+    for png in ("human-judge", "human-debater"):
+        assert f"(docs/{png}.png)" in readme and (root / "docs" / f"{png}.png").is_file()

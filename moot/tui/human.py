@@ -367,11 +367,11 @@ class TuiDesk:
 
 
 def has_people(prep: Any) -> bool:
+    """Whether a person sits anywhere in the run (at this terminal, or joining: this
+    terminal then says how to join, instead of printing over the screen)."""
     from moot.agents.human import is_human
 
-    return any(
-        is_human(cfg.model) and not cfg.join for cell in prep.cells for cfg in cell.seat_configs.values()
-    )
+    return any(is_human(cfg.model) for cell in prep.cells for cfg in cell.seat_configs.values())
 
 
 def live_app(prep: Any, path: Any, resume: bool, **kwargs: Any) -> Any:
