@@ -3,8 +3,9 @@
 `moot judge RUN.db --as NAME` puts each finished episode of a run (or of an imported
 published dataset) in front of a person, in the judge seat's view: only the messages that
 seat could read (their audience), the passage only if the seat saw it, and not the original
-judge's verdicts (a message posted with a verdict, at the same moment by the same seat, is
-that verdict's text). After each round the person gives a probability per answer.
+judge's verdicts (nor the messages of the protocol's verdict phases, which state them; an
+imported judge's feedback is part of the exchange and stays). After each round the person
+gives a probability per answer.
 
 Their verdicts are stored in the run's own `verdicts` table under the judge label
 `human:NAME` (model `human`, method `human`), beside the original judge's, so an analysis
@@ -29,10 +30,26 @@ __all__ = ["OfflineJudging"]
 
 _MESSAGES = (
     "SELECT m.episode, m.seq, m.round, m.phase, m.seat, m.role, m.side, m.content, m.audience,"
-    " m.created_at, m.call_seq, {quotes} FROM messages m WHERE m.episode = ?"
-    " AND NOT EXISTS (SELECT 1 FROM verdicts v WHERE v.episode = m.episode AND v.judge = m.seat"
-    " AND v.created_at = m.created_at) ORDER BY m.seq"
+    " m.created_at, m.call_seq, {quotes} FROM messages m WHERE m.episode = ? ORDER BY m.seq"
 )
+
+
+def ruling_phases(path: Path) -> set[str]:
+    """The run's verdict phases (their messages are rulings, not part of the exchange), from
+    its stored scenario; none for a database without one (an import: its judges' rulings
+    are verdict rows only, and their feedback is part of the exchange)."""
+    from moot.protocols import registry
+    from moot.run import stored_scenario
+
+    try:
+        cells = stored_scenario(path)[0].cells()
+    except Exception:  # noqa: BLE001 - an import's config is not a runnable scenario
+        return set()
+    return {
+        name for cell in cells
+        for name, phase in registry.build(cell.scenario).compile().phases.items()
+        if phase.kind == "verdict"
+    }  # fmt: skip
 
 
 @dataclass(slots=True)
@@ -57,6 +74,7 @@ class OfflineJudging:
         self.conn = store.connect(self.path)  # read-write: verdicts are added
         cols = {r[1] for r in self.conn.execute("PRAGMA table_info(messages)")}
         self._sql = _MESSAGES.format(quotes="m.quotes" if "quotes" in cols else "NULL")
+        self.rulings = ruling_phases(self.path)
         self.episodes = [r[0] for r in self.conn.execute("SELECT id FROM episodes WHERE status = 'done' ORDER BY id")]
         if not self.episodes:
             raise ConfigError(f"{self.path}: no finished episodes to judge")
@@ -91,7 +109,7 @@ class OfflineJudging:
         visible = []
         for r in self.conn.execute(self._sql, (episode,)):
             audience = json.loads(r[8]) if r[8] else None
-            if audience is not None and seat not in audience:
+            if (audience is not None and seat not in audience) or r[3] in self.rulings:
                 continue
             visible.append({
                 "episode": r[0], "seq": r[1], "round": r[2], "phase": r[3], "seat": r[4],
