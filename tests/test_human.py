@@ -401,3 +401,66 @@ def test_the_readme_shows_the_judges_screen():
     assert "## Human seats" in readme and "human-judge study" in readme
     for png in ("human-judge", "human-debater"):
         assert f"(docs/{png}.png)" in readme and (root / "docs" / f"{png}.png").is_file()
+
+
+NYU = __import__("pathlib").Path(__file__).resolve().parents[1].parent / "shared" / "data" / "nyu-debate-2023"
+
+
+@pytest.fixture
+def nyu_sample(tmp_path):
+    """Three finished human debates of the published NYU dataset, imported."""
+    import shutil
+
+    from moot.importers import import_path
+
+    if not NYU.is_dir():
+        pytest.skip("the shared NYU dataset is not beside the project")
+    folder = tmp_path / "nyu"
+    (folder / "debates").mkdir(parents=True)
+    lines = []
+    with open(NYU / "debates-metadata.jsonl", encoding="utf-8") as f:
+        for line in f:
+            meta = json.loads(line)
+            if "Complete" in meta["status"] and meta["setting"]["isDebate"] and meta["setting"]["isHuman"]:
+                lines.append(line)
+                shutil.copy(NYU / "debates" / f"{meta['name']}.json", folder / "debates")
+            if len(lines) == 3:
+                break
+    (folder / "debates-metadata.jsonl").write_text("".join(lines), encoding="utf-8")
+    import_path("nyu-debate", folder, tmp_path / "nyu.db")
+    return tmp_path / "nyu.db"
+
+
+async def test_offline_judging_of_an_imported_published_debate(nyu_sample):
+    from moot.tui.join import JudgeApp
+
+    app = JudgeApp(nyu_sample, "bo")
+    async with app.run_test(size=(120, 40)) as pilot:
+        turn = await wait_for_turn(app, pilot, "verdict")
+        req = turn.request
+        assert req.source is None and req.round == 1 and req.messages
+        assert {m["seat"] for m in req.messages} <= {"debater_a", "debater_b"}
+        assert any(q["verified"] for m in req.messages for q in m["quotes"])  # marks shown
+        await pilot.press("7", "5")
+        await pilot.press("enter")
+        await wait_for_turn(app, pilot, "verdict")
+        await pilot.press("q")
+    ((judge, model, probs, first),) = rows(
+        nyu_sample, "SELECT judge, model, probabilities, round FROM verdicts WHERE judge LIKE 'human:%'")
+    assert (judge, model, json.loads(probs), first) == ("human:bo", "human", [0.75, 0.25], req.round)
+    originals = rows(nyu_sample, "SELECT count(DISTINCT judge) FROM verdicts WHERE judge NOT LIKE 'human:%'")
+    assert originals[0][0] >= 1  # the original judges stay, beside the new one
+
+
+def test_join_and_judge_errors_are_one_line(tmp_path, stored_run):
+    import subprocess
+    import sys
+
+    for args, expected in (
+        (["join", str(stored_run), "--seat", "judge"], "a model sits there"),
+        (["join", str(tmp_path / "missing.db"), "--seat", "judge"], "no such database"),
+        (["judge", str(stored_run), "--as", "two words"], "without spaces"),
+    ):
+        result = subprocess.run([sys.executable, "-m", "moot", *args], capture_output=True, text=True, timeout=60)
+        assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+        assert expected in result.stderr

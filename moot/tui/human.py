@@ -314,6 +314,9 @@ class HumanTurnScreen(Screen[TurnAnswer]):
         if not self.probability_turn:
             return
         bar = self.query_one(ProbabilityBar)
+        if self.request.kind == "choose" and bar.percents.count(max(bar.percents)) > 1:
+            self.notify("give the answer you will defend more than the others", severity="warning")
+            return
         self.finish(TurnAnswer(probabilities=bar.probabilities, end=end))
 
     def action_end(self) -> None:
