@@ -464,3 +464,34 @@ def test_join_and_judge_errors_are_one_line(tmp_path, stored_run):
         result = subprocess.run([sys.executable, "-m", "moot", *args], capture_output=True, text=True, timeout=60)
         assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
         assert expected in result.stderr
+
+
+# -- a snapshot of the judge's screen (beside the run_test checks above) ----------------------
+
+
+def _judge_request() -> TurnRequest:
+    def said(seq, seat, side, text, quotes):
+        return {"episode": 0, "seq": seq, "round": 1, "phase": "speeches", "seat": seat, "role": "debater",
+                "side": side, "content": text, "audience": None, "created_at": 0.0, "call_seq": None,
+                "quotes": quotes}  # fmt: skip
+
+    a = "The oven failed: <quote>the electric oven in her kitchen stopped working</quote>."
+    b = "She had no apples: <quote>she ran out of apples</quote>. " + HOSTILE
+    s = a.index("the electric")
+    return TurnRequest(
+        "judge", "judge", 0, "verdict", "verdict", 1, 3, "Why did Mara close early?",
+        ["The storm cut the power.", "She ran out of apples."], None, None,
+        [said(0, "debater_a", 0, a, [{"text": "", "start": s, "end": s + 48, "verified": True}]),
+         said(1, "debater_b", 1, b, [{"text": "", "start": 26, "end": 47, "verified": False}])],
+        may_end=True,
+    )  # fmt: skip
+
+
+def test_snapshot_judge_turn(snap_compare):
+    from textual.app import App
+
+    class One(App):
+        def on_mount(self):
+            self.push_screen(HumanTurnScreen(_judge_request(), shown_at=0.0))
+
+    assert snap_compare(One(), terminal_size=(100, 30), press=["left", "left"])
