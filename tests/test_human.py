@@ -252,14 +252,20 @@ async def test_two_people_join_seats_of_a_run_another_app_executes(tmp_path):
                 turn.query_one("#turn-header").content)  # the clock is shown
             assert [m["seat"] for m in req.messages] == ["debater_a", "debater_b"] * 2
             assert req.messages[2]["content"] == "Round 2: the storm."
-            await jp.press("left", "left")
-            await jp.press("enter")
-            for _ in range(200):
-                if runner.result is not None:
-                    break
-                await run_pilot.pause(0.05)
-            assert runner.result is not None and runner.error is None
-            assert debater.answered == 2 and judge.answered == 1
+            await jp.press("q")  # the first judge leaves: the turn waits for the next one
+            await jp.pause()
+            assert rows(path, "SELECT status, shown_at FROM human_turns WHERE seat = 'judge'") == [("pending", None)]
+            judge = JoinApp(path, "judge", poll=0.05)
+            async with judge.run_test(size=(120, 40)) as jp:
+                await wait_for_turn(judge, jp, "verdict")
+                await jp.press("left", "left")
+                await jp.press("enter")
+                for _ in range(200):
+                    if runner.result is not None:
+                        break
+                    await run_pilot.pause(0.05)
+                assert runner.result is not None and runner.error is None
+                assert debater.answered == 2 and judge.answered == 1
     assert rows(path, "SELECT judge, model, probabilities, parse_status FROM verdicts") == [
         ("judge", "human", "[0.6,0.4]", "ok")
     ]
