@@ -180,11 +180,11 @@ class Engine:
                 outcome = {"choice": state.ruling.choice, "correct": state.ruling.correct}
                 if state.ruling.method == "ranking":
                     outcome["ranking"] = json.loads(state.ruling.raw)
-            if state.belief is not None and protocol.settings.get("stop_threshold"):
+            if state.ended:  # the judge decided it had heard enough (a person)
+                stop_reason = "judge_ended"
+            elif state.belief is not None and protocol.settings.get("stop_threshold"):
                 early = max(state.belief) >= protocol.settings["stop_threshold"]
                 stop_reason = "judge_confident" if early else "rounds_done"
-                if state.ended:
-                    stop_reason = "judge_ended"
         except ModelCallFailed as exc:
             status, stop_reason, error = "failed", "model_error", str(exc)
         except EpisodeFailed as exc:

@@ -19,7 +19,6 @@ from typing import Any
 import anyio
 
 from moot import datasets
-from moot.agents.human import is_human
 from moot.agents.model_seat import ModelSeat, SeatPrompts
 from moot.bus import Bus
 from moot.engine import Engine, EpisodeSpec
@@ -327,6 +326,8 @@ def _seats(
     cell: CellPlan, models: dict[tuple[str, str], Model], bus: Bus, cache_box: list[Any]
 ) -> dict[str, ModelSeat]:
     """The cell's seats, each on its model; models are made once per name and settings."""
+    from moot.agents.human import is_human
+
     scenario = cell.scenario
     seats = {}
     for spec in cell.protocol.seats:
@@ -355,23 +356,6 @@ def _seats(
             prompts=SeatPrompts(cfg.prompts.system, cfg.prompts.turn) if cfg.prompts else None,
         )
     return seats
-
-
-def human_seat(cell: CellPlan, spec: Any, cfg: SeatConfig, bus: Bus) -> Any:
-    from moot.agents.human import HumanSeat
-
-    p = cell.scenario.protocol
-    return HumanSeat(
-        spec.id, spec.role, bus, name=cfg.model or "human", time_limit=cfg.time_limit,
-        char_limit=p.char_limit, quote_limit=p.quote_limit, title=cell.scenario.name, join=cfg.join,
-        may_end=spec.role == "judge" and cell.protocol.settings.get("stop_threshold") is not None,
-    )  # fmt: skip
-
-
-def open_desks(cell_seats: list[dict[str, Any]], path: Path) -> None:
-    from moot.seats_remote import attach_store
-
-    attach_store([s for seats in cell_seats for s in seats.values()], path)
 
 
 def budget_check(scenario: Scenario, bus: Bus) -> Any:
@@ -517,3 +501,20 @@ def _run(prep: Prepared, path: Path, resume: bool, progress: Any) -> RunSummary:
         return anyio.run(lambda: execute(prep, path, progress=progress, resume=resume))
     except KeyboardInterrupt:
         raise Interrupted(path) from None
+
+
+def human_seat(cell: CellPlan, spec: Any, cfg: SeatConfig, bus: Bus) -> Any:
+    from moot.agents.human import HumanSeat
+
+    p = cell.scenario.protocol
+    return HumanSeat(
+        spec.id, spec.role, bus, name=cfg.model or "human", time_limit=cfg.time_limit,
+        char_limit=p.char_limit, quote_limit=p.quote_limit, title=cell.scenario.name, join=cfg.join,
+        may_end=spec.role == "judge" and cell.protocol.settings.get("stop_threshold") is not None,
+    )  # fmt: skip
+
+
+def open_desks(cell_seats: list[dict[str, Any]], path: Path) -> None:
+    from moot.seats_remote import attach_store
+
+    attach_store([s for seats in cell_seats for s in seats.values()], path)

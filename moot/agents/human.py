@@ -282,6 +282,7 @@ class HumanSeat:
         self.may_end = may_end
         self.title = title
         self.prompts = _HumanPrompts()
+        self.memory = None  # a person remembers for themselves
         self.join = join  # always taken from another terminal (moot join)
         self.fallback: Desk | None = None  # the run database's desk, set by the run
 

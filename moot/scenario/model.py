@@ -160,12 +160,12 @@ class SeatConfig(_Strict):
     temperature: float | None = Field(None, ge=0.0, le=2.0)
     max_tokens: int | None = Field(None, ge=1, le=32768)
     prompts: Prompts | None = None
-    # Whether the seat may read the source text. Default by role: debaters see it, a
-    # debate judge is blind (the information gap the protocol exists to bridge).
-    sees_source: bool | None = None
     # A person's seat (`model: human`): seconds per turn, counted from when it is shown.
     time_limit: float | None = Field(None, gt=0)
     join: bool = Field(False, description="a person takes this seat with moot join, even under --tui")
+    # Whether the seat may read the source text. Default by role: debaters see it, a
+    # debate judge is blind (the information gap the protocol exists to bridge).
+    sees_source: bool | None = None
 
 
 class BudgetConfig(_Strict):
