@@ -411,6 +411,7 @@ def summarize(conn: sqlite3.Connection, path: Path, wall_s: float) -> RunSummary
     calls, tokens, cost, cached = conn.execute(
         "SELECT count(*), coalesce(sum(prompt_tokens+completion_tokens),0), coalesce(sum(cost),0),"
         " coalesce(sum(cached),0) FROM model_calls"
+        " WHERE model != 'human' AND model NOT LIKE 'human/%'"  # a person's turns are no calls
     ).fetchone()
     errors = [
         f"episode {i}: {(e or '').splitlines()[0] if e else stop}"

@@ -107,6 +107,7 @@ async def test_human_judge_live_rules_asks_and_ends_the_debate(tmp_path):
                 break
             await pilot.pause(0.05)
         assert app.result is not None and app.error is None
+        assert app.result.model_calls == 4  # the debaters' two rounds; the person's turns are no calls
         await pilot.press("q")
     assert rows(path, "SELECT status, stop_reason FROM episodes") == [("done", "judge_ended")]
     verdicts = rows(path, "SELECT judge, model, round, choice, probabilities, method, parse_status, raw"
