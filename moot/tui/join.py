@@ -106,17 +106,24 @@ class JoinApp(_PersonApp):
 
     def _answered(self, answer: TurnAnswer | None) -> None:
         turn, self.turn = self.turn, None
-        if turn is None or answer is None:
-            return
-        if self.desk.answer(turn, answer):
-            self.answered += 1
-        else:
-            self.notify("too late: the run no longer waits for that turn", severity="warning")
+        if turn is not None and answer is not None:
+            self._busy = True  # no new turn is taken before this one is handed in
+            self.run_worker(self._hand_in(turn, answer), group="answers")
+
+    async def _hand_in(self, turn: Any, answer: TurnAnswer) -> None:
+        try:
+            if await anyio.to_thread.run_sync(self.desk.answer, turn, answer):
+                self.answered += 1
+            else:
+                self.notify("too late: the run no longer waits for that turn", severity="warning")
+        finally:
+            self._busy = False
 
     async def action_quit(self) -> None:
         if self.turn is not None:  # unanswered: it waits for whoever joins next
-            self.desk.give_back(self.turn)
+            await anyio.to_thread.run_sync(self.desk.give_back, self.turn)
             self.turn = None
+        await self.workers.wait_for_complete()  # an answer on its way is handed in first
         self.exit()
 
     def on_unmount(self) -> None:
