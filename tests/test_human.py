@@ -14,7 +14,7 @@ from textual.widgets import TextArea
 from moot.agents.human import TurnAnswer, TurnRequest, speech_problems, speech_size
 from moot.run import plan
 from moot.scenario.load import parse
-from moot.tui.human import HumanTurnScreen, ProbabilityBar, live_app, spread
+from moot.tui.human import HumanTurnScreen, ProbabilityBar, WaitingScreen, live_app, spread
 
 pytestmark = pytest.mark.anyio
 
@@ -108,6 +108,10 @@ async def test_human_judge_live_rules_asks_and_ends_the_debate(tmp_path):
             await pilot.pause(0.05)
         assert app.result is not None and app.error is None
         assert app.result.model_calls == 4  # the debaters' two rounds; the person's turns are no calls
+        await pilot.pause(0.6)
+        # between turns the judge sees progress, never the live view (it marks the correct answer)
+        assert isinstance(app.screen, WaitingScreen)
+        assert "the run is finished" in str(app.screen.query_one("#waiting").content)
         await pilot.press("q")
     assert rows(path, "SELECT status, stop_reason FROM episodes") == [("done", "judge_ended")]
     verdicts = rows(path, "SELECT judge, model, round, choice, probabilities, method, parse_status, raw"

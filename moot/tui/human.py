@@ -377,17 +377,68 @@ def has_people(prep: Any) -> bool:
     return any(is_human(cfg.model) for cell in prep.cells for cfg in cell.seat_configs.values())
 
 
+class WaitingScreen(Screen[None]):
+    """Between a person's turns, in place of the live view: that view shows every seat's
+    words and marks the correct answer, which a judge must not see. Progress only."""
+
+    BINDINGS = [
+        Binding("q", "app.quit", "quit"),
+        Binding("ctrl+c", "app.quit", "quit", priority=True, show=False),
+    ]
+    DEFAULT_CSS = "WaitingScreen #waiting { padding: 1 2; height: 1fr; }"
+
+    def __init__(self, seats: list[str], path: Any) -> None:
+        super().__init__()
+        self.seats = seats
+        self.path = path
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="waiting", markup=False)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.redraw()
+        self.set_interval(0.5, self.redraw)
+
+    def redraw(self) -> None:
+        app: Any = self.app
+        t = Text(end="")
+        t.append(f"{', '.join(plain(s) for s in self.seats)}", style="bold")
+        t.append(" · at this terminal\n\n")
+        state = getattr(app, "state", None)
+        if getattr(app, "result", None) is not None:
+            t.append("the run is finished: q to quit", style="bold #98c379")
+        else:
+            t.append("waiting for your next turn…", style="bold")
+        if state is not None:
+            e = state.totals.episodes
+            t.append(f"\nepisodes {e.get('done', 0)}/{sum(e.values())} done", style="dim")
+        t.append("\n\nThe live view stays hidden while people take part here (it shows what every seat "
+                 f"said and the correct answers). Watch it from another terminal: moot watch {plain(str(self.path))}",
+                 style="dim")  # fmt: skip
+        self.query_one("#waiting", Static).update(t)
+
+
 def live_app(prep: Any, path: Any, resume: bool, **kwargs: Any) -> Any:
-    """The live view running the run, with this terminal as the desk of its people."""
-    from moot.agents.human import DESK
+    """The live view running the run, with this terminal as the desk of its people. While
+    a person's seat is answered here, a waiting screen covers the live view."""
+    from moot.agents.human import DESK, is_human
     from moot.run import execute
     from moot.tui.watch import LiveApp
+
+    here = sorted({
+        seat for cell in prep.cells for seat, cfg in cell.seat_configs.items() if is_human(cfg.model) and not cfg.join
+    })  # fmt: skip
 
     async def runner() -> Any:
         DESK.set(TuiDesk(app))  # this task's context: the run's seats find it
         return await execute(prep, path, resume=resume)
 
     class PeopleLiveApp(LiveApp):
+        def on_mount(self) -> None:  # after LiveApp's own (Textual calls both)
+            if here:
+                self.push_screen(WaitingScreen(here, path))
+
         def poll(self) -> None:
             try:
                 super().poll()
