@@ -505,14 +505,16 @@ def _run(prep: Prepared, path: Path, resume: bool, progress: Any) -> RunSummary:
 
 
 def human_seat(cell: CellPlan, spec: Any, cfg: SeatConfig, bus: Bus) -> Any:
-    from moot.agents.human import HumanSeat
+    """A person's seat, with the scenario's limits for their turns."""
+    from moot.agents.human import HumanSeat, TurnRules
 
     p = cell.scenario.protocol
-    return HumanSeat(
-        spec.id, spec.role, bus, name=cfg.model or "human", time_limit=cfg.time_limit,
-        char_limit=p.char_limit, quote_limit=p.quote_limit, title=cell.scenario.name, join=cfg.join,
+    rules = TurnRules(
+        cfg.time_limit, p.char_limit, p.quote_limit,
         may_end=spec.role == "judge" and cell.protocol.settings.get("stop_threshold") is not None,
     )  # fmt: skip
+    return HumanSeat(spec.id, spec.role, bus, rules, name=cfg.model or "human", title=cell.scenario.name,
+                     join=cfg.join)  # fmt: skip
 
 
 def open_desks(cell_seats: list[dict[str, Any]], path: Path) -> None:

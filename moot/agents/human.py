@@ -40,6 +40,7 @@ __all__ = [
     "Desk",
     "HumanSeat",
     "TurnAnswer",
+    "TurnRules",
     "TurnRequest",
     "is_human",
     "speech_problems",
@@ -252,6 +253,17 @@ class _HumanPrompts:
         return Templates("(a person: no prompt)", "(a person: what they were shown is in model_calls.prompt)")
 
 
+@dataclass(frozen=True, slots=True)
+class TurnRules:
+    """What a person's turns allow: seconds per turn, a speech's characters and quoted
+    characters, and whether a judge may end the debate (the protocol can stop early)."""
+
+    time_limit: float | None = None
+    char_limit: int | None = None
+    quote_limit: int | None = None
+    may_end: bool = False
+
+
 class HumanSeat:
     """A person in a seat. `desk` is where they answer (None: the process's desk, `DESK`,
     else the run database's; with `join`, always the database's)."""
@@ -261,25 +273,19 @@ class HumanSeat:
         seat_id: str,
         role: str,
         sink: CallSink,
+        rules: TurnRules | None = None,
         *,
         desk: Desk | None = None,
         name: str = HUMAN,
-        time_limit: float | None = None,
-        char_limit: int | None = None,
-        quote_limit: int | None = None,
-        may_end: bool = False,
         title: str = "",
         join: bool = False,
     ) -> None:
         self.id = seat_id
         self.role = role
         self.sink = sink
+        self.rules = rules or TurnRules()
         self.desk = desk
         self.name = name
-        self.time_limit = time_limit
-        self.char_limit = char_limit
-        self.quote_limit = quote_limit
-        self.may_end = may_end
         self.title = title
         self.prompts = _HumanPrompts()
         self.memory = None  # a person remembers for themselves
@@ -294,12 +300,13 @@ class HumanSeat:
 
     async def act(self, view: View, turn: Turn) -> Reply:
         speech = turn.kind == "speech"
+        rules = self.rules
         request = TurnRequest.from_view(
             view, turn,
-            char_limit=self.char_limit if speech else None,
-            quote_limit=self.quote_limit if speech else None,
-            may_end=self.may_end and turn.kind == "verdict" and turn.round < turn.rounds,
-            time_limit=self.time_limit, title=self.title,
+            char_limit=rules.char_limit if speech else None,
+            quote_limit=rules.quote_limit if speech else None,
+            may_end=rules.may_end and turn.kind == "verdict" and turn.round < turn.rounds,
+            time_limit=rules.time_limit, title=self.title,
         )  # fmt: skip
         seq = self.sink.next_call_seq(view.episode)
         asked = time.time()
@@ -309,12 +316,12 @@ class HumanSeat:
         errors = []
         if (
             not answer.timed_out
-            and self.time_limit is not None
-            and answered - shown > self.time_limit + SLACK_S
+            and rules.time_limit is not None
+            and answered - shown > rules.time_limit + SLACK_S
         ):
             answer.timed_out = True  # the desk let it run over: the limit still holds
         if answer.timed_out:
-            errors.append(f"time limit of {self.time_limit:g} s reached" if self.time_limit else "timed out")
+            errors.append(f"time limit of {rules.time_limit:g} s reached" if rules.time_limit else "timed out")
             answer.content = ""
         labels = judging.labels_for(len(view.answers))
         judgement = None
@@ -324,10 +331,10 @@ class HumanSeat:
         else:
             content = answer.content
             if speech:
-                problems = speech_problems(content, self.char_limit, self.quote_limit)
+                problems = speech_problems(content, rules.char_limit, rules.quote_limit)
                 if problems:  # a desk must enforce the limits; this one did not
                     errors += problems
-                    content = content[: self.char_limit] if self.char_limit else content
+                    content = content[: rules.char_limit] if rules.char_limit else content
             if turn.kind not in TEXT_TURNS:  # e.g. a rating: read like a model's text
                 judgement = judging.from_text(content, labels)
         await self.sink.publish(
@@ -336,7 +343,7 @@ class HumanSeat:
                 request=HumanCallRecord(  # type: ignore[arg-type]
                     [{"role": "system", "content": f"{self.id} ({self.role}): a person at the terminal"},
                      {"role": "user", "content": request.describe()}],
-                    {"kind": turn.kind, "time_limit": self.time_limit, "waited_s": round(shown - asked, 3),
+                    {"kind": turn.kind, "time_limit": rules.time_limit, "waited_s": round(shown - asked, 3),
                      "timed_out": answer.timed_out, "end": answer.end},
                 ),
                 response=content, prompt_tokens=0, completion_tokens=0, cost=0.0,
