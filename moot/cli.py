@@ -108,7 +108,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             if args.scenario or args.out or args.limit or args.model or args.no_cache:
                 raise ConfigError("--resume takes only the database: the run keeps its scenario")
             if args.tui:
-                summary = _run_tui(*plan_resume(args.resume))
+                summary = _run_live(*plan_resume(args.resume))
             else:
                 summary = resume_run(args.resume, progress=progress)
         else:
@@ -123,7 +123,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             )
             base = Path(args.scenario).resolve().parent
             if args.tui:
-                summary = _run_tui(*plan(scenario, text, base=base, out=args.out))
+                summary = _run_live(*plan(scenario, text, base=base, out=args.out))
             else:
                 summary = run_scenario(scenario, text, base=base, out=args.out, progress=progress)
     except Interrupted as exc:
@@ -134,12 +134,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _run_tui(prep, path, resume):  # type: ignore[no-untyped-def]
-    from moot.tui.human import has_people
-
-    if has_people(prep):  # people's turns come up in this terminal
-        from moot.tui.human import run_with_tui
-    else:
-        from moot.tui.watch import run_with_tui
+    from moot.tui.watch import run_with_tui
 
     return run_with_tui(prep, path, resume)
 
@@ -157,6 +152,17 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
     ReplayApp(check_replay_path(args.path)).run()
     return 0
+
+
+def _run_live(prep, path, resume):  # type: ignore[no-untyped-def]
+    """`moot run --tui`; with people in seats, their turns come up in this terminal."""
+    from moot.tui.human import has_people
+
+    if has_people(prep):
+        from moot.tui.human import run_with_tui
+
+        return run_with_tui(prep, path, resume)
+    return _run_tui(prep, path, resume)
 
 
 def cmd_join(args: argparse.Namespace) -> int:

@@ -236,7 +236,6 @@ async def execute(
     models: dict[tuple[str, str], Model] = {}
     cache_box: list[Any] = []
     cell_seats = [_seats(cell, models, bus, cache_box) for cell in prep.cells]
-    open_desks(cell_seats, path)  # people without a terminal of this run's take turns via the DB
     total = prep.total
 
     if resume:
@@ -270,6 +269,7 @@ async def execute(
             )  # fmt: skip
     writer = StoreWriter(conn)
     bus.attach(writer)
+    open_desks(cell_seats, path)  # people without a terminal of this run's take turns via the DB
     status = "failed"
     # Thousands of live episodes make the cyclic collector rescan the same long-lived
     # objects over and over (~12% of a 10k-episode run, bench/): move what exists now out
