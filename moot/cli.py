@@ -59,6 +59,16 @@ def build_parser() -> argparse.ArgumentParser:
     replay = sub.add_parser("replay", help="browse, filter and step through stored transcripts")
     replay.add_argument("path", metavar="RUN.db|DIR", help="a run's database, or a directory of runs")
 
+    join = sub.add_parser("join", help="take a person's seat in a run another process is executing")
+    join.add_argument("db", metavar="RUN.db", help="the run's database")
+    join.add_argument("--seat", required=True, help="the seat to take, e.g. judge or debater_a")
+
+    judge = sub.add_parser("judge", help="judge stored transcripts yourself, round by round")
+    judge.add_argument("db", metavar="RUN.db", help="a run's (or an imported dataset's) database")
+    judge.add_argument("--as", dest="name", required=True, metavar="NAME", help="your verdicts are stored as judge human:NAME")
+    judge.add_argument("--seat", help="whose view to judge from (default: the judge seat)")
+    judge.add_argument("--time-limit", type=float, metavar="S", help="seconds per round")
+
     validate = sub.add_parser("validate", help="check a scenario file without running it")
     validate.add_argument("scenario", help="scenario YAML file")
 
@@ -135,7 +145,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             if args.scenario or args.out or args.limit or args.model or args.no_cache:
                 raise ConfigError("--resume takes only the database: the run keeps its scenario")
             if args.tui:
-                summary = _run_tui(*plan_resume(args.resume))
+                summary = _run_live(*plan_resume(args.resume))
             else:
                 summary = resume_run(args.resume, progress=progress)
         else:
@@ -150,7 +160,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             )
             base = Path(args.scenario).resolve().parent
             if args.tui:
-                summary = _run_tui(*plan(scenario, text, base=base, out=args.out))
+                summary = _run_live(*plan(scenario, text, base=base, out=args.out))
             else:
                 summary = run_scenario(scenario, text, base=base, out=args.out, progress=progress)
     except Interrupted as exc:
@@ -179,6 +189,35 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from moot.tui.replay import ReplayApp, check_replay_path
 
     ReplayApp(check_replay_path(args.path)).run()
+    return 0
+
+
+def _run_live(prep, path, resume):  # type: ignore[no-untyped-def]
+    """`moot run --tui`; with people in seats, their turns come up in this terminal."""
+    from moot.tui.human import has_people
+
+    if has_people(prep):
+        from moot.tui.human import run_with_tui
+
+        return run_with_tui(prep, path, resume)
+    return _run_tui(prep, path, resume)
+
+
+def cmd_join(args: argparse.Namespace) -> int:
+    from moot.tui.join import JoinApp
+    from moot.tui.reader import check_database
+
+    JoinApp(check_database(args.db), args.seat).run()
+    return 0
+
+
+def cmd_judge(args: argparse.Namespace) -> int:
+    from moot.tui.join import JudgeApp
+    from moot.tui.reader import check_database
+
+    app = JudgeApp(check_database(args.db), args.name, seat=args.seat, time_limit=args.time_limit)
+    app.run()
+    print(f"{app.session.judged} verdicts stored as {app.session.label} in {args.db}")
     return 0
 
 
@@ -248,6 +287,8 @@ COMMANDS = {
     "import": cmd_import,
     "watch": cmd_watch,
     "replay": cmd_replay,
+    "join": cmd_join,
+    "judge": cmd_judge,
     "validate": cmd_validate,
     "protocols": cmd_protocols,
     "graph": cmd_graph,

@@ -186,7 +186,9 @@ class Engine:
                 outcome = {"choice": state.ruling.choice, "correct": state.ruling.correct}
                 if state.ruling.method == "ranking":
                     outcome["ranking"] = json.loads(state.ruling.raw)
-            if state.belief is not None and protocol.settings.get("stop_threshold"):
+            if state.ended:  # the judge decided it had heard enough (a person)
+                stop_reason = "judge_ended"
+            elif state.belief is not None and protocol.settings.get("stop_threshold"):
                 early = max(state.belief) >= protocol.settings["stop_threshold"]
                 stop_reason = "judge_confident" if early else "rounds_done"
             for seat_id in self._remembering:
@@ -264,6 +266,7 @@ class Engine:
                 raise group.exceptions[0] from None
             for seat, reply in zip(phase.seats, replies):
                 self._record(state, await self._post(spec, phase, round_, seat, reply))  # type: ignore[arg-type]
+                state.ended |= bool(reply and reply.judgement and reply.judgement.end)
             self.bus.release(ep)
         else:
             for seat in phase.seats:
@@ -273,6 +276,7 @@ class Engine:
                 else:
                     reply = await self.seats[seat].act(view, turn)
                 self._record(state, await self._post(spec, phase, round_, seat, reply))
+                state.ended |= bool(reply.judgement and reply.judgement.end)
                 if phase.kind == "review":
                     state.approved = approves(reply.content)
 

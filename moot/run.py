@@ -295,6 +295,7 @@ async def execute(
     carried = _load_memories(prep.cells, cell_seats, conn, resume, prep.base)
     writer = StoreWriter(conn)
     bus.attach(writer)
+    open_desks(cell_seats, path)  # people without a terminal of this run's take turns via the DB
     status = "failed"
     # Thousands of live episodes make the cyclic collector rescan the same long-lived
     # objects over and over (~12% of a 10k-episode run, bench/): move what exists now out
@@ -362,11 +363,16 @@ def _seats(
     api: Callable[[str, Any], Any] | None = None,
 ) -> dict[str, ModelSeat]:
     """The cell's seats, each on its model; models are made once per name and settings."""
+    from moot.agents.human import is_human
+
     scenario = cell.scenario
     seats = {}
     for spec in cell.protocol.seats:
         cfg = cell.seat_configs[spec.id]
         name = cfg.model or ""
+        if is_human(name):  # a person: no model to make
+            seats[spec.id] = human_seat(cell, spec, cfg, bus)
+            continue
         settings = with_defaults(name, scenario.model_for(name))
         key = (name, repr(settings))
         if key not in models:
@@ -488,6 +494,7 @@ def summarize(conn: sqlite3.Connection, path: Path, wall_s: float) -> RunSummary
     calls, tokens, cost, cached = conn.execute(
         "SELECT count(*), coalesce(sum(prompt_tokens+completion_tokens),0), coalesce(sum(cost),0),"
         " coalesce(sum(cached),0) FROM model_calls"
+        " WHERE model != 'human' AND model NOT LIKE 'human/%'"  # a person's turns are no calls
     ).fetchone()
     errors = [
         f"episode {i}: {(e or '').splitlines()[0] if e else stop}"
@@ -577,3 +584,22 @@ def _run(prep: Prepared, path: Path, resume: bool, progress: Any) -> RunSummary:
         return anyio.run(lambda: execute(prep, path, progress=progress, resume=resume))
     except KeyboardInterrupt:
         raise Interrupted(path) from None
+
+
+def human_seat(cell: CellPlan, spec: Any, cfg: SeatConfig, bus: Bus) -> Any:
+    """A person's seat, with the scenario's limits for their turns."""
+    from moot.agents.human import HumanSeat, TurnRules
+
+    p = cell.scenario.protocol
+    rules = TurnRules(
+        cfg.time_limit, p.char_limit, p.quote_limit,
+        may_end=spec.role == "judge" and cell.protocol.settings.get("stop_threshold") is not None,
+    )  # fmt: skip
+    return HumanSeat(spec.id, spec.role, bus, rules, name=cfg.model or "human", title=cell.scenario.name,
+                     join=cfg.join)  # fmt: skip
+
+
+def open_desks(cell_seats: list[dict[str, Any]], path: Path) -> None:
+    from moot.seats_remote import attach_store
+
+    attach_store([s for seats in cell_seats for s in seats.values()], path)

@@ -52,6 +52,7 @@ class Judgement:
     probabilities: tuple[float, ...] | None
     method: str  # token_logprobs | text | none
     parse_status: str  # ok | invalid
+    end: bool = False  # the seat asks to end the episode now, where the protocol can stop early
 
 
 @dataclass(slots=True)

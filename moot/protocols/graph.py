@@ -77,6 +77,7 @@ class PhaseState:
     qualification: dict[str, list[int]] = field(default_factory=dict)  # rater -> [right, asked]
     choices: dict[str, int | None] = field(default_factory=dict)  # the last verdict phase's
     facts: dict[str, Any] = field(default_factory=dict)  # a referee's record of the game
+    ended: bool = False  # a judge asked to end now (a person deciding to stop a debate)
 
 
 # An edge condition: (the phase just run, state, the edge's own parameters) -> take it?
@@ -88,6 +89,8 @@ def _rounds_of(phase: str, st: PhaseState, args: dict[str, Any]) -> int:
 
 
 def _confident(phase: str, st: PhaseState, args: dict[str, Any]) -> bool:
+    if st.ended:  # the judge decided it has heard enough
+        return True
     threshold = args.get("threshold", st.settings.get("stop_threshold"))
     return st.belief is not None and threshold is not None and max(st.belief) >= threshold
 

@@ -91,6 +91,12 @@ class ProtocolConfig(_Strict):
     )
     jury: JuryConfig | None = Field(None, description="a panel of jurors replaces the judge")
     quotes: bool = Field(True, description="verify <quote> tags against the source")
+    char_limit: int | None = Field(
+        None, ge=1, description="a person's speech: characters at most (quote tags not counted)"
+    )
+    quote_limit: int | None = Field(
+        None, ge=0, description="a person's speech: quoted characters at most"
+    )
     quote_fuzzy: float | None = Field(None, gt=0, le=1)
     # a custom protocol's graph
     seats: dict[str, CustomSeat] | None = None
@@ -164,6 +170,9 @@ class SeatConfig(_Strict):
     temperature: float | None = Field(None, ge=0.0, le=2.0)
     max_tokens: int | None = Field(None, ge=1, le=32768)
     prompts: Prompts | None = None
+    # A person's seat (`model: human`): seconds per turn, counted from when it is shown.
+    time_limit: float | None = Field(None, gt=0)
+    join: bool = Field(False, description="a person takes this seat with moot join, even under --tui")
     # Whether the seat may read the source text. Default by role: debaters see it, a
     # debate judge is blind (the information gap the protocol exists to bridge).
     sees_source: bool | None = None

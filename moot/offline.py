@@ -1,0 +1,186 @@
+"""Offline judging: a person judges stored transcripts, round by round, as a new judge.
+
+`moot judge RUN.db --as NAME` puts each finished episode of a run (or of an imported
+published dataset) in front of a person, in the judge seat's view: only the messages that
+seat could read (their audience), the passage only if the seat saw it, and not the original
+judge's verdicts (nor the messages of the protocol's verdict phases, which state them; an
+imported judge's feedback is part of the exchange and stays). After each round the person
+gives a probability per answer.
+
+Their verdicts are stored in the run's own `verdicts` table under the judge label
+`human:NAME` (model `human`, method `human`), beside the original judge's, so an analysis
+compares judges on the same transcripts; each verdict's time is a `model_calls` row (model
+`human`, latency_s the time the person took). This is the one command that opens a run
+database for writing after the run: it only adds rows. It is resumable: rounds already
+judged under the label are skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from moot.agents.human import TurnAnswer, TurnRequest, judgement_of, verdict_text
+from moot.errors import ConfigError
+
+__all__ = ["OfflineJudging"]
+
+_MESSAGES = (
+    "SELECT m.episode, m.seq, m.round, m.phase, m.seat, m.role, m.side, m.content, m.audience,"
+    " m.created_at, m.call_seq, {quotes} FROM messages m WHERE m.episode = ? ORDER BY m.seq"
+)
+
+
+def ruling_phases(path: Path) -> set[str]:
+    """The run's verdict phases (their messages are rulings, not part of the exchange), from
+    its stored scenario; none for a database without one (an import: its judges' rulings
+    are verdict rows only, and their feedback is part of the exchange)."""
+    from moot.protocols import registry
+    from moot.run import stored_scenario
+
+    try:
+        cells = stored_scenario(path)[0].cells()
+    except Exception:  # noqa: BLE001 - an import's config is not a runnable scenario
+        return set()
+    return {
+        name for cell in cells
+        for name, phase in registry.build(cell.scenario).compile().phases.items()
+        if phase.kind == "verdict"
+    }  # fmt: skip
+
+
+@dataclass(slots=True)
+class OfflineTurn:
+    request: TurnRequest
+    correct: int | None
+
+
+class OfflineJudging:
+    """One person judging one run database, episode after episode, round after round."""
+
+    def __init__(self, path: str | Path, name: str, *, seat: str | None = None,
+                 time_limit: float | None = None) -> None:  # fmt: skip
+        from moot import store
+
+        if not name or any(c.isspace() for c in name):
+            raise ConfigError(f"--as {name!r}: give a name without spaces")
+        self.path = Path(path)
+        self.label = f"human:{name}"
+        self.seat = seat
+        self.time_limit = time_limit
+        self.conn = store.connect(self.path)  # read-write: verdicts are added
+        cols = {r[1] for r in self.conn.execute("PRAGMA table_info(messages)")}
+        self._sql = _MESSAGES.format(quotes="m.quotes" if "quotes" in cols else "NULL")
+        self.rulings = ruling_phases(self.path)
+        self.episodes = [r[0] for r in self.conn.execute("SELECT id FROM episodes WHERE status = 'done' ORDER BY id")]
+        if not self.episodes:
+            raise ConfigError(f"{self.path}: no finished episodes to judge")
+        self.judged = 0  # verdicts given in this session
+        self._queue: list[OfflineTurn] = []
+        self._position = 0
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def _judge_seat(self, seats: dict[str, Any]) -> str:
+        if self.seat is not None:
+            if self.seat not in seats:
+                raise ConfigError(f"--seat {self.seat}: no such seat (the run has: {', '.join(sorted(seats))})")
+            return self.seat
+        judges = [s for s, info in seats.items() if info.get("role") == "judge"]
+        if not judges:
+            raise ConfigError(f"no judge seat in this run; name one with --seat ({', '.join(sorted(seats))})")
+        return judges[0]
+
+    def remaining(self) -> int:
+        """Episodes not fully judged yet (this one included)."""
+        return len(self.episodes) - self._position
+
+    def _turns(self, episode: int) -> list[OfflineTurn]:
+        row = self.conn.execute(
+            "SELECT question, answers, correct, source, seats FROM episodes WHERE id = ?", (episode,)
+        ).fetchone()
+        question, answers, correct, source, seats = row[0], json.loads(row[1]), row[2], row[3], json.loads(row[4])
+        seat = self._judge_seat(seats)
+        info = seats.get(seat, {})
+        visible = []
+        for r in self.conn.execute(self._sql, (episode,)):
+            audience = json.loads(r[8]) if r[8] else None
+            if (audience is not None and seat not in audience) or r[3] in self.rulings:
+                continue
+            visible.append({
+                "episode": r[0], "seq": r[1], "round": r[2], "phase": r[3], "seat": r[4],
+                "role": r[5], "side": r[6], "content": r[7], "audience": audience,
+                "created_at": r[9], "call_seq": None, "quotes": json.loads(r[11]) if r[11] else [],
+            })  # fmt: skip
+        # A round is judged once its last word from another seat is in: the judge seat's
+        # own words after that (a question between rounds) open the next step.
+        cutoff: dict[int, int] = {}
+        for m in visible:
+            if m["seat"] != seat:
+                cutoff[m["round"]] = max(cutoff.get(m["round"], -1), m["seq"])
+        rounds = sorted(cutoff) or [1]
+        done = {r for (r,) in self.conn.execute(
+            "SELECT round FROM verdicts WHERE episode = ? AND judge = ?", (episode, self.label))}  # fmt: skip
+        out = []
+        for rnd in rounds:
+            if rnd in done:
+                continue
+            request = TurnRequest(
+                seat=self.label, role="judge", episode=episode, kind="verdict", phase="offline",
+                round=rnd, rounds=rounds[-1], question=question, answers=answers, side=None,
+                source=source if info.get("sees_source") else None,
+                messages=[m for m in visible if m["seq"] <= cutoff.get(rnd, -1)], time_limit=self.time_limit,
+                title=f"offline judging as {self.label}",
+            )  # fmt: skip
+            out.append(OfflineTurn(request, correct))
+        return out
+
+    def next(self) -> TurnRequest | None:
+        """The next round to judge, or None when every episode is judged."""
+        while not self._queue:
+            if self._position >= len(self.episodes):
+                return None
+            self._queue = self._turns(self.episodes[self._position])
+            if not self._queue:
+                self._position += 1
+        return self._queue[0].request
+
+    def record(self, answer: TurnAnswer) -> None:
+        """Store the person's verdict on the current round (and its time), then move on."""
+        turn = self._queue.pop(0)
+        r = turn.request
+        j = judgement_of(answer, len(r.answers))
+        now = time.time()
+        shown = answer.shown_at or now
+        answered = answer.answered_at or now
+        text = verdict_text(j.probabilities, tuple("ABCDEFGH"[: len(r.answers)]))
+        with self.conn:
+            (seq,) = self.conn.execute(
+                "SELECT coalesce(max(seq), -1) + 1 FROM model_calls WHERE episode = ?", (r.episode,)
+            ).fetchone()
+            self.conn.execute(
+                "INSERT INTO model_calls (episode, seq, seat, role, model, system, prompt, params,"
+                " response, prompt_tokens, completion_tokens, cost, latency_s, attempts, started_at,"
+                " error) VALUES (?,?,?,?,?,?,?,?,?,0,0,0.0,?,1,?,?)",
+                (r.episode, seq, self.label, "judge", "human", f"{self.label}: offline judging",
+                 r.describe(), json.dumps({"kind": "verdict", "time_limit": r.time_limit,
+                                           "timed_out": answer.timed_out, "offline": True}),
+                 text, max(0.0, answered - shown), shown,
+                 "time limit reached" if answer.timed_out else None),
+            )  # fmt: skip
+            self.conn.execute(
+                "INSERT INTO verdicts (episode, judge, model, round, choice, probabilities, correct,"
+                " method, parse_status, raw, call_seq, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                (r.episode, self.label, "human", r.round, j.choice,
+                 None if j.probabilities is None else json.dumps(j.probabilities),
+                 None if j.choice is None or turn.correct is None else int(j.choice == turn.correct),
+                 j.method, j.parse_status, text, seq, answered),
+            )  # fmt: skip
+        self.judged += 1
+        if not self._queue:
+            self._position += 1
+
