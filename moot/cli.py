@@ -47,6 +47,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--no-cache", action="store_true", help="call the models even for a cached request"
     )
+    run.add_argument(
+        "--executor", choices=("local", "ray"), default="local",
+        help="where episodes run: this process, or a Ray cluster (pip install 'moot[ray]')",
+    )  # fmt: skip
+    run.add_argument("--address", help="--executor ray: the cluster (default: start a local one)")
 
     validate = sub.add_parser("validate", help="check a scenario file without running it")
     validate.add_argument("scenario", help="scenario YAML file")
@@ -57,6 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("format", help="nyu-debate or khan-csv")
     imp.add_argument("path", help="the dataset's file or folder")
     imp.add_argument("--out", required=True, metavar="RUN.db", help="database (made if new; re-importing adds nothing twice)")
+
+    merge = sub.add_parser("merge", help="merge shard databases of one run into a run database")
+    merge.add_argument("out", metavar="OUT.db", help="the run database (made if new)")
+    merge.add_argument("shards", nargs="+", metavar="SHARD.db", help="one transaction each")
 
     graph = sub.add_parser("graph", help="print a protocol's graph as Mermaid (or DOT)")
     graph.add_argument("protocol", help="a built-in protocol name or a scenario file")
@@ -86,6 +95,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     from moot.scenario.load import load_file
 
     progress = None if args.quiet else ConsoleProgress()
+    if args.executor == "ray":
+        from moot.executors import ray_exec
+
+        resume_run, run_scenario = ray_exec.on_ray(args.address)
+    elif args.address:
+        raise ConfigError("--address goes with --executor ray")
     try:
         if args.resume:
             if args.scenario or args.out or args.limit or args.model or args.no_cache:
@@ -113,6 +128,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 130
     print("\n".join(summary.lines()))
     return 1 if summary.failed else 0
+
+
+def cmd_merge(args: argparse.Namespace) -> int:
+    from moot.store.merge import merge_files
+
+    m = merge_files(args.out, args.shards)
+    print(f"{args.out}: merged {m.episodes} episodes ({m.done} done, {m.failed} failed), "
+          f"skipped {m.skipped} already done, left out {m.unfinished} unfinished")
+    return 0
 
 
 def cmd_protocols(args: argparse.Namespace) -> int:
@@ -154,6 +178,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 COMMANDS = {
     "run": cmd_run,
     "import": cmd_import,
+    "merge": cmd_merge,
     "validate": cmd_validate,
     "protocols": cmd_protocols,
     "graph": cmd_graph,

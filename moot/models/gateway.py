@@ -143,6 +143,12 @@ class Model:
         self._limiter = anyio.CapacityLimiter(limit) if limit else None
         self._rate = RateLimiter(settings.rpm, settings.tpm) if settings.rpm or settings.tpm else None
 
+    def share_limits(self, limiter: Any, rate: Any) -> None:
+        """Use limits held elsewhere (a cluster's, shared by every worker) instead of this
+        process's own: `limiter` is entered around each attempt (`async with`), `rate` has
+        `acquire()` and `spend(tokens)`. None keeps no limit of that kind."""
+        self._limiter, self._rate = limiter, rate
+
     async def generate(self, request: GenerateRequest, tag: CallTag) -> tuple[GenerateResult, int]:
         """Returns the result and the call's sequence number in its episode."""
         seq = self.sink.next_call_seq(tag.episode)
