@@ -350,7 +350,11 @@ async def execute_ray(
         ]
         todo_total += len(specs)
         chunks.append((cell, specs))
-    size = options.chunk or max(1, min(500, math.ceil(todo_total / (workers * 4))))
+    # A task runs its share of the run's concurrency, so a chunk holds at least that many
+    # episodes (fewer would leave calls unmade while waiting on a model); beyond that about
+    # four chunks per worker, so a slow worker holds back little at the end.
+    share = max(1, math.ceil(scenario.concurrency / workers))
+    size = options.chunk or max(share, min(500, math.ceil(todo_total / (workers * 4))))
     pieces = [(cell, specs[i : i + size]) for cell, specs in chunks for i in range(0, len(specs), size)]
 
     remote_chunk = ray.remote(run_chunk).options(max_retries=0, name="moot-chunk")
