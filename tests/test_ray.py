@@ -220,3 +220,25 @@ def test_the_cli_runs_on_ray(cluster, tmp_path, capsys):
                  "--executor", "ray", "--address", address, "--limit", "2"])  # fmt: skip
     assert code == 0
     assert "16 done" in capsys.readouterr().out
+
+
+def test_a_dead_holders_slots_are_given_back():
+    """The limits actor's bookkeeping, without Ray: the driver returns a dead worker's slots."""
+    import asyncio
+
+    from moot.executors.ray_limits import Limits
+
+    async def scenario():
+        limits = Limits(2, None, None)
+        await limits.acquire("dead")
+        await limits.acquire("dead")
+        waiting = asyncio.create_task(limits.acquire("alive"))
+        await asyncio.sleep(0.01)
+        assert not waiting.done()  # both slots are held by a worker that died
+        await limits.release_all("dead")
+        await asyncio.wait_for(waiting, 1)
+        await limits.release("alive")
+        await limits.release("alive")  # more than it holds: ignored
+        return await limits.stats()
+
+    assert asyncio.run(scenario()) == {"in_use": 0, "peak": 2, "holders": 0}
