@@ -13,7 +13,8 @@ worker dies holding some, the driver gives them all back with `release_all`.
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
+from collections import Counter, deque
+from contextvars import ContextVar
 from typing import Any
 
 from moot.models.gateway import RateLimiter
@@ -72,17 +73,70 @@ class Limits:
 
 
 class SharedSlots:
-    """A worker's side of the concurrency limit: `async with` takes a slot from the actor."""
+    """A worker's side of the concurrency limit: `async with` takes a slot from the actor.
 
-    def __init__(self, actor: Any, holder: str) -> None:
+    Round trips are saved under load: a finished call hands its slot straight to a call
+    waiting in the same worker (up to `reuse` times, then the slot goes back to the actor,
+    where the other workers wait their turn), and the worker asks the actor only for slots
+    beyond those it will get that way, a few at a time. A call that finds no one waiting
+    returns its slot at once, so an idle worker holds nothing."""
+
+    def __init__(self, actor: Any, holder: str, reuse: int = 16, asks: int = 4) -> None:
         self.actor = actor
         self.holder = holder
+        self.reuse = reuse
+        self.asks = asks  # requests in flight at once: a burst of calls is not a burst of asks
+        self.held = 0  # slots in use by this worker's calls
+        self.asked = 0  # requests the actor has not granted yet
+        self.round_trips = 0
+        self._waiting: deque[asyncio.Future[int]] = deque()
+        self._uses: ContextVar[int] = ContextVar("slot_uses", default=0)
 
     async def __aenter__(self) -> None:
-        await self.actor.acquire.remote(self.holder)
+        fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._waiting.append(fut)
+        self._ask_if_short()
+        try:
+            uses = await fut
+        except BaseException:
+            if fut.done() and not fut.cancelled():  # granted as we were cancelled: pass it on
+                self._give(fut.result())
+            elif fut in self._waiting:
+                self._waiting.remove(fut)
+            raise
+        self._uses.set(uses)
+
+    def _ask_if_short(self) -> None:
+        """Ask the actor for a slot when the waiting calls outnumber the slots that will
+        reach them here (those in use, and those already asked for)."""
+        if len(self._waiting) > self.held + self.asked and self.asked < self.asks:
+            self.asked += 1
+            self.round_trips += 1
+            asyncio.ensure_future(self._ask())
+
+    async def _ask(self) -> None:
+        try:
+            await self.actor.acquire.remote(self.holder)
+        finally:
+            self.asked -= 1
+        self.held += 1
+        self._give(0)
+        self._ask_if_short()
+
+    def _give(self, uses: int) -> None:
+        """A slot is free in this worker: to the next waiting call, or back to the actor."""
+        while self._waiting and uses < self.reuse:
+            fut = self._waiting.popleft()
+            if not fut.done():
+                fut.set_result(uses + 1)
+                return
+        self.held -= 1
+        self.round_trips += 1
+        self.actor.release.remote(self.holder)  # no need to wait for the answer
+        self._ask_if_short()  # its `reuse` was spent while calls still wait: queue again
 
     async def __aexit__(self, *exc: object) -> None:
-        self.actor.release.remote(self.holder)  # no need to wait for the answer
+        self._give(self._uses.get())
 
 
 class SharedRate:
