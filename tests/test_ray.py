@@ -232,16 +232,32 @@ def test_a_dead_holders_slots_are_given_back():
         limits = Limits(2, None, None)
         await limits.acquire("dead")
         await limits.acquire("dead")
+        asked = asyncio.create_task(limits.acquire("dead"))  # still waiting when it died
         waiting = asyncio.create_task(limits.acquire("alive"))
         await asyncio.sleep(0.01)
         assert not waiting.done()  # both slots are held by a worker that died
         await limits.release_all("dead")
         await asyncio.wait_for(waiting, 1)
+        await asyncio.wait_for(asked, 1)  # answered, with no slot
         await limits.release("alive")
         await limits.release("alive")  # more than it holds: ignored
         return await limits.stats()
 
     assert asyncio.run(scenario()) == {"in_use": 0, "peak": 2, "holders": 0}
+
+
+def test_the_limits_actor_has_no_slot_for_a_retired_holder():
+    import asyncio
+
+    from moot.executors.ray_limits import Limits
+
+    async def scenario():
+        limits = Limits(1, None, None)
+        await limits.release_all("gone")
+        await limits.acquire("gone")
+        return await limits.stats()
+
+    assert asyncio.run(scenario())["in_use"] == 0
 
 
 def test_busy_workers_hand_slots_on_without_round_trips():

@@ -125,24 +125,25 @@ class ShardSink:
             await self._ready.wait()
             self._ready = anyio.Event()
             if self.ids:
-                self.out.put(self._cut())
-            if self._closed:
+                events, self.finished = self.finished, []
+                ids, self.ids = self.ids, []
+                # in a thread, as the local writer does: the loop keeps making calls meanwhile
+                self.out.put((ids, await anyio.to_thread.run_sync(self._shard, events)))
+            if self._closed and not self.ids:  # episodes may finish while a shard is cut
                 return
             await anyio.sleep(self.flush)
 
-    def _cut(self) -> tuple[list[int], bytes]:
+    def _shard(self, events: list[Event]) -> bytes:
         import sqlite3
 
         from moot.store.writer import StoreWriter
 
-        events, self.finished = self.finished, []
-        ids, self.ids = self.ids, []
         conn = sqlite3.connect(":memory:", check_same_thread=False)
         conn.deserialize(self._template)
         StoreWriter(conn).write_now(events)
         data = conn.serialize()
         conn.close()
-        return ids, data
+        return data
 
 
 _TEMPLATE: bytes | None = None

@@ -28,6 +28,7 @@ class Limits:
         self.in_use = 0
         self.peak = 0
         self.held: Counter[str] = Counter()
+        self.retired: set[str] = set()  # holders whose worker is gone: nothing more for them
         self.rate = RateLimiter(rpm, tpm) if rpm or tpm else None
         self._freed: asyncio.Condition | None = None
 
@@ -40,7 +41,12 @@ class Limits:
         cond = self._cond()
         async with cond:
             while self.capacity is not None and self.in_use >= self.capacity:
+                if holder in self.retired:
+                    return
                 await cond.wait()
+            if holder in self.retired:  # a dead worker's request, granted too late
+                cond.notify()
+                return
             self.in_use += 1
             self.peak = max(self.peak, self.in_use)
             self.held[holder] += 1
@@ -58,7 +64,13 @@ class Limits:
             cond.notify(n)
 
     async def release_all(self, holder: str) -> None:
+        """The holder is done (or its worker died): its slots are free, and its requests
+        still waiting here will get none."""
+        self.retired.add(holder)
         await self.release(holder, self.held.get(holder, 0))
+        cond = self._cond()
+        async with cond:
+            cond.notify_all()
 
     async def rate_acquire(self) -> None:
         if self.rate is not None:
