@@ -299,3 +299,17 @@ def test_busy_workers_hand_slots_on_without_round_trips():
     assert peak == 3
     assert trips <= 2 * 120 / 4, trips  # one acquire and one release per call: 240
     assert stats["in_use"] == 0 and stats["holders"] == 0
+
+
+def test_a_rate_limit_is_the_clusters(cluster, tmp_path):
+    """rpm 120 (2 calls a second, one second's worth at once) for the whole run: 8 calls take
+    about 3 s on two workers; with a bucket per worker they would take about 1 s."""
+    text = """
+name: paced
+protocol: {name: debate, rounds: 1}
+seats: {debater: {model: scripted/paced}, judge: {model: scripted}}
+models: {scripted/paced: {rpm: 120}}
+dataset: {source: builtin:reading, limit: 4}
+"""
+    summary = run_scenario_ray(parse(text), text, out=tmp_path / "run.db", options=RayOptions(chunk=2))
+    assert summary.done == 4 and summary.wall_s >= 2.5

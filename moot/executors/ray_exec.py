@@ -105,11 +105,13 @@ class ShardSink:
         self._template = _template()
 
     def accept(self, e: Event) -> bool:
-        events = self.open.setdefault(e.episode, [])  # type: ignore[attr-defined]
-        events.append(e)
+        episode = getattr(e, "episode", None)
+        if episode is None:  # not an episode's record: nothing the store writes
+            return False
+        self.open.setdefault(episode, []).append(e)
         if type(e) is EpisodeFinished:
-            self.finished += self.open.pop(e.episode)
-            self.ids.append(e.episode)
+            self.finished += self.open.pop(episode)
+            self.ids.append(episode)
             self._ready.set()
         return False
 

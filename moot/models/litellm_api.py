@@ -108,8 +108,8 @@ class LiteLLMModel:
             label_logprobs=_label_logprobs(choice, labels) if labels else None,
         )
 
-
     async def _complete(self, kwargs: dict[str, Any]) -> Any:
+        """One request through litellm (the Router's subclass sends it to an endpoint)."""
         return await self._litellm.acompletion(**kwargs)
 
 
