@@ -2,10 +2,11 @@
 
 The driver (where `moot run --executor ray` is typed) owns the run database, as in a local
 run: it creates it (or reopens it to resume, keeping finished episodes), splits the episodes
-still to run into chunks, and keeps one Ray task per CPU of the cluster busy. Each task runs
-the ordinary Engine over its chunk on its own Bus and streams its finished episodes back as
-shards: small in-memory SQLite databases of the run schema, written by the run's own
-StoreWriter. The driver merges each shard in one transaction (moot.store.merge).
+still to run into chunks, and keeps one Ray task per CPU of the cluster busy. Each task
+(moot.executors.ray_worker) runs the ordinary Engine over its chunk on its own Bus and
+streams its finished episodes back as shards: small in-memory SQLite databases of the run
+schema, written by the run's own StoreWriter. The driver merges each shard in one
+transaction (moot.store.merge).
 
 Why shards rather than events streamed to one writer: a worker turns its events into rows
 itself (the costly part of writing, in Python), in parallel with the other workers, and the
@@ -28,20 +29,18 @@ from __future__ import annotations
 import logging
 import math
 import os
-import queue
-import threading
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import anyio
 
-from moot.bus import Bus, RunStats
-from moot.engine import Engine, EpisodeSpec
+from moot.bus import Bus
+from moot.engine import EpisodeSpec
 from moot.errors import ConfigError
-from moot.events import EpisodeFinished, Event
+from moot.executors.ray_worker import ChunkJob, run_chunk
 from moot.models.gateway import Model
 from moot.run import (
     CellPlan,
@@ -60,7 +59,7 @@ from moot.run import (
     versions,
 )
 from moot.scenario.model import Scenario
-from moot.store.merge import Merged, empty_shard, merge_shard
+from moot.store.merge import Merged, merge_shard
 
 log = logging.getLogger("moot.ray")
 
@@ -72,151 +71,6 @@ class RayOptions:
     workers: int | None = None  # tasks at once; None: the cluster's CPUs
     attempts: int = 3  # tries per chunk when workers die under it
     flush: float = 0.0  # least seconds between a worker's shards (0: as episodes finish)
-
-
-@dataclass(slots=True)
-class ChunkJob:
-    """What one task needs: the cell's scenario and seats' settings, its episodes."""
-
-    scenario: dict[str, Any]
-    cell: str | None
-    specs: list[EpisodeSpec]
-    concurrency: int
-    holder: str
-    limits: dict[tuple[str, str], Any] = field(default_factory=dict)  # model key -> actor
-    flush: float = 0.0
-
-
-# -- the worker side -------------------------------------------------------------------
-
-
-class ShardSink:
-    """A bus sink that keeps each episode's events until it finishes, then hands the
-    finished episodes over as shards: nothing half-done ever leaves the worker."""
-
-    def __init__(self, out: queue.Queue, flush: float) -> None:
-        self.out = out
-        self.flush = flush
-        self.open: dict[int, list[Event]] = {}
-        self.finished: list[Event] = []
-        self.ids: list[int] = []
-        self._ready = anyio.Event()
-        self._closed = False
-        self._template = _template()
-
-    def accept(self, e: Event) -> bool:
-        episode = getattr(e, "episode", None)
-        if episode is None:  # not an episode's record: nothing the store writes
-            return False
-        self.open.setdefault(episode, []).append(e)
-        if type(e) is EpisodeFinished:
-            self.finished += self.open.pop(episode)
-            self.ids.append(episode)
-            self._ready.set()
-        return False
-
-    async def drain(self) -> None:
-        pass
-
-    def close(self) -> None:
-        self._closed = True
-        self._ready.set()
-
-    async def run(self) -> None:
-        while True:
-            await self._ready.wait()
-            self._ready = anyio.Event()
-            if self.ids:
-                events, self.finished = self.finished, []
-                ids, self.ids = self.ids, []
-                # in a thread, as the local writer does: the loop keeps making calls meanwhile
-                self.out.put((ids, await anyio.to_thread.run_sync(self._shard, events)))
-            if self._closed and not self.ids:  # episodes may finish while a shard is cut
-                return
-            await anyio.sleep(self.flush)
-
-    def _shard(self, events: list[Event]) -> bytes:
-        import sqlite3
-
-        from moot.store.writer import StoreWriter
-
-        conn = sqlite3.connect(":memory:", check_same_thread=False)
-        conn.deserialize(self._template)
-        StoreWriter(conn).write_now(events)
-        data = conn.serialize()
-        conn.close()
-        return data
-
-
-_TEMPLATE: bytes | None = None
-
-
-def _template() -> bytes:
-    global _TEMPLATE
-    if _TEMPLATE is None:
-        conn = empty_shard()
-        _TEMPLATE = conn.serialize()
-        conn.close()
-    return _TEMPLATE
-
-
-_END = object()
-
-
-def run_chunk(job: ChunkJob) -> Any:
-    """The task: a generator of shards (episode ids, serialized database). The engine runs
-    on its own event loop in a thread, so shards leave as soon as they are cut."""
-    out: queue.Queue = queue.Queue()
-
-    def loop() -> None:
-        try:
-            anyio.run(_chunk, job, out)
-            out.put(_END)
-        except BaseException as exc:  # raised in the task, where Ray reports it
-            out.put(exc)
-
-    thread = threading.Thread(target=loop, name="moot-chunk", daemon=True)
-    thread.start()
-    while (item := out.get()) is not _END:
-        if isinstance(item, BaseException):
-            raise item
-        yield item
-    thread.join()
-
-
-async def _chunk(job: ChunkJob, out: queue.Queue) -> None:
-    from moot.executors.ray_limits import SharedRate, SharedSlots
-    from moot.protocols import registry
-
-    scenario = Scenario.model_validate(job.scenario, context={"cell": True})
-    protocol = registry.build(scenario)
-    cell = CellPlan(
-        job.cell, 0, {}, scenario, protocol, [],
-        {s.id: scenario.seat(s.id, s.role) for s in protocol.seats}, 0,
-    )  # fmt: skip
-    bus = Bus()
-    models: dict[tuple[str, str], Model] = {}
-    seats = _seats(cell, models, bus, [])
-    for key, model in models.items():
-        actor = job.limits.get(key)
-        if actor is not None:
-            s = model.settings
-            model.share_limits(
-                SharedSlots(actor, job.holder) if s.max_concurrency else None,
-                SharedRate(actor) if s.rpm or s.tpm else None,
-            )
-    sink = ShardSink(out, job.flush)
-    bus.attach(sink)
-    engine = Engine(
-        protocol.compile(), seats, bus, concurrency=min(job.concurrency, len(job.specs)), cell=job.cell
-    )
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(sink.run)
-        await engine.run(job.specs)
-        await bus.close()
-
-
-# -- the driver side ---------------------------------------------------------------------
 
 
 def run_scenario_ray(
@@ -363,7 +217,6 @@ async def execute_ray(
     remote_chunk = ray.remote(run_chunk).options(max_retries=0, name="moot-chunk")
     slots = anyio.Semaphore(workers)
     stop = budget_check(scenario, bus)
-    lock = threading.Lock()
     running: set[Any] = set()
     status = "failed"
 
@@ -395,8 +248,7 @@ async def execute_ray(
                 try:
                     async for ref in gen:
                         ids, shard = await ref
-                        with lock:
-                            merged(merge_shard(conn, shard))
+                        merged(merge_shard(conn, shard))  # on this loop: one at a time
                         for i in ids:
                             left.pop(i, None)
                     return
