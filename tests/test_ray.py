@@ -313,3 +313,11 @@ dataset: {source: builtin:reading, limit: 4}
 """
     summary = run_scenario_ray(parse(text), text, out=tmp_path / "run.db", options=RayOptions(chunk=2))
     assert summary.done == 4 and summary.wall_s >= 2.5
+
+
+def test_a_budget_stops_the_chunks_not_yet_started(cluster, tmp_path):
+    text = SCENARIO + "budget: {max_tokens: 3000}\n"
+    summary = run_scenario_ray(parse(text), text, out=tmp_path / "run.db", options=RayOptions(chunk=2))
+    assert 2 <= summary.done < 24 and summary.failed == 0
+    conn = sqlite3.connect(tmp_path / "run.db")
+    assert conn.execute("SELECT status FROM runs").fetchone() == ("budget_spent",)

@@ -114,3 +114,12 @@ class _Sink:
 
     async def publish(self, event) -> None:
         pass
+
+
+@pytest.mark.parametrize("strategy", ["least-busy", "latency-based-routing", "usage-based-routing-v2"])
+def test_every_routing_strategy_runs(tmp_path, strategy):
+    with FaultServer() as one, FaultServer() as two:
+        text = scenario(f"{{api_base: {one.api_base}}}, {{api_base: {two.api_base}}}",
+                        f"routing: {{strategy: {strategy}}}", limit=2)  # fmt: skip
+        summary = run_scenario(parse(text), text, out=tmp_path / "run.db")
+        assert summary.done == 2 and len(one) + len(two) == 4
