@@ -321,3 +321,19 @@ def test_a_budget_stops_the_chunks_not_yet_started(cluster, tmp_path):
     assert 2 <= summary.done < 24 and summary.failed == 0
     conn = sqlite3.connect(tmp_path / "run.db")
     assert conn.execute("SELECT status FROM runs").fetchone() == ("budget_spent",)
+
+
+def test_a_workers_configuration_error_is_reported_as_such(cluster, tmp_path, monkeypatch):
+    """Keys are read where the calls are made: a worker without one says so, cleanly."""
+    text = """
+name: keyed
+protocol: {name: debate, rounds: 1}
+seats: {debater: {model: openai/keyed}, judge: {model: scripted}}
+models: {openai/keyed: {api_key_env: MOOT_TEST_ONLY_IN_THE_DRIVER}}
+dataset: {source: builtin:reading, limit: 2}
+"""
+    monkeypatch.setenv("MOOT_TEST_ONLY_IN_THE_DRIVER", "x")  # the workers started without it
+    from moot.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="on a Ray worker: .*MOOT_TEST_ONLY_IN_THE_DRIVER is not set"):
+        run_scenario_ray(parse(text), text, out=tmp_path / "run.db")

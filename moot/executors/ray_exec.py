@@ -254,6 +254,9 @@ async def execute_ray(
                     return
                 except ray.exceptions.RayTaskError as exc:
                     # the code failed, not the worker: another try would fail the same way
+                    cause = getattr(exc, "cause", None)
+                    if isinstance(cause, ConfigError):  # e.g. a key the worker's machine lacks
+                        raise ConfigError(f"on a Ray worker: {cause}") from None
                     raise RuntimeError(f"a worker failed: {exc}") from None
                 except ray.exceptions.RayError as exc:
                     if attempt >= options.attempts:
