@@ -135,8 +135,9 @@ def test_a_killed_worker_loses_only_its_running_episodes(cluster, tmp_path, loca
 
     killer = threading.Thread(target=kill_one_worker)
     killer.start()
+    slower = SCENARIO.replace("latency: 0.02", "latency: 0.05")  # the same replies, later
     with caplog.at_level(logging.WARNING, logger="moot.ray"):
-        summary = run_scenario_ray(parse(SCENARIO), SCENARIO, out=db, options=RayOptions(chunk=12))
+        summary = run_scenario_ray(parse(slower), slower, out=db, options=RayOptions(chunk=12))
     killer.join()
     assert killed, "no worker was killed"
     assert "a worker died" in caplog.text and "run again elsewhere" in caplog.text
