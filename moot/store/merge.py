@@ -23,10 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from moot.errors import ConfigError
+from moot.store import EPISODE_TABLES
 from moot.store.schema import SCHEMA_VERSION
-
-EPISODE_TABLES = ("messages", "model_calls", "verdicts", "ratings", "qualifications")
-_ROW_IDS = {"verdicts", "ratings", "qualifications"}  # their `id` is the main database's to give
 
 
 @dataclass(slots=True)
@@ -50,8 +48,11 @@ class Merged:
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
 
-def _columns(conn: sqlite3.Connection, table: str) -> list[str]:
-    return [r[1] for r in conn.execute(f"PRAGMA main.table_info({table})")]  # noqa: S608
+def _columns(conn: sqlite3.Connection, table: str, row_id: bool = True) -> list[str]:
+    """The table's columns; without `row_id`, less an `id` primary key (the main database
+    gives those: verdicts, ratings, ...)."""
+    rows = conn.execute(f"PRAGMA main.table_info({table})").fetchall()  # noqa: S608
+    return [r[1] for r in rows if row_id or not (r[1] == "id" and r[5])]
 
 
 def merge_shard(conn: sqlite3.Connection, shard: bytes | str | Path) -> Merged:
@@ -115,9 +116,10 @@ def _merge(conn: sqlite3.Connection) -> Merged:
         conn.execute(f"DELETE FROM main.{table} WHERE episode IN (SELECT id FROM temp.merging)")  # noqa: S608
     conn.execute("DELETE FROM main.episodes WHERE id IN (SELECT id FROM temp.merging)")
     for table in ("episodes", *EPISODE_TABLES):
-        cols = [c for c in _columns(conn, table) if not (table in _ROW_IDS and c == "id")]
+        every = _columns(conn, table)
+        cols = every if table == "episodes" else _columns(conn, table, row_id=False)
         key = "id" if table == "episodes" else "episode"
-        order = "id" if table in _ROW_IDS or table == "episodes" else "episode, seq"
+        order = "id" if "id" in every else "episode, seq" if "seq" in every else "rowid"
         names = ", ".join(cols)
         conn.execute(
             f"INSERT INTO main.{table} ({names}) SELECT {names} FROM shard.{table}"  # noqa: S608
