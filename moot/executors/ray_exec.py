@@ -241,7 +241,7 @@ async def execute_ray(
                 job = ChunkJob(
                     cell.scenario.model_dump(mode="json"), cell.name, list(left.values()),
                     max(1, math.ceil(cell.scenario.concurrency / workers)), holder,
-                    {k: a for k, a in actors.items()}, options.flush,
+                    dict(actors), options.flush,
                 )  # fmt: skip
                 gen = remote_chunk.remote(job)
                 running.add(gen)
@@ -251,7 +251,10 @@ async def execute_ray(
                         merged(merge_shard(conn, shard))  # on this loop: one at a time
                         for i in ids:
                             left.pop(i, None)
-                    return
+                    if left:  # cannot happen (every episode ends, done or failed): never lose one
+                        log.warning("a chunk ended with %d episodes unreported; they run again", len(left))
+                    if attempt >= options.attempts:
+                        break
                 except ray.exceptions.RayTaskError as exc:
                     # the code failed, not the worker: another try would fail the same way
                     cause = getattr(exc, "cause", None)
