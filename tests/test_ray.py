@@ -338,3 +338,30 @@ dataset: {source: builtin:reading, limit: 2}
 
     with pytest.raises(ConfigError, match="on a Ray worker: .*MOOT_TEST_ONLY_IN_THE_DRIVER is not set"):
         run_scenario_ray(parse(text), text, out=tmp_path / "run.db")
+
+
+def test_a_pool_of_model_servers_serves_a_ray_run(cluster, tmp_path):
+    """Each worker routes over the model's endpoints (its own litellm Router)."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from fault_server import Fault, FaultServer
+
+    with FaultServer(lambda i, r: Fault.http(503)) as bad, FaultServer() as one, FaultServer() as two:
+        text = f"""
+name: pooled
+protocol: {{name: debate, rounds: 1}}
+seats: {{debater: {{model: openai/pool, max_tokens: 20}}, judge: {{model: scripted}}}}
+models:
+  openai/pool:
+    retries: 0
+    timeout: 30
+    endpoints: [{{api_base: {bad.api_base}}}, {{api_base: {one.api_base}}}, {{api_base: {two.api_base}}}]
+dataset: {{source: builtin:reading, limit: 12}}
+concurrency: 4
+cache: false
+"""
+        summary = run_scenario_ray(parse(text), text, out=tmp_path / "run.db", options=RayOptions(chunk=6))
+        assert summary.done == 12 and summary.failed == 0
+        assert len(one) + len(two) == 24 and len(one) and len(two)
+        # each chunk's Router (two chunks) leaves the failing server out after its allowed
+        # failure; calls already on their way (two per worker) may meet it too
+        assert len(bad) <= 2 * (2 + 2)
