@@ -61,7 +61,9 @@ def test_a_failing_endpoint_is_cooled_down_and_its_calls_go_elsewhere(tmp_path):
         assert summary.done == 6 and summary.failed == 0
         # each call that met the failing server went on to the other one within its attempt
         assert calls(tmp_path / "run.db") == [(1, None)] * 12
-        assert len(good) == 12 and 1 <= len(bad) <= 3  # then left out for the cooldown
+        # it is left out after its allowed failure (2 requests), but calls already on their
+        # way (up to 4 at once here) may meet it too
+        assert len(good) == 12 and 1 <= len(bad) <= 2 + 4
 
 
 def test_the_router_reports_the_endpoint_it_left_out():
@@ -72,10 +74,14 @@ def test_the_router_reports_the_endpoint_it_left_out():
         api = make_api("openai/pool", settings)
         model = Model("openai/pool", api, settings, _Sink())
         request = GenerateRequest([{"role": "user", "content": "hi"}], max_tokens=5)
-        for i in range(6):
+        for i in range(40):  # until the shuffle has sent one call to the failing server
             result, _ = anyio.run(model.generate, request, CallTag(i, "debater", "debater"))
             assert result.text
+            if len(bad):
+                break
         assert api.cooling_down() == [bad.api_base]
+        for i in range(6):
+            anyio.run(model.generate, request, CallTag(i, "debater", "debater"))
         assert len(bad) == 1
         assert api.describe()["endpoints"][0]["api_base"] == bad.api_base
 

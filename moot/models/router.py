@@ -56,12 +56,16 @@ class RouterModel(LiteLLMModel):
             for e in endpoints
         ]
         retries = routing.get("retries")
+        if retries is None:
+            # The Router may pick a failing endpoint again until it is cooled down (after
+            # allowed_fails + 1 failures): enough tries to get past every other one.
+            retries = (len(primary) - 1) * (routing.get("allowed_fails", 1) + 1)
         self.router = self._litellm.Router(
             model_list=model_list,
             routing_strategy=routing.get("strategy", "simple-shuffle"),
             allowed_fails=routing.get("allowed_fails", 1),
             cooldown_time=routing.get("cooldown", 30.0),
-            num_retries=len(primary) - 1 if retries is None else retries,
+            num_retries=retries,
             retry_after=0,  # the next endpoint at once; the gateway's backoff comes after
             fallbacks=[{name: [fallback]}] if len(primary) < len(endpoints) else [],
             timeout=settings.timeout,

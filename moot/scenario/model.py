@@ -174,7 +174,8 @@ class Routing(_Strict):
     allowed_fails: int = Field(1, ge=0, description="failures before an endpoint cools down")
     cooldown: float = Field(30.0, ge=0, description="seconds a failing endpoint is left out")
     retries: int | None = Field(
-        None, ge=0, description="other endpoints tried within one attempt (default: all of them)"
+        None, ge=0, description="tries on other endpoints within one attempt (default: enough"
+        " to get past every other endpoint's allowed failures)"
     )
 
 
