@@ -52,6 +52,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--no-cache", action="store_true", help="call the models even for a cached request"
     )
+    run.add_argument(
+        "--executor", choices=("local", "ray"), default="local",
+        help="where episodes run: this process, or a Ray cluster (pip install 'moot[ray]')",
+    )  # fmt: skip
+    run.add_argument("--address", help="--executor ray: the cluster (default: start a local one)")
 
     watch = sub.add_parser("watch", help="watch a run live (from another terminal)")
     watch.add_argument("db", metavar="RUN.db", help="the run's database")
@@ -78,6 +83,10 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("format", help="nyu-debate, khan-csv or moot-jsonl")
     imp.add_argument("path", help="the dataset's file or folder")
     imp.add_argument("--out", required=True, metavar="RUN.db", help="database (made if new; re-importing adds nothing twice)")
+
+    merge = sub.add_parser("merge", help="merge shard databases of one run into a run database")
+    merge.add_argument("out", metavar="OUT.db", help="the run database (made if new)")
+    merge.add_argument("shards", nargs="+", metavar="SHARD.db", help="one transaction each")
 
     graph = sub.add_parser("graph", help="print a protocol's graph as Mermaid (or DOT)")
     graph.add_argument("protocol", help="a built-in protocol name or a scenario file")
@@ -140,6 +149,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     from moot.scenario.load import load_file
 
     progress = None if args.quiet or args.tui else ConsoleProgress()
+    if args.executor == "ray":
+        if args.tui:
+            raise ConfigError("--tui watches a local run; with --executor ray, use moot watch RUN.db")
+        from moot.executors import ray_exec
+
+        resume_run, run_scenario = ray_exec.on_ray(args.address)
+    elif args.address:
+        raise ConfigError("--address goes with --executor ray")
     try:
         if args.resume:
             if args.scenario or args.out or args.limit or args.model or args.no_cache:
@@ -221,6 +238,15 @@ def cmd_judge(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_merge(args: argparse.Namespace) -> int:
+    from moot.store.merge import merge_files
+
+    m = merge_files(args.out, args.shards)
+    print(f"{args.out}: merged {m.episodes} episodes ({m.done} done, {m.failed} failed), "
+          f"skipped {m.skipped} already done, left out {m.unfinished} unfinished")
+    return 0
+
+
 def cmd_protocols(args: argparse.Namespace) -> int:
     from moot.protocols.registry import DESCRIPTIONS
 
@@ -289,6 +315,7 @@ COMMANDS = {
     "replay": cmd_replay,
     "join": cmd_join,
     "judge": cmd_judge,
+    "merge": cmd_merge,
     "validate": cmd_validate,
     "protocols": cmd_protocols,
     "graph": cmd_graph,

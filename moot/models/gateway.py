@@ -46,6 +46,9 @@ class ModelSettings:
     params: dict[str, Any] = field(default_factory=dict)  # extra provider parameters
     rpm: float | None = None  # requests per minute, for this model across the run
     tpm: float | None = None  # tokens (prompt + completion) per minute
+    # several servers of one model, spread by litellm's Router (moot/models/router.py)
+    endpoints: list[dict[str, Any]] | None = None
+    routing: dict[str, Any] | None = None
     # scripted model only
     latency: float = 0.0
     replies: list[str] | None = None
@@ -139,9 +142,17 @@ class Model:
         self.cache = cache
         # what else decides a reply besides the request: the endpoint and extra parameters
         self._cache_extra = {"api_base": settings.api_base, "params": settings.params}
+        if settings.endpoints:  # any of them may answer: the servers are the model's identity
+            self._cache_extra["endpoints"] = sorted(e["api_base"] for e in settings.endpoints)
         limit = settings.max_concurrency
         self._limiter = anyio.CapacityLimiter(limit) if limit else None
         self._rate = RateLimiter(settings.rpm, settings.tpm) if settings.rpm or settings.tpm else None
+
+    def share_limits(self, limiter: Any, rate: Any) -> None:
+        """Use limits held elsewhere (a cluster's, shared by every worker) instead of this
+        process's own: `limiter` is entered around each attempt (`async with`), `rate` has
+        `acquire()` and `spend(tokens)`. None keeps no limit of that kind."""
+        self._limiter, self._rate = limiter, rate
 
     async def generate(self, request: GenerateRequest, tag: CallTag) -> tuple[GenerateResult, int]:
         """Returns the result and the call's sequence number in its episode."""
@@ -247,6 +258,10 @@ def make_api(name: str, settings: ModelSettings) -> ModelAPI:
         from moot.models.local import LocalModel
 
         return LocalModel(name, settings)
+    if settings.endpoints:
+        from moot.models.router import RouterModel
+
+        return RouterModel(name, settings)
     from moot.models.litellm_api import LiteLLMModel
 
     return LiteLLMModel(name, settings)

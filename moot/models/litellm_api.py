@@ -93,7 +93,7 @@ class LiteLLMModel:
             kwargs["logprobs"] = True
             kwargs["top_logprobs"] = 20
         try:
-            response = await litellm.acompletion(**kwargs)
+            response = await self._complete(kwargs)
         except Exception as exc:  # classified once, here, for the gateway
             raise _classify(litellm, exc, key) from None
         choice = response.choices[0]
@@ -107,6 +107,10 @@ class LiteLLMModel:
             cost=_cost(litellm, response),
             label_logprobs=_label_logprobs(choice, labels) if labels else None,
         )
+
+    async def _complete(self, kwargs: dict[str, Any]) -> Any:
+        """One request through litellm (the Router's subclass sends it to an endpoint)."""
+        return await self._litellm.acompletion(**kwargs)
 
 
 def _version() -> str:

@@ -197,6 +197,30 @@ class DatasetConfig(_Strict):
     )
 
 
+class Endpoint(_Strict):
+    """One server of a model (e.g. one of several vLLM servers); calls are spread over them."""
+
+    api_base: str
+    api_key_env: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    model: str | None = Field(None, description="the model's name at this server (default: its own)")
+    weight: float = Field(1.0, gt=0, description="share of the calls, relative to the others")
+    fallback: bool = Field(False, description="used only when every other endpoint fails")
+
+
+class Routing(_Strict):
+    """How calls are spread over a model's endpoints (litellm's Router)."""
+
+    strategy: Literal["simple-shuffle", "least-busy", "latency-based-routing", "usage-based-routing-v2"] = (
+        "simple-shuffle"
+    )
+    allowed_fails: int = Field(1, ge=0, description="failures before an endpoint cools down")
+    cooldown: float = Field(30.0, ge=0, description="seconds a failing endpoint is left out")
+    retries: int | None = Field(
+        None, ge=0, description="tries on other endpoints within one attempt (default: enough"
+        " to get past every other endpoint's allowed failures)"
+    )
+
+
 class ModelConfig(_Strict):
     max_concurrency: int | None = Field(None, ge=1)
     timeout: float | None = Field(None, gt=0)  # None: the provider's default
@@ -213,6 +237,20 @@ class ModelConfig(_Strict):
     logprobs: bool = True
     n_ctx: int = Field(4096, ge=256)
     n_threads: int | None = Field(None, ge=1)
+    endpoints: list[Endpoint] | None = Field(
+        None, min_length=1, description="several servers of this model, routed by litellm"
+    )
+    routing: Routing | None = None
+
+    @model_validator(mode="after")
+    def _one_way_to_the_servers(self) -> ModelConfig:
+        if self.endpoints and (self.api_base or self.api_key_env):
+            raise ValueError("endpoints: give api_base and api_key_env per endpoint, not beside them")
+        if self.endpoints and all(e.fallback for e in self.endpoints):
+            raise ValueError("endpoints: at least one must not be a fallback")
+        if self.routing and not self.endpoints:
+            raise ValueError("routing: applies to a model with endpoints")
+        return self
 
     @model_validator(mode="after")
     def _no_secrets(self) -> ModelConfig:
