@@ -263,35 +263,8 @@ async def execute(
     only = hooks.episodes
     total = prep.total if only is None else len(only)
 
-    if resume:
-        conn = store.connect(path)
-        run_id, done = store.reopen_run(conn)
-        total -= len(done)
-    else:
-        done = set()
-        conn = store.connect(path, create=True)
-        run_id = uuid.uuid4().hex
-        store.create_run(
-            conn,
-            {
-                "id": run_id,
-                "name": scenario.name,
-                "scenario_yaml": prep.scenario_text,
-                "config": config_record(prep, cell_seats[0]) | hooks.config,
-                "versions": versions(),
-                "models": {m.name: m.api.describe() for m in models.values()},
-                "started_at": time.time(),
-            },
-        )
-        if scenario.sweep:
-            store.create_cells(
-                conn,
-                [
-                    (c.name, c.position, c.params, c.scenario.model_dump(mode="json", exclude={"sweep"})
-                     | {"prompts": prompts_used(c, seats)})
-                    for c, seats in zip(prep.cells, cell_seats, strict=True)
-                ],
-            )  # fmt: skip
+    conn, run_id, done = open_run(prep, path, resume, models, cell_seats, hooks.config)
+    total -= len(done)
     carried = _load_memories(prep.cells, cell_seats, conn, resume, prep.base)
     writer = StoreWriter(conn)
     bus.attach(writer)
@@ -353,6 +326,49 @@ async def execute(
     summary = summarize(conn, path, wall)
     conn.close()
     return summary
+
+
+def open_run(
+    prep: Prepared,
+    path: Path,
+    resume: bool,
+    models: dict[tuple[str, str], Model],
+    cell_seats: list[dict[str, Any]],
+    config: dict[str, Any] | None = None,
+) -> tuple[sqlite3.Connection, str, set[int]]:
+    """The run's database, for any executor: reopened to resume (finished episodes kept,
+    the rest cleared), or made with the run's record (and a sweep's cells)."""
+    from moot import store
+
+    if resume:
+        conn = store.connect(path)
+        run_id, done = store.reopen_run(conn)
+        return conn, run_id, done
+    scenario = prep.scenario
+    conn = store.connect(path, create=True)
+    run_id = uuid.uuid4().hex
+    store.create_run(
+        conn,
+        {
+            "id": run_id,
+            "name": scenario.name,
+            "scenario_yaml": prep.scenario_text,
+            "config": config_record(prep, cell_seats[0]) | (config or {}),
+            "versions": versions(),
+            "models": {m.name: m.api.describe() for m in models.values()},
+            "started_at": time.time(),
+        },
+    )
+    if scenario.sweep:
+        store.create_cells(
+            conn,
+            [
+                (c.name, c.position, c.params, c.scenario.model_dump(mode="json", exclude={"sweep"})
+                 | {"prompts": prompts_used(c, seats)})
+                for c, seats in zip(prep.cells, cell_seats, strict=True)
+            ],
+        )  # fmt: skip
+    return conn, run_id, set()
 
 
 def _seats(

@@ -365,3 +365,20 @@ cache: false
         # each chunk's Router (two chunks) leaves the failing server out after its allowed
         # failure (2 requests); calls already on their way (4 per worker) may meet it too
         assert len(bad) <= 2 * (2 + 4)
+
+
+def test_seats_that_need_one_process_are_refused_before_anything_runs(cluster, tmp_path):
+    from moot.errors import ConfigError
+
+    # a memory needs its episodes in order, and a person is at one terminal: both stay local
+    learning = (
+        "name: learn\nprotocol: {name: courtroom}\n"
+        "seats: {lawyer: {model: scripted, memory: {kind: cases}}, witness: {model: scripted}, judge: {model: scripted}}\n"
+        "dataset: {source: builtin:cases, limit: 2}\n"
+    )
+    with pytest.raises(ConfigError, match="seats.plaintiff_lawyer.memory: .* local executor"):
+        run_scenario_ray(parse(learning), learning, out=tmp_path / "m.db")
+    person = "name: p\nprotocol: {name: direct_qa}\nseats: {judge: {model: human}}\ndataset: {limit: 1}\n"
+    with pytest.raises(ConfigError, match="a person's seat needs the local executor"):
+        run_scenario_ray(parse(person), person, out=tmp_path / "h.db")
+    assert not (tmp_path / "m.db").exists() and not (tmp_path / "h.db").exists()

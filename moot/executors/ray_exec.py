@@ -37,6 +37,7 @@ from typing import Any
 
 import anyio
 
+from moot.agents.model_seat import ModelSeat
 from moot.bus import Bus
 from moot.engine import EpisodeSpec
 from moot.errors import ConfigError
@@ -49,14 +50,12 @@ from moot.run import (
     RunSummary,
     _seats,
     budget_check,
-    config_record,
     episode_specs,
+    open_run,
     output_path,
     prepare,
-    prompts_used,
     stored_scenario,
     summarize,
-    versions,
 )
 from moot.scenario.model import Scenario
 from moot.store.merge import Merged, merge_shard
@@ -127,41 +126,6 @@ def _run(prep: Prepared, path: Path, progress: Any, resume: bool, options: RayOp
             ray.shutdown()
 
 
-def _open_run(prep: Prepared, path: Path, resume: bool, models: dict, cell_seats: list) -> tuple[Any, str, set[int]]:
-    """As a local run opens its database (moot.run.execute)."""
-    from moot import store
-
-    if resume:
-        conn = store.connect(path)
-        run_id, done = store.reopen_run(conn)
-        return conn, run_id, done
-    conn = store.connect(path, create=True)
-    run_id = uuid.uuid4().hex
-    scenario = prep.scenario
-    store.create_run(
-        conn,
-        {
-            "id": run_id,
-            "name": scenario.name,
-            "scenario_yaml": prep.scenario_text,
-            "config": config_record(prep, cell_seats[0]),
-            "versions": versions(),
-            "models": {m.name: m.api.describe() for m in models.values()},
-            "started_at": time.time(),
-        },
-    )
-    if scenario.sweep:
-        store.create_cells(
-            conn,
-            [
-                (c.name, c.position, c.params, c.scenario.model_dump(mode="json", exclude={"sweep"})
-                 | {"prompts": prompts_used(c, seats)})
-                for c, seats in zip(prep.cells, cell_seats, strict=True)
-            ],
-        )  # fmt: skip
-    return conn, run_id, set()
-
-
 def _shared(key: tuple[str, str], model: Model) -> bool:
     """Limits held cluster-wide: a local model's stay with each process's own context."""
     s = model.settings
@@ -186,7 +150,16 @@ async def execute_ray(
     bus = Bus()  # the driver's models are built to check them (and describe them); no calls
     models: dict[tuple[str, str], Model] = {}
     cell_seats = [_seats(cell, models, bus, []) for cell in prep.cells]
-    conn, run_id, done = _open_run(prep, path, resume, models, cell_seats)
+    for cell, seats in zip(prep.cells, cell_seats, strict=True):
+        for seat_id, seat in seats.items():
+            if getattr(seat, "memory", None) is not None:
+                raise ConfigError(
+                    f"seats.{seat_id}.memory: episodes that share a memory run one at a time, "
+                    "in order; run them with the local executor"
+                )
+            if not isinstance(seat, ModelSeat):
+                raise ConfigError(f"seats.{seat_id}: a person's seat needs the local executor (moot run --tui)")
+    conn, run_id, done = open_run(prep, path, resume, models, cell_seats)
 
     stats = bus.stats
     actors = {
