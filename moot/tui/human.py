@@ -452,15 +452,6 @@ def live_app(prep: Any, path: Any, resume: bool, **kwargs: Any) -> Any:
 def run_with_tui(prep: Any, path: Any, resume: bool) -> Any:
     """`moot run --tui` with people in seats: the live view, and each person's turn on top
     of it in this terminal. Quitting stops the run resumable (as without people)."""
-    from moot.errors import ConfigError
-    from moot.run import Interrupted
+    from moot.tui.watch import run_app
 
-    app = live_app(prep, path, resume)
-    app.run()
-    if app.error is not None:
-        raise app.error
-    if app.result is None:
-        if not path.exists():
-            raise ConfigError("stopped before the run began: nothing was written")
-        raise Interrupted(path)
-    return app.result
+    return run_app(live_app(prep, path, resume), path)

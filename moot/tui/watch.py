@@ -314,9 +314,15 @@ def run_with_tui(prep: Any, path: Path, resume: bool) -> Any:
 
     Returns the run's summary once it finished and the user quit; quitting earlier cancels
     the run, which marks itself interrupted (resumable) and raises `Interrupted`."""
-    from moot.run import Interrupted, execute
+    from moot.run import execute
 
-    app = LiveApp(path, runner=lambda: execute(prep, path, resume=resume))
+    return run_app(LiveApp(path, runner=lambda: execute(prep, path, resume=resume)), path)
+
+
+def run_app(app: LiveApp, path: Path) -> Any:
+    """Run a live app that drives a run; its summary, or why there is none."""
+    from moot.run import Interrupted
+
     app.run()
     if app.error is not None:
         raise app.error
