@@ -3,9 +3,10 @@ check of every seat's model (key, context window, token probabilities).
 
 The counts come from the engine itself: it walks each cell's protocol over a sample of the
 episodes with probe seats that render every prompt exactly as the model would receive it,
-reply with `max_tokens` of filler and never sound sure, agree or approve. So the walk takes
-the longest path a protocol allows: where a protocol can stop early (a confident judge,
-agreement, an approved draft), the figures are upper bounds, and the plan says so.
+reply with `max_tokens` of filler and never sound sure, agree, approve or accept an offer.
+So the walk takes the longest path a protocol allows: where a protocol can stop early (a
+confident judge, agreement, an approved draft, a deal), the figures are upper bounds, and
+the plan says so.
 Tokens are estimated at 4 characters each; each reply counts as its full `max_tokens`.
 Prices come from litellm's offline price table; a model it has no price for is "unknown",
 never zero; scripted and local models cost nothing.
@@ -33,7 +34,7 @@ from moot.run import CellPlan, Prepared, episode_specs
 SAMPLE = 20  # episodes walked per cell; the rest are scaled from them
 # Conditions under which a protocol may end before its longest path.
 EARLY = {"confident", "unsure", "unsure_rounds_left", "agreed", "disagree_rounds_left",
-         "approved", "revise_rounds_left"}  # fmt: skip
+         "approved", "revise_rounds_left", "offer_made", "accepted"}  # fmt: skip
 # Seconds per call assumed for the time estimate (see `_latency`).
 API_CALL_S = 1.0
 API_TOKENS_S = 60.0
@@ -191,6 +192,8 @@ class _Probe:
         text = ("lorem " * req.max_tokens)[: 4 * req.max_tokens]
         if turn.kind == "review":
             text += "\nDecision: revise"
+        elif turn.kind == "speech":  # a game's player: a valid offer, and no deal
+            text += "\nOFFER: 1\nREJECT"
         return Reply(text)
 
     @property
