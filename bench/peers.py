@@ -37,14 +37,15 @@ class Peer:
 
 PEERS = [
     Peer("bare asyncio floor (--persist)", None, "floor_asyncio.py", ("-n", "{n}", "--persist")),
-    Peer("AutoGen AgentChat (no persistence)", "autogen", "autogen_debate.py", ("{n}",)),
-    Peer("Inspect AI (with its log)", "inspect", "inspect_debate.py", ("{n}",), quick_n=100),
+    # --quick runs the slow peers smaller (their rates are flat in n) to stay under two minutes
+    Peer("AutoGen AgentChat (no persistence)", "autogen", "autogen_debate.py", ("{n}",), quick_n=500),
+    Peer("Inspect AI (with its log)", "inspect", "inspect_debate.py", ("{n}",), quick_n=50),
     Peer("LangGraph, plain fn (no persistence)", "langgraph", "langgraph_debate.py",
          ("--mode", "none", "--model", "plain", "-n", "{n}")),
     Peer("LangGraph, fake model (no persistence)", "langgraph", "langgraph_debate.py",
-         ("--mode", "none", "--model", "fakelist", "-n", "{n}")),
+         ("--mode", "none", "--model", "fakelist", "-n", "{n}"), quick_n=500),
     Peer("LangGraph + SQLite checkpointer", "langgraph", "langgraph_debate.py",
-         ("--mode", "sqlite", "--model", "fakelist", "-n", "{n}")),
+         ("--mode", "sqlite", "--model", "fakelist", "-n", "{n}"), quick_n=500),
 ]  # fmt: skip
 
 

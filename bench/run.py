@@ -75,13 +75,18 @@ def main() -> None:
     results: dict = {"machine": machine(), "quick": q}
     rows: list[tuple[str, str, str]] = []
 
+    started = time.perf_counter()
+
+    def section(title: str) -> None:
+        print(f"\n{title}  [{time.perf_counter() - started:.0f} s]")
+
     def row(name: str, value: str, target: str = "") -> None:
         rows.append((name, value, target))
         print(f"  {name:<52} {value:>16}  {target}", flush=True)
 
     print(f"moot benchmarks ({'quick' if q else 'full'}) on {results['machine']}")
 
-    print("\noverhead: 7-call debates, scripted model, zero latency, everything persisted")
+    section("overhead: 7-call debates, scripted model, zero latency, everything persisted")
     sizes = [1000] if q else [1000, 10000]
     reps = 1 if q else 3
     overhead = {}
@@ -97,7 +102,7 @@ def main() -> None:
     if not args.no_peers:
         n_peer = sizes[0]
         moot_cps = overhead[n_peer]["calls_per_s"]
-        print(f"\npeers, same shape, {n_peer:,} episodes (moot / peer; target: moot >= 10x)")
+        section(f"peers, same shape, {n_peer:,} episodes (moot / peer; target: moot >= 10x)")
         results["peers"] = []
         for peer in peers.PEERS:
             n = peer.quick_n if q and peer.quick_n else n_peer
@@ -117,7 +122,7 @@ def main() -> None:
                 label += f" [{n} episodes]"
             row(label, f"{r['calls_per_s']:,.0f} calls/s", f"moot x{ratio:,.2f} {verdict}")
 
-    print("\nconcurrency: scripted model at 500 ms, unlimited concurrency (wall / 7 x 0.5 s)")
+    section("concurrency: scripted model at 500 ms, unlimited concurrency (wall / 7 x 0.5 s)")
     conc = {}
     for n in ([1000] if q else [1000, 10000]):
         r = workload("overhead", "-n", str(n), "--latency", "0.5")
@@ -125,7 +130,7 @@ def main() -> None:
         row(f"{n:,} debates", f"{r['wall_over_ideal']:.3f}", "<= 1.10 at 1k, <= 1.25 at 10k")
     results["concurrency"] = conc
 
-    print("\nmemory: peak RSS, episodes streamed to the database")
+    section("memory: peak RSS, episodes streamed to the database")
     mem = {}
     for n in ([1000, 5000] if q else [1000, 10000, 100000]):
         r = workload("overhead", "-n", str(n), "--concurrency", "1000")
@@ -133,14 +138,14 @@ def main() -> None:
         row(f"{n:,} episodes", f"{r['peak_rss_mb']:.0f} MB", "< 400 MB, flat")
     results["memory"] = mem
 
-    print("\nstore")
+    section("store")
     ref = overhead[sizes[-1]]
     row("messages written per second (end to end)",
         f"{ref['messages'] / ref['wall_s']:,.0f} /s")
     row("database bytes per 1,000 messages (with prompts)",
         f"{ref['db_bytes_per_1000_messages'] / 1e6:.2f} MB")
 
-    print("\nlocal model: embedded SmolLM2-135M, moot vs llama-cpp-python direct")
+    section("local model: embedded SmolLM2-135M, moot vs llama-cpp-python direct")
     try:
         proc = subprocess.run(
             [sys.executable, str(HERE / "local_model.py"), "--repeats", "3" if q else "7"],
@@ -164,14 +169,14 @@ def main() -> None:
         return json.loads(proc.stdout.strip().splitlines()[-1])
 
     n_analyze = 5_000 if q else 100_000
-    print(f"\nanalysis: moot analyze on a {n_analyze:,}-episode database (made once, cached)")
+    section(f"analysis: moot analyze on a {n_analyze:,}-episode database (made once, cached)")
     an = script("analyze.py", "--episodes", str(n_analyze))
     results["analyze"] = an
     row(f"moot analyze, {n_analyze:,} episodes ({an['db_mb']} MB)",
         f"{an['analyze_wall_s']:.2f} s", f"cpu {an['analyze_cpu_s']:.2f} s")
 
     n_tui = 100_000 if q else 1_000_000
-    print(f"\nTUI: replay of a {n_tui:,}-message database (made once, cached), live at 1,000 msgs/s")
+    section(f"TUI: replay of a {n_tui:,}-message database (made once, cached), live at 1,000 msgs/s")
     tui = script("tui.py", "--messages", str(n_tui), "--seconds", "3" if q else "10")
     results["tui"] = tui
     row("replay: first screen (start-up included)", f"{tui['first_screen_s'] * 1000:.0f} ms", "< 1 s")
@@ -179,7 +184,7 @@ def main() -> None:
     row("live: max lag at 1,000 messages/s", f"{tui['live_max_lag_messages']:,} msgs",
         "<= a poll's worth")  # fmt: skip
 
-    print("\nstart-up")
+    section("start-up")
     moot = str(Path(sys.executable).with_name("moot"))
     help_s = timed([moot, "--help"])
     validate_s = timed([moot, "validate", str(ROOT / "scenarios" / "quickstart.yaml")])
@@ -187,6 +192,7 @@ def main() -> None:
     row("moot validate quickstart.yaml", f"{validate_s * 1000:.0f} ms", "< 300 ms")
     results["startup"] = {"help_s": help_s, "validate_s": validate_s}
 
+    print(f"\ndone in {time.perf_counter() - started:.0f} s")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
 

@@ -55,6 +55,7 @@ def scenario(n: int, data: Path, model: str, latency: float, concurrency: int) -
             "models": {model: {"latency": latency}} if model.startswith("scripted") else {},
             "dataset": {"source": str(data), "limit": n},
             "concurrency": concurrency,
+            "cache": False,  # every call made: a cached reply would measure the cache
         }
     )
 
