@@ -30,7 +30,6 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.css.query import NoMatches
 from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widget import Widget
@@ -438,12 +437,6 @@ def live_app(prep: Any, path: Any, resume: bool, **kwargs: Any) -> Any:
         def on_mount(self) -> None:  # after LiveApp's own (Textual calls both)
             if here:
                 self.push_screen(WaitingScreen(here, path))
-
-        def poll(self) -> None:
-            try:
-                super().poll()
-            except NoMatches:  # a tick while the app is closing: its widgets are gone
-                pass
 
     app = PeopleLiveApp(path, runner=runner, **kwargs)
     return app

@@ -13,6 +13,7 @@ from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.css.query import NoMatches
 from textual.widgets import Footer, Static
 from textual.worker import Worker, WorkerState
 
@@ -171,6 +172,12 @@ class LiveApp(App[None]):
 
     # -- polling -------------------------------------------------------------------------
     def poll(self) -> None:
+        try:
+            self._poll()
+        except NoMatches:  # a tick while the app is closing: its widgets are gone
+            pass
+
+    def _poll(self) -> None:
         state = self.state
         if state is None:
             return
