@@ -21,8 +21,8 @@ An invalid move (no readable offer, an amount out of range, neither ACCEPT nor R
 named by the referee and counts as no offer or a rejection. The outcome (deal, round,
 terms, each player's gain, efficiency: the gains' sum over what was there to gain, and
 fairness: the smaller gain over the larger) is the episode's outcome; each player's gain
-is also a verdict row (judge `referee:SEAT`) so that analysis and exports read it like any
-score. A game instance's numbers come from the dataset row's `game` object over the
+is also a `ratings` row (rater `referee`, target the player, score the gain), so it is
+queried like any other score. A game instance's numbers come from the dataset row's `game` object over the
 protocol's defaults, so one file can hold many games.
 """
 
