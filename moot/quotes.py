@@ -26,7 +26,7 @@ from difflib import SequenceMatcher
 from heapq import nlargest
 from itertools import accumulate
 
-__all__ = ["Quote", "find_quotes", "render_for_judge", "summary", "verify"]
+__all__ = ["Quote", "find_quotes", "from_record", "render_for_judge", "summary", "verify"]
 
 _TAG = re.compile(r"<\s*(/?)\s*quote\s*>", re.IGNORECASE)
 # The engine's own marks, and anything a judge might read as one: any case, spaces or
@@ -47,6 +47,13 @@ class Quote:
     verified: bool
     source_span: tuple[int, int] | None
     score: float
+
+
+def from_record(q: dict) -> Quote:
+    """A quote as the store keeps it (`messages.quotes`, written by the store writer)."""
+    span = q.get("source_span")
+    return Quote(q["text"], int(q["start"]), int(q["end"]), bool(q["verified"]),
+                 (int(span[0]), int(span[1])) if span else None, float(q.get("score", 1.0)))  # fmt: skip
 
 
 def _tag_spans(speech: str) -> list[tuple[int, int, int, int]]:

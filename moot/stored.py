@@ -11,7 +11,7 @@ from typing import Any
 
 from moot.errors import ConfigError
 from moot.events import Message
-from moot.quotes import Quote
+from moot.quotes import Quote, from_record
 from moot.scenario.model import Scenario
 
 
@@ -70,11 +70,7 @@ def episodes(conn: sqlite3.Connection, status: str | None = "done") -> list[Stor
 def _quotes(text: str | None) -> tuple[Quote, ...] | None:
     if not text:
         return None
-    return tuple(
-        Quote(q["text"], q["start"], q["end"], q["verified"],
-              tuple(q["source_span"]) if q["source_span"] is not None else None, q["score"])
-        for q in json.loads(text)
-    )  # fmt: skip
+    return tuple(from_record(q) for q in json.loads(text))
 
 
 def messages(conn: sqlite3.Connection, episode: int) -> list[Message]:

@@ -18,7 +18,7 @@ from moot.datasets import json_rows
 from moot.errors import ConfigError
 from moot.events import EpisodeFinished, EpisodeStarted, Event, Message, Verdict
 from moot.importers import Imported
-from moot.quotes import Quote
+from moot.quotes import Quote, from_record
 
 NAME = "moot-jsonl"
 DESCRIPTION = "moot's own JSONL export (the folder moot export --format jsonl wrote)"
@@ -58,11 +58,7 @@ def read(path: Path) -> Iterator[Imported]:
 def _quotes(value: Any) -> tuple[Quote, ...] | None:
     if not value:
         return None
-    return tuple(
-        Quote(q["text"], q["start"], q["end"], bool(q["verified"]),
-              tuple(q["source_span"]) if q.get("source_span") else None, float(q.get("score", 1.0)))  # fmt: skip
-        for q in value
-    )
+    return tuple(from_record(q) for q in value)
 
 
 def _episode(row: dict[str, Any], msgs: list, verdicts: list, where: str) -> Any:

@@ -19,7 +19,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.widgets import Static
 
-from moot.quotes import Quote, render_for_judge
+from moot.quotes import from_record, render_for_judge
 from moot.tui.reader import EpisodeRow, MessageRow, RunReader, VerdictRow
 from moot.tui.text import one_line, plain, plain_text
 
@@ -274,12 +274,7 @@ def as_seen(m: MessageRow) -> str | None:
     if not m.quotes:
         return None
     try:
-        quotes = [
-            Quote(q["text"], int(q["start"]), int(q["end"]), bool(q.get("verified")),
-                  tuple(q["source_span"]) if q.get("source_span") else None, float(q.get("score", 0)))
-            for q in m.quotes
-        ]  # fmt: skip
-        return render_for_judge(m.content, quotes)
+        return render_for_judge(m.content, [from_record(q) for q in m.quotes])
     except (KeyError, TypeError, ValueError):
         return None
 
