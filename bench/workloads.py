@@ -71,11 +71,13 @@ def overhead(args: argparse.Namespace) -> dict:
 
         _import_litellm()
     t0 = time.perf_counter()
+    cpu0 = time.thread_time()
     summary = anyio.run(lambda: execute(prep, db))
     # The run's own clock: first episode started -> last row committed. Like the peers'
     # timers, it leaves out set-up (opening the database) and the summary queries after.
     wall = summary.wall_s
     total = time.perf_counter() - t0
+    cpu = time.thread_time() - cpu0  # the event loop's thread only (the writer has its own)
     assert summary.model_calls == 7 * args.n and summary.failed == 0, summary
     conn = sqlite3.connect(db)
     messages = conn.execute("SELECT count(*) FROM messages").fetchone()[0]
@@ -89,6 +91,7 @@ def overhead(args: argparse.Namespace) -> dict:
         "wall_s": round(wall, 4),
         "wall_with_setup_s": round(total, 4),
         "calls_per_s": round(summary.model_calls / wall, 1),
+        "loop_cpu_us_per_call": round(cpu / summary.model_calls * 1e6, 1),
         "messages": messages,
         "db_bytes_per_1000_messages": round(size / messages * 1000),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),

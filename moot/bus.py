@@ -50,6 +50,7 @@ class _Episode:
     held: list[Message] | None = None  # not None while a sealed round is open
     messages_posted: int = 0
     calls_made: int = 0
+    restricted: int = 0  # messages with an audience: views must filter (else: all of it)
 
 
 @dataclass(slots=True)
@@ -90,6 +91,10 @@ class Bus:
         for sink in self._sinks:
             if sink.accept(event):
                 await sink.drain()
+        if self._subscribers:
+            await self._send(event)
+
+    async def _send(self, event: Event) -> None:
         for stream in self._subscribers:
             try:
                 stream.send_nowait(event)  # the fast path: no trip through the event loop
@@ -139,6 +144,8 @@ class Bus:
             ep.held.append(message)
         else:
             ep.transcript.append(message)
+        if message.audience is not None:
+            ep.restricted += 1
         await self.publish(message)
 
     def next_message_seq(self, episode: int) -> int:
@@ -178,9 +185,10 @@ class Bus:
         ep = self._episodes[episode]
         sight = ep.sight[seat]
         st = ep.started
-        visible = tuple(
-            m for m in ep.transcript if m.audience is None or seat in m.audience
-        )
+        if ep.restricted:
+            visible = tuple(m for m in ep.transcript if m.audience is None or seat in m.audience)
+        else:
+            visible = tuple(ep.transcript)
         return View(
             episode=episode,
             seat=seat,

@@ -107,6 +107,7 @@ class Engine:
         self._best_of = protocol.settings.get("best_of") or 1
         self._rubric = protocol.settings.get("rubric") or ""
         self._phase_rounds = protocol.settings.get("phase_rounds")  # a game's rounds, by phase
+        self._turns: dict[tuple[str, int], Turn] = {}
         # seats that carry a memory from one episode to the next
         self._remembering = [s for s, seat in seats.items() if getattr(seat, "memory", None) is not None]
         if self._remembering:
@@ -238,15 +239,17 @@ class Engine:
         if phase.kind == "qualify":
             await self._qualify(spec, phase, round_, state)
             return
-        turn = Turn(
-            kind=phase.kind,
-            phase=phase.name,
-            round=round_,
-            rounds=self._rounds,
-            simultaneous=phase.simultaneous,
-            max_tokens=0,
-            rubric=self._rubric if phase.kind == "review" else "",
-        )
+        turn = self._turns.get((phase.name, round_))
+        if turn is None:  # the same for every episode: made once
+            turn = self._turns[phase.name, round_] = Turn(
+                kind=phase.kind,
+                phase=phase.name,
+                round=round_,
+                rounds=self._rounds,
+                simultaneous=phase.simultaneous,
+                max_tokens=0,
+                rubric=self._rubric if phase.kind == "review" else "",
+            )
         ep = spec.index
         if phase.kind == "verdict":
             state.choices = {}

@@ -9,7 +9,7 @@ from moot import judging
 from moot import quotes as quoting
 from moot.agents.base import Reply, Turn, View
 from moot.agents.memory import REFLECT_TURN, Memory
-from moot.agents.prompts import Templates, defaults
+from moot.agents.prompts import Bound, Compiled, Templates, compile_template, defaults
 from moot.models.base import GenerateRequest
 from moot.models.gateway import CallTag, Model
 
@@ -114,14 +114,40 @@ class ModelSeat:
         self.max_tokens = max_tokens
         self.seed = seed
         self.prompts = prompts or SeatPrompts()
-        self._system_cache: dict[tuple, str] = {}
+        # templates with one episode's fields filled in, while it runs (see _fill)
+        self._bound: dict[object, Bound] = {}
 
     def messages(self, view: View, turn: Turn) -> list[dict[str, str]]:
-        labels = judging.labels_for(len(view.answers))
         templates = self.prompts.resolve(self.role, turn.kind, turn.phase)
+        system = self._fill(compile_template(templates.system), view, turn)
+        if self.memory is not None:
+            system += self.memory.block(view.question)
+        return [
+            {"role": "system", "content": system},
+            {"role": "user", "content": self._fill(compile_template(templates.turn), view, turn)},
+        ]
+
+    def _fill(self, template: Compiled, view: View, turn: Turn) -> str:
+        """The template for this view and turn. Its episode fields are filled once per
+        episode and seat (kept while the episode runs); only the turn's are filled each call."""
+        if not template.plain:  # format specs: the general path
+            values = {**self._episode_fields(view), **self._turn_fields(view, turn, template.fields)}
+            return template.text.format_map(values)
+        key = template if template.key is None else (template, template.key(view))
+        bound = self._bound.get(key)
+        if bound is None:
+            if len(self._bound) >= 50_000:  # more live episodes than that: start over
+                self._bound.clear()
+            bound = self._bound[key] = template.bind(self._episode_fields(view))
+        if not bound.names:
+            return bound.texts[0]
+        return bound.fill(self._turn_fields(view, turn, template.fields))
+
+    def _episode_fields(self, view: View) -> dict[str, object]:
+        labels = judging.labels_for(len(view.answers))
         side = view.side
         source = view.source
-        fields = {
+        return {
             "name": seat_title(self.id),
             "question": view.question,
             "answers": _answers_block(labels, view.answers),
@@ -131,27 +157,22 @@ class ModelSeat:
             "passage": source if source is not None else "(not shown to you)",
             "passage_block": f"Passage:\n{source}\n\n" if source is not None else "",
             "blind_note": "" if source is not None else " that you cannot read",
-            "transcript": render_transcript(view, labels) if turn.kind not in SHOWN else "",
-            "candidates": _candidates(view) if turn.kind in SHOWN else "",
-            "round": turn.round,
-            "rounds": turn.rounds,
-            "phase": turn.phase,
-            "rubric": turn.rubric,
-            "rubric_block": f"Check the draft against this rubric:\n{turn.rubric}\n\n" if turn.rubric else "",
         }
-        # The system prompt rarely depends on the episode: render each variant once.
-        key = (templates.system, source is None, side, view.question, view.answers)
-        system = self._system_cache.get(key)
-        if system is None:
-            if len(self._system_cache) > 4096:
-                self._system_cache.clear()
-            system = self._system_cache[key] = templates.system.format_map(fields)
-        if self.memory is not None:
-            system += self.memory.block(view.question)
-        return [
-            {"role": "system", "content": system},
-            {"role": "user", "content": templates.turn.format_map(fields)},
-        ]
+
+    @staticmethod
+    def _turn_fields(view: View, turn: Turn, used: frozenset[str]) -> dict[str, object]:
+        out: dict[str, object] = {"round": turn.round, "rounds": turn.rounds, "phase": turn.phase}
+        if "transcript" in used:
+            shown = turn.kind not in SHOWN
+            out["transcript"] = render_transcript(view, judging.labels_for(len(view.answers))) if shown else ""
+        if "candidates" in used:
+            out["candidates"] = _candidates(view) if turn.kind in SHOWN else ""
+        if "rubric" in used or "rubric_block" in used:
+            out["rubric"] = turn.rubric
+            out["rubric_block"] = (
+                f"Check the draft against this rubric:\n{turn.rubric}\n\n" if turn.rubric else ""
+            )
+        return out
 
     async def remember(self, view: View, won: bool | None) -> tuple[str, str] | None:
         """After an episode: what this seat keeps from it (its kind and text), also added to

@@ -1,13 +1,19 @@
 """Default prompt templates, per role and turn kind, written for small instruction-tuned models.
 
-Templates are trusted (they come from moot or the scenario author) and filled once with
-`str.format_map`; the values put into them (passages, speeches) are untrusted and are never
-themselves formatted, so braces or markup in model text stay literal.
+Templates are trusted (they come from moot or the scenario author) and filled as
+`str.format_map` would fill them (by `Compiled`, which parses each template once); the values
+put into them (passages, speeches) are untrusted and are never themselves formatted, so braces
+or markup in model text stay literal.
 """
 
 from __future__ import annotations
 
+import string
 from dataclasses import dataclass
+from collections.abc import Callable
+from functools import lru_cache
+from operator import attrgetter
+from typing import Any
 
 DEBATER_SYSTEM = (
     "You are {name}, a debater. You are assigned to defend one answer to a question about a "
@@ -217,3 +223,76 @@ BY_KIND = {
 
 def defaults(role: str, kind: str, phase: str = "") -> Templates:
     return BY_PHASE.get((role, kind, phase)) or DEFAULTS.get((role, kind)) or BY_KIND[kind]
+
+
+# Fields fixed for one seat in one episode, and what of the view each depends on; the rest
+# (transcript, round, ...) change from turn to turn.
+EPISODE_FIELDS = {
+    "name": (), "question": ("question",), "answers": ("answers",),
+    "label_list": ("answers",), "side_label": ("side", "answers"),
+    "side_answer": ("side", "answers"), "passage": ("source",), "passage_block": ("source",),
+    "blind_note": ("source",),
+}  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Bound:
+    """A template with its episode fields filled in: text, a turn field, text, ..."""
+
+    texts: tuple[str, ...]  # one more than `names`
+    names: tuple[str, ...]  # the turn fields between them
+
+    def fill(self, values: dict[str, object]) -> str:
+        texts = self.texts
+        if not self.names:
+            return texts[0]
+        out = [texts[0]]
+        for name, text in zip(self.names, texts[1:]):
+            out.append(str(values[name]))
+            out.append(text)
+        return "".join(out)
+
+
+@dataclass(frozen=True, slots=True, eq=False)  # compared and hashed by identity: one per text
+class Compiled:
+    """A template parsed once, in two layers: its episode fields, filled once per episode and
+    seat (`bind`), and the turn's own fields, filled on each call (`Bound.fill`). A seat's
+    prompt is then not re-rendered from scratch on every turn of thousands of live episodes.
+    A template with format specs or conversions (`{round:02d}`) is filled by format_map."""
+
+    text: str
+    segments: tuple[str, ...]  # format strings of episode fields only, between turn fields
+    names: tuple[str, ...]  # the turn fields between the segments
+    depends: tuple[str, ...]  # the view's attributes the episode fields read
+    key: Callable[[Any], Any] | None  # those attributes of a view; None: no episode fields
+    plain: bool
+    fields: frozenset[str]  # the turn fields, as a set
+
+    def bind(self, values: dict[str, object]) -> Bound:
+        return Bound(tuple(seg.format_map(values) for seg in self.segments), self.names)
+
+
+@lru_cache(maxsize=512)
+def compile_template(text: str) -> Compiled:
+    segments: list[str] = []
+    names: list[str] = []
+    current: list[str] = []
+    plain = True
+    used: set[str] = set()
+    for literal, name, spec, conversion in string.Formatter().parse(text):
+        current.append(literal.replace("{", "{{").replace("}", "}}"))
+        if name is None:
+            continue
+        if spec or conversion or not name.isidentifier():
+            plain = False
+        if name in EPISODE_FIELDS:
+            used.add(name)
+            current.append("{" + name + "}")
+        else:
+            segments.append("".join(current))
+            names.append(name)
+            current = []
+    segments.append("".join(current))
+    depends = tuple(sorted({d for f in used for d in EPISODE_FIELDS[f]}))
+    key = attrgetter(*depends) if depends else None
+    return Compiled(text, tuple(segments), tuple(names), depends, key, plain, frozenset(names))

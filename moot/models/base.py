@@ -13,6 +13,19 @@ def _json(value: str | tuple[str, ...]) -> str:
     return json.dumps(list(value) if isinstance(value, tuple) else value)
 
 
+@lru_cache(maxsize=256)
+def _params_around_seed(
+    max_tokens: int, temperature: float, labels: tuple[str, ...] | None, prefix: str | None
+) -> tuple[str, str]:
+    head = f'{{"max_tokens":{int(max_tokens)},"temperature":{float(temperature)!r},"seed":'
+    tail = ""
+    if labels:
+        tail += ',"answer_labels":' + _json(labels)
+    if prefix:
+        tail += ',"assistant_prefix":' + _json(prefix)
+    return head, tail + "}"
+
+
 @dataclass(slots=True)
 class GenerateRequest:
     messages: list[dict[str, str]]
@@ -28,14 +41,11 @@ class GenerateRequest:
 
     def params_json(self) -> str:
         """The sampling parameters as the store keeps them: JSON, built without a generic
-        encoder because it runs once per call on the hot path."""
-        seed = "null" if self.seed is None else int(self.seed)
-        out = f'{{"max_tokens":{int(self.max_tokens)},"temperature":{float(self.temperature)!r},"seed":{seed}'
-        if self.answer_labels:
-            out += ',"answer_labels":' + _json(self.answer_labels)
-        if self.assistant_prefix:
-            out += ',"assistant_prefix":' + _json(self.assistant_prefix)
-        return out + "}"
+        encoder because it runs once per call on the hot path (only the seed varies)."""
+        head, tail = _params_around_seed(
+            self.max_tokens, self.temperature, self.answer_labels, self.assistant_prefix
+        )
+        return f"{head}{'null' if self.seed is None else int(self.seed)}{tail}"
 
     def record(self) -> dict[str, Any]:
         """What the store keeps of the request (never credentials)."""

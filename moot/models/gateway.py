@@ -147,12 +147,19 @@ class Model:
         limit = settings.max_concurrency
         self._limiter = anyio.CapacityLimiter(limit) if limit else None
         self._rate = RateLimiter(settings.rpm, settings.tpm) if settings.rpm or settings.tpm else None
+        self._direct = self._unlimited()
 
     def share_limits(self, limiter: Any, rate: Any) -> None:
         """Use limits held elsewhere (a cluster's, shared by every worker) instead of this
         process's own: `limiter` is entered around each attempt (`async with`), `rate` has
         `acquire()` and `spend(tokens)`. None keeps no limit of that kind."""
         self._limiter, self._rate = limiter, rate
+        self._direct = self._unlimited()
+
+    def _unlimited(self) -> bool:
+        """Nothing to wait for or time out: a call goes straight to the provider (each
+        wrapper is a coroutine frame more to enter and resume, on every call)."""
+        return self._limiter is None and self._rate is None and self.settings.timeout is None
 
     async def generate(self, request: GenerateRequest, tag: CallTag) -> tuple[GenerateResult, int]:
         """Returns the result and the call's sequence number in its episode."""
@@ -180,7 +187,10 @@ class Model:
         while True:
             attempts += 1
             try:
-                result = await self._attempt(request)
+                if self._direct:
+                    result = await self.api.generate(request)
+                else:
+                    result = await self._attempt(request)
                 break
             except TimeoutError:
                 error, retryable, wait = f"timeout after {s.timeout:g}s", True, None

@@ -1,12 +1,18 @@
 """A deterministic stand-in model for tests and benchmarks: instant, or after a fixed latency.
 
+The latency is waited to the millisecond: calls due in the same millisecond share one timer
+(`Alarm`), so ten thousand calls in flight cost the event loop a timer per millisecond rather
+than one each, as a provider's replies arriving on one connection would.
+
 Replies depend only on the request, so the same scenario and seed give the same transcript.
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
 import zlib
+from functools import lru_cache
 from typing import Any
 
 import anyio
@@ -38,6 +44,7 @@ class ScriptedModel:
     ) -> None:
         self.name = name
         self.latency = latency
+        self._alarm = Alarm()
         self.replies = replies
         self.verdict = verdict
         self.logprobs = logprobs
@@ -47,11 +54,12 @@ class ScriptedModel:
 
     async def generate(self, request: GenerateRequest) -> GenerateResult:
         if self.latency:
-            await anyio.sleep(self.latency)
+            await self._alarm.sleep(self.latency)
         prompt = request.messages[-1]["content"] if request.messages else ""
-        h = zlib.crc32(prompt.encode())
         labels = request.answer_labels
         logprobs = None
+        if labels or self.replies:
+            h = zlib.crc32(prompt.encode())
         if labels:
             # A prompt-dependent, reproducible preference between the labels.
             p_first = 0.15 + 0.7 * ((h % 1000) / 999)
@@ -68,7 +76,7 @@ class ScriptedModel:
         elif self.replies:  # the seed varies the pick: best-of-N drafts differ
             text = self.replies[(h + (request.seed or 0)) % len(self.replies)]
         else:
-            text = ARGUMENT.format(label=_side_label(prompt))
+            text = _argument(_side_label(prompt))
         return GenerateResult(
             text=text,
             prompt_tokens=len(prompt) // 4 + 1,
@@ -76,6 +84,42 @@ class ScriptedModel:
             cost=0.0,
             label_logprobs=logprobs,
         )
+
+
+class Alarm:
+    """Sleeps rounded up to the next millisecond, one timer per millisecond for every sleeper
+    due then (on asyncio; anyio's sleep elsewhere)."""
+
+    def __init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._due: dict[int, list[asyncio.Future[None]]] = {}
+
+    async def sleep(self, seconds: float) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            await anyio.sleep(seconds)
+            return
+        if loop is not self._loop:  # a new run's loop: what the old one had is gone
+            self._loop, self._due = loop, {}
+        tick = math.ceil((loop.time() + seconds) * 1000)
+        future = loop.create_future()
+        waiting = self._due.get(tick)
+        if waiting is None:
+            waiting = self._due[tick] = []
+            loop.call_at(tick / 1000, self._ring, tick)
+        waiting.append(future)
+        await future
+
+    def _ring(self, tick: int) -> None:
+        for future in self._due.pop(tick):
+            if not future.done():  # a cancelled sleeper's future is done already
+                future.set_result(None)
+
+
+@lru_cache(maxsize=64)
+def _argument(label: str) -> str:
+    return ARGUMENT.format(label=label)
 
 
 def _side_label(prompt: str) -> str:

@@ -12,14 +12,15 @@ message whose episode row is missing; batches are committed in the order they we
 
 from __future__ import annotations
 
-import json
 import queue
 import sqlite3
 import sys
 import threading
 from functools import lru_cache
 from collections.abc import Iterable
+import json
 from itertools import chain
+from json.encoder import c_make_encoder as make_encoder, encode_basestring
 from typing import Any
 
 import anyio
@@ -38,7 +39,21 @@ from moot.events import (
     Verdict,
 )
 
-_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+def _no_default(value: object) -> object:
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+# json.dumps(ensure_ascii=False, separators=(",", ":")) without its per-call set-up (it builds
+# a new encoder each time, which cost more than the encoding of these small values); no
+# circular-reference check: events hold plain data.
+if make_encoder is not None:
+    _encode = make_encoder(None, _no_default, encode_basestring, None, ":", ",", False, False, True)
+
+    def _dumps(value: object) -> str:
+        return "".join(_encode(value, 0))
+
+else:  # an interpreter without json's C speed-ups
+    _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 INSERT_EPISODE = (
     "INSERT INTO episodes (id, question_id, question, answers, correct, source, protocol,"
@@ -156,6 +171,7 @@ class StoreWriter:
         self._lock = anyio.Lock()
         self._draining = 0
         self._closed = anyio.Event()
+        self._seats: tuple[object, str] = (None, "")
         self._new()
 
     def _new(self) -> None:
@@ -214,7 +230,7 @@ class StoreWriter:
             self._episodes.append(
                 (
                     e.episode, e.question_id, e.question, _dumps(e.answers), e.correct,
-                    e.source, e.protocol, _dumps(e.assignments), _dumps(e.seats), e.started_at,
+                    e.source, e.protocol, _dumps(e.assignments), self._seats_json(e.seats), e.started_at,
                     e.cell, None if e.attributes is None else _dumps(e.attributes),
                 )
             )  # fmt: skip
@@ -241,6 +257,12 @@ class StoreWriter:
             self._batches.put_nowait(self._swap())
             return False
         return True  # the thread is behind: the caller waits in drain()
+
+    def _seats_json(self, seats: dict[str, Any]) -> str:
+        """The seats' JSON, made once: every episode of a cell shares the engine's dict."""
+        if seats is not self._seats[0]:
+            self._seats = (seats, _dumps(seats))
+        return self._seats[1]
 
     def _swap(self) -> Batch:
         batch = self.rows
