@@ -392,3 +392,33 @@ def test_request_record_never_has_extra_fields():
         messages=[], max_tokens=4, answer_labels=("A", "B"), assistant_prefix="Answer:"
     ).record()
     assert rec["answer_labels"] == ["A", "B"] and rec["assistant_prefix"] == "Answer:"
+
+
+def test_the_scripted_latency_is_waited_in_full_with_one_timer_per_millisecond():
+    from moot.models.scripted import Alarm
+
+    alarm = Alarm()
+    woke: list[float] = []
+
+    async def main() -> None:
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        timers_before = len(loop._scheduled)  # type: ignore[attr-defined]
+
+        async def sleeper() -> None:
+            t = time.perf_counter()
+            await alarm.sleep(0.05)
+            woke.append(time.perf_counter() - t)
+
+        async with anyio.create_task_group() as tg:
+            for _ in range(200):
+                tg.start_soon(sleeper)
+            await anyio.sleep(0)
+            # 200 sleepers started within a few milliseconds share a handful of timers
+            assert len(loop._scheduled) - timers_before <= 10  # type: ignore[attr-defined]
+            with anyio.move_on_after(0.01):  # a cancelled sleeper leaves the others be
+                await alarm.sleep(1.0)
+
+    anyio.run(main)
+    assert len(woke) == 200 and min(woke) >= 0.05 and max(woke) < 0.5
