@@ -40,6 +40,7 @@ class SeatSight:
     role: str
     side: int | None
     sees_source: bool
+    memo: dict[object, object] = field(default_factory=dict)  # the seat's View.memo
 
 
 @dataclass(slots=True)
@@ -153,6 +154,12 @@ class Bus:
         ep.messages_posted += 1
         return ep.messages_posted - 1
 
+    def message_slot(self, episode: int, seat: str) -> tuple[int, int | None]:
+        """The next message's number in the episode, and the side its seat speaks for."""
+        ep = self._episodes[episode]
+        ep.messages_posted += 1
+        return ep.messages_posted - 1, ep.sight[seat].side
+
     def next_call_seq(self, episode: int) -> int:
         ep = self._episodes[episode]
         ep.calls_made += 1
@@ -190,15 +197,9 @@ class Bus:
         else:
             visible = tuple(ep.transcript)
         return View(
-            episode=episode,
-            seat=seat,
-            role=sight.role,
-            question=st.question,
-            answers=st.answers,
-            side=sight.side,
-            source=st.source if sight.sees_source else None,
-            messages=visible,
-        )
+            episode, seat, sight.role, st.question, st.answers, sight.side,
+            st.source if sight.sees_source else None, visible, sight.memo,
+        )  # fmt: skip
 
     def transcript(self, episode: int) -> tuple[Message, ...]:
         """The full record so far, released messages only (for conditions and outcomes)."""

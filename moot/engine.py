@@ -215,8 +215,12 @@ class Engine:
         a round-2 verdict), or the phase's own count in a protocol without speeches."""
         if self._phase_rounds is not None:
             return self._phase_rounds[phase.name]
-        speeches = max((state.visits.get(p, 0) for p in self._speech_phases), default=0)
-        return speeches or state.visits[phase.name]
+        visits = state.visits
+        if len(self._speech_phases) == 1:  # most protocols: one speech phase
+            speeches = visits.get(self._speech_phases[0], 0)
+        else:
+            speeches = max((visits.get(p, 0) for p in self._speech_phases), default=0)
+        return speeches or visits[phase.name]
 
     async def _run_phase(
         self, spec: EpisodeSpec, phase: Phase, round_: int, state: PhaseState
@@ -553,22 +557,13 @@ class Engine:
         quotes = None
         if self._quotes and phase.kind == "speech" and spec.source is not None:
             quotes = tuple(quoting.verify(reply.content, spec.source, fuzzy=self._fuzzy))
+        seq, side = self.bus.message_slot(ep, seat)
         await self.bus.post(
             Message(
-                episode=ep,
-                seq=self.bus.next_message_seq(ep),
-                round=round_,
-                phase=phase.name,
-                seat=seat,
-                role=s.role,
-                side=self.bus.side(ep, seat),
-                content=reply.content,
-                audience=phase.audience,
-                created_at=now,
-                call_seq=call_seq,
-                quotes=quotes or None,
+                ep, seq, round_, phase.name, seat, s.role, side, reply.content, phase.audience,
+                now, call_seq, quotes or None,
             )
-        )
+        )  # fmt: skip
         if phase.kind != "verdict":
             return None
         j = reply.judgement

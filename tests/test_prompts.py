@@ -67,3 +67,24 @@ def test_a_seats_prompt_follows_its_episode_and_turn():
     assert "Q1?" in p1 and "Round 1 of 3" in p1 and "B {is} right" not in p1
     assert "B {is} right" in p2 and "Round 2 of 3" in p2 and "text one" in p2
     assert "Q2?" in p3 and "text two" in p3 and "answer B: v" in p3 and "Q1?" not in p3
+
+
+def test_a_long_transcript_is_rendered_once_and_extended():
+    from moot.agents.model_seat import INCREMENTAL_AFTER, render_transcript
+
+    said = [
+        Message(0, i, i // 2 + 1, "speech", f"debater_{'ab'[i % 2]}", "debater", i % 2, f"point {i} [b]x[/b]", None, 0.0)
+        for i in range(INCREMENTAL_AFTER + 6)
+    ]
+    memo: dict = {}
+    labels = ("A", "B")
+    for n in range(len(said) + 1):
+        view = View(0, "judge", "judge", "Q?", ("x", "y"), None, None, tuple(said[:n]), memo)
+        fresh = View(0, "judge", "judge", "Q?", ("x", "y"), None, None, tuple(said[:n]))
+        assert render_transcript(view, labels) == render_transcript(fresh, labels)
+    assert "transcript" in memo
+    # a view that is not an extension of what was rendered (another seat's, say) starts over
+    other = View(0, "judge", "judge", "Q?", ("x", "y"), None, None, tuple(said[1:]), memo)
+    assert render_transcript(other, labels) == render_transcript(
+        View(0, "judge", "judge", "Q?", ("x", "y"), None, None, tuple(said[1:])), labels
+    )

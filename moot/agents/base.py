@@ -28,6 +28,10 @@ class View:
     side: int | None  # the answer this seat defends, if assigned
     source: str | None  # None when the seat may not see the source text (a blind judge)
     messages: tuple[Message, ...]
+    # The seat's scratch space for this episode, kept by the bus while the episode runs (a
+    # seat caches what it renders from the episode here, and it goes when the episode does);
+    # None for a view made outside a run (re-judging), where nothing is kept.
+    memo: dict[object, object] | None = None
 
 
 @dataclass(slots=True)

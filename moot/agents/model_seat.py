@@ -9,7 +9,7 @@ from moot import judging
 from moot import quotes as quoting
 from moot.agents.base import Reply, Turn, View
 from moot.agents.memory import REFLECT_TURN, Memory
-from moot.agents.prompts import Bound, Compiled, Templates, compile_template, defaults
+from moot.agents.prompts import Compiled, Templates, compile_template, defaults
 from moot.models.base import GenerateRequest
 from moot.models.gateway import CallTag, Model
 
@@ -41,16 +41,35 @@ def _candidates(view: View) -> str:
     return "\n\n".join(f"{lab}: {m.content}" for lab, m in zip(judging.LABELS, view.messages))
 
 
+INCREMENTAL_AFTER = 8  # messages
+
+
 def render_transcript(view: View, labels: tuple[str, ...]) -> str:
-    if not view.messages:
+    """The messages in view, as the seat reads them. With the view's memo, only the messages
+    new since the seat's last turn are rendered (a transcript only grows): long transcripts
+    cost a turn what is new in them, not the whole of them again."""
+    messages = view.messages
+    if not messages:
         return ""
-    parts = ["Transcript so far:\n"]
-    for m in view.messages:
-        parts.append(_speaker(m.seat, labels[m.side] if m.side is not None else "", m.round))
-        # quotes are shown as checked by the engine; a seat cannot write the marks itself
-        parts.append(quoting.render_for_judge(m.content, list(m.quotes)) if m.quotes else m.content)
-        parts.append("\n\n")
-    return "".join(parts)
+    # a short one renders faster than it is looked up and kept (bench/: a 7-call debate)
+    memo = view.memo if len(messages) > INCREMENTAL_AFTER else None
+    seen: tuple = ()
+    text = "Transcript so far:\n"
+    if memo is not None:
+        last = memo.get("transcript")
+        if last is not None and messages[: len(last[0])] == last[0] and last[2] == labels:
+            seen, text = last[0], last[1]
+    if len(seen) < len(messages):
+        parts = [text]
+        for m in messages[len(seen) :]:
+            parts.append(_speaker(m.seat, labels[m.side] if m.side is not None else "", m.round))
+            # quotes are shown as checked by the engine; a seat cannot write the marks itself
+            parts.append(quoting.render_for_judge(m.content, list(m.quotes)) if m.quotes else m.content)
+            parts.append("\n\n")
+        text = "".join(parts)
+        if memo is not None:
+            memo["transcript"] = (messages, text, labels)
+    return text
 
 
 ANSWER_PREFIX = "Answer:"
@@ -114,8 +133,8 @@ class ModelSeat:
         self.max_tokens = max_tokens
         self.seed = seed
         self.prompts = prompts or SeatPrompts()
-        # templates with one episode's fields filled in, while it runs (see _fill)
-        self._bound: dict[object, Bound] = {}
+        # templates that read nothing from the episode, filled in (see _fill)
+        self._bound: dict[object, object] = {}
 
     def messages(self, view: View, turn: Turn) -> list[dict[str, str]]:
         templates = self.prompts.resolve(self.role, turn.kind, turn.phase)
@@ -133,12 +152,17 @@ class ModelSeat:
         if not template.plain:  # format specs: the general path
             values = {**self._episode_fields(view), **self._turn_fields(view, turn, template.fields)}
             return template.text.format_map(values)
-        key = template if template.key is None else (template, template.key(view))
-        bound = self._bound.get(key)
+        if template.key is None:  # nothing from the episode: one text for the seat
+            store, key = self._bound, template
+        elif view.memo is not None:  # the episode's, for this seat: only its side may change
+            store, key = view.memo, (template, view.side)
+        else:
+            store, key = None, None
+        bound = store.get(key) if store is not None else None
         if bound is None:
-            if len(self._bound) >= 50_000:  # more live episodes than that: start over
-                self._bound.clear()
-            bound = self._bound[key] = template.bind(self._episode_fields(view))
+            bound = template.bind(self._episode_fields(view))
+            if store is not None:
+                store[key] = bound
         if not bound.names:
             return bound.texts[0]
         return bound.fill(self._turn_fields(view, turn, template.fields))

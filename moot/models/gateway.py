@@ -206,22 +206,14 @@ class Model:
         latency = time.perf_counter() - t0
         await self.sink.publish(
             ModelCall(
-                episode=tag.episode,
-                seq=seq,
-                seat=tag.seat,
-                role=tag.role,
-                model=self.name,
-                request=request,
-                response=result.text if result else None,
-                prompt_tokens=result.prompt_tokens if result else 0,
-                completion_tokens=result.completion_tokens if result else 0,
-                cost=result.cost if result else None,
-                latency_s=latency,
-                attempts=attempts,
-                started_at=started,
-                error=None if result else error,
+                tag.episode, seq, tag.seat, tag.role, self.name, request,
+                result.text if result else None,
+                result.prompt_tokens if result else 0,
+                result.completion_tokens if result else 0,
+                result.cost if result else None,
+                latency, attempts, started, None if result else error,
             )
-        )
+        )  # fmt: skip
         if result is None:
             raise ModelCallFailed(self.name, error or "unknown error", seq)
         if cache_key is not None:

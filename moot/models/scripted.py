@@ -13,6 +13,7 @@ import asyncio
 import math
 import zlib
 from functools import lru_cache
+from collections.abc import Awaitable
 from typing import Any
 
 import anyio
@@ -94,12 +95,12 @@ class Alarm:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._due: dict[int, list[asyncio.Future[None]]] = {}
 
-    async def sleep(self, seconds: float) -> None:
+    def sleep(self, seconds: float) -> Awaitable[None]:
+        """Something to await (a plain future on asyncio: no coroutine of its own to run)."""
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
-            await anyio.sleep(seconds)
-            return
+            return anyio.sleep(seconds)
         if loop is not self._loop:  # a new run's loop: what the old one had is gone
             self._loop, self._due = loop, {}
         tick = math.ceil((loop.time() + seconds) * 1000)
@@ -109,7 +110,7 @@ class Alarm:
             waiting = self._due[tick] = []
             loop.call_at(tick / 1000, self._ring, tick)
         waiting.append(future)
-        await future
+        return future
 
     def _ring(self, tick: int) -> None:
         for future in self._due.pop(tick):
