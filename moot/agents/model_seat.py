@@ -133,39 +133,36 @@ class ModelSeat:
         self.max_tokens = max_tokens
         self.seed = seed
         self.prompts = prompts or SeatPrompts()
-        # templates that read nothing from the episode, filled in (see _fill)
-        self._bound: dict[object, object] = {}
+        # by turn kind and phase: the system and turn templates, and their turn fields
+        self._compiled: dict[tuple[str, str], tuple[Compiled, Compiled, frozenset[str]]] = {}
 
     def messages(self, view: View, turn: Turn) -> list[dict[str, str]]:
-        templates = self.prompts.resolve(self.role, turn.kind, turn.phase)
-        system = self._fill(compile_template(templates.system), view, turn)
+        """The prompt. Its episode fields are filled once per episode and seat, kept in the
+        view's memo while the episode runs; only the turn's fields are filled on each call."""
+        kind = (turn.kind, turn.phase)
+        templates = self._compiled.get(kind)
+        if templates is None:
+            t = self.prompts.resolve(self.role, turn.kind, turn.phase)
+            system_t, turn_t = compile_template(t.system), compile_template(t.turn)
+            templates = self._compiled[kind] = (system_t, turn_t, system_t.fields | turn_t.fields)
+        system_t, turn_t, names = templates
+        if system_t.plain and turn_t.plain:
+            memo = view.memo
+            key = (templates, view.side)  # a seat's side is all that may change in an episode
+            bound = memo.get(key) if memo is not None else None
+            if bound is None:
+                fields = self._episode_fields(view)
+                bound = (system_t.bind(fields), turn_t.bind(fields))
+                if memo is not None:
+                    memo[key] = bound
+            values = self._turn_fields(view, turn, names) if names else {}
+            system, user = bound[0].fill(values), bound[1].fill(values)  # type: ignore[index]
+        else:  # format specs: filled by format_map, every field at once
+            values = {**self._episode_fields(view), **self._turn_fields(view, turn, names)}
+            system, user = system_t.text.format_map(values), turn_t.text.format_map(values)
         if self.memory is not None:
             system += self.memory.block(view.question)
-        return [
-            {"role": "system", "content": system},
-            {"role": "user", "content": self._fill(compile_template(templates.turn), view, turn)},
-        ]
-
-    def _fill(self, template: Compiled, view: View, turn: Turn) -> str:
-        """The template for this view and turn. Its episode fields are filled once per
-        episode and seat (kept while the episode runs); only the turn's are filled each call."""
-        if not template.plain:  # format specs: the general path
-            values = {**self._episode_fields(view), **self._turn_fields(view, turn, template.fields)}
-            return template.text.format_map(values)
-        if template.key is None:  # nothing from the episode: one text for the seat
-            store, key = self._bound, template
-        elif view.memo is not None:  # the episode's, for this seat: only its side may change
-            store, key = view.memo, (template, view.side)
-        else:
-            store, key = None, None
-        bound = store.get(key) if store is not None else None
-        if bound is None:
-            bound = template.bind(self._episode_fields(view))
-            if store is not None:
-                store[key] = bound
-        if not bound.names:
-            return bound.texts[0]
-        return bound.fill(self._turn_fields(view, turn, template.fields))
+        return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
     def _episode_fields(self, view: View) -> dict[str, object]:
         labels = judging.labels_for(len(view.answers))

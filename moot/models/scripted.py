@@ -54,8 +54,14 @@ class ScriptedModel:
         return {"provider": "scripted", "latency": self.latency}
 
     async def generate(self, request: GenerateRequest) -> GenerateResult:
+        # The reply is worked out first, then the latency waited: what depends on the request
+        # is read while it is fresh in memory, not after half a second of other episodes.
+        result = self.reply(request)
         if self.latency:
             await self._alarm.sleep(self.latency)
+        return result
+
+    def reply(self, request: GenerateRequest) -> GenerateResult:
         prompt = request.messages[-1]["content"] if request.messages else ""
         labels = request.answer_labels
         logprobs = None
@@ -78,13 +84,7 @@ class ScriptedModel:
             text = self.replies[(h + (request.seed or 0)) % len(self.replies)]
         else:
             text = _argument(_side_label(prompt))
-        return GenerateResult(
-            text=text,
-            prompt_tokens=len(prompt) // 4 + 1,
-            completion_tokens=len(text) // 4 + 1,
-            cost=0.0,
-            label_logprobs=logprobs,
-        )
+        return GenerateResult(text, len(prompt) // 4 + 1, len(text) // 4 + 1, 0.0, logprobs)
 
 
 class Alarm:
