@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Any
 
 from moot import judging
 from moot import quotes as quoting
 from moot.agents.base import Reply, Turn, View
 from moot.agents.memory import REFLECT_TURN, Memory
-from moot.agents.prompts import Compiled, Templates, compile_template, defaults
+from moot.agents.prompts import EPISODE_FIELDS, TURN_FIELDS, Bound, Compiled, Templates, compile_template, defaults
 from moot.models.base import GenerateRequest
 from moot.models.gateway import CallTag, Model
 
@@ -133,52 +134,81 @@ class ModelSeat:
         self.max_tokens = max_tokens
         self.seed = seed
         self.prompts = prompts or SeatPrompts()
-        # by turn kind and phase: the system and turn templates, and their turn fields
-        self._compiled: dict[tuple[str, str], tuple[Compiled, Compiled, frozenset[str]]] = {}
+        # templates that read nothing from the episode, filled in once (see _bind)
+        self._static: dict[Compiled, Bound] = {}
 
     def messages(self, view: View, turn: Turn) -> list[dict[str, str]]:
         """The prompt. Its episode fields are filled once per episode and seat, kept in the
         view's memo while the episode runs; only the turn's fields are filled on each call."""
-        kind = (turn.kind, turn.phase)
-        templates = self._compiled.get(kind)
-        if templates is None:
-            t = self.prompts.resolve(self.role, turn.kind, turn.phase)
-            system_t, turn_t = compile_template(t.system), compile_template(t.turn)
-            templates = self._compiled[kind] = (system_t, turn_t, system_t.fields | turn_t.fields)
-        system_t, turn_t, names = templates
-        if system_t.plain and turn_t.plain:
-            memo = view.memo
-            key = (templates, view.side)  # a seat's side is all that may change in an episode
-            bound = memo.get(key) if memo is not None else None
-            if bound is None:
-                fields = self._episode_fields(view)
-                bound = (system_t.bind(fields), turn_t.bind(fields))
-                if memo is not None:
-                    memo[key] = bound
-            values = self._turn_fields(view, turn, names) if names else {}
-            system, user = bound[0].fill(values), bound[1].fill(values)  # type: ignore[index]
-        else:  # format specs: filled by format_map, every field at once
-            values = {**self._episode_fields(view), **self._turn_fields(view, turn, names)}
-            system, user = system_t.text.format_map(values), turn_t.text.format_map(values)
+        memo = view.memo
+        key = (turn.kind, turn.phase, view.side)  # a seat's side is all that may change
+        bound = memo.get(key) if memo is not None else None
+        if bound is None:
+            bound = self._bind(view, turn)
+            if memo is not None:
+                memo[key] = bound
+        system, user, names = bound
+        if names:
+            values = self._turn_fields(view, turn, names)
+            if type(system) is not str:
+                system = system.fill(values)
+            user = user.fill(values)
+        elif type(user) is not str:  # format specs: the general path
+            values = {**self._episode_fields(view), **self._turn_fields(view, turn, TURN_FIELDS)}
+            system, user = system.text.format_map(values), user.text.format_map(values)
         if self.memory is not None:
             system += self.memory.block(view.question)
         return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
-    def _episode_fields(self, view: View) -> dict[str, object]:
+    def _bind(self, view: View, turn: Turn) -> tuple[Any, Any, frozenset[str]]:
+        """The seat's templates for this turn with the episode's fields filled in: each a
+        text, or a `Bound` when it has turn fields left (then their names come third)."""
+        t = self.prompts.resolve(self.role, turn.kind, turn.phase)
+        system_t, turn_t = compile_template(t.system), compile_template(t.turn)
+        if not (system_t.plain and turn_t.plain):
+            return system_t, turn_t, frozenset()
+        if system_t.key is None:  # reads nothing from the episode: filled once for the seat
+            system = self._static.get(system_t)
+            if system is None:
+                fields = self._episode_fields(view, system_t.episode_fields)
+                system = self._static[system_t] = system_t.bind(fields)
+            user = turn_t.bind(self._episode_fields(view, turn_t.episode_fields))
+        else:
+            fields = self._episode_fields(view, system_t.episode_fields | turn_t.episode_fields)
+            system, user = system_t.bind(fields), turn_t.bind(fields)
+        return (
+            system.fill({}) if not system.names else system,
+            user.fill({}) if not user.names else user,
+            system_t.fields | turn_t.fields,
+        )
+
+    def _episode_fields(self, view: View, used: frozenset[str] = EPISODE_FIELDS) -> dict[str, object]:
+        """The fields fixed for this seat in this episode, those of `used` only (a passage
+        can be long: it is not copied into a field no template reads)."""
         labels = judging.labels_for(len(view.answers))
         side = view.side
         source = view.source
-        return {
-            "name": seat_title(self.id),
-            "question": view.question,
-            "answers": _answers_block(labels, view.answers),
-            "label_list": " or ".join(labels),
-            "side_label": labels[side] if side is not None else "",
-            "side_answer": view.answers[side] if side is not None else "",
-            "passage": source if source is not None else "(not shown to you)",
-            "passage_block": f"Passage:\n{source}\n\n" if source is not None else "",
-            "blind_note": "" if source is not None else " that you cannot read",
-        }
+        out: dict[str, object] = {}
+        for name in used:
+            if name == "name":
+                out[name] = seat_title(self.id)
+            elif name == "question":
+                out[name] = view.question
+            elif name == "answers":
+                out[name] = _answers_block(labels, view.answers)
+            elif name == "label_list":
+                out[name] = " or ".join(labels)
+            elif name == "side_label":
+                out[name] = labels[side] if side is not None else ""
+            elif name == "side_answer":
+                out[name] = view.answers[side] if side is not None else ""
+            elif name == "passage":
+                out[name] = source if source is not None else "(not shown to you)"
+            elif name == "passage_block":
+                out[name] = f"Passage:\n{source}\n\n" if source is not None else ""
+            elif name == "blind_note":
+                out[name] = "" if source is not None else " that you cannot read"
+        return out
 
     @staticmethod
     def _turn_fields(view: View, turn: Turn, used: frozenset[str]) -> dict[str, object]:

@@ -233,6 +233,7 @@ EPISODE_FIELDS = {
     "side_answer": ("side", "answers"), "passage": ("source",), "passage_block": ("source",),
     "blind_note": ("source",),
 }  # fmt: skip
+TURN_FIELDS = FIELDS - EPISODE_FIELDS.keys()
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,9 +268,10 @@ class Compiled:
     key: Callable[[Any], Any] | None  # those attributes of a view; None: no episode fields
     plain: bool
     fields: frozenset[str]  # the turn fields, as a set
+    episode_fields: frozenset[str]  # the episode fields it uses
 
     def bind(self, values: dict[str, object]) -> Bound:
-        return Bound(tuple(seg.format_map(values) for seg in self.segments), self.names)
+        return Bound(tuple([seg.format_map(values) for seg in self.segments]), self.names)
 
 
 @lru_cache(maxsize=512)
@@ -295,4 +297,6 @@ def compile_template(text: str) -> Compiled:
     segments.append("".join(current))
     depends = tuple(sorted({d for f in used for d in EPISODE_FIELDS[f]}))
     key = attrgetter(*depends) if depends else None
-    return Compiled(text, tuple(segments), tuple(names), depends, key, plain, frozenset(names))
+    return Compiled(
+        text, tuple(segments), tuple(names), depends, key, plain, frozenset(names), frozenset(used)
+    )
