@@ -20,8 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import anyio
-
+from moot import aio
 from moot.run import execute, prepare
 from moot.scenario.model import Scenario
 
@@ -72,7 +71,7 @@ def overhead(args: argparse.Namespace) -> dict:
         _import_litellm()
     t0 = time.perf_counter()
     cpu0 = time.thread_time()
-    summary = anyio.run(lambda: execute(prep, db))
+    summary = aio.run(lambda: execute(prep, db))
     # The run's own clock: first episode started -> last row committed. Like the peers'
     # timers, it leaves out set-up (opening the database) and the summary queries after.
     wall = summary.wall_s

@@ -20,6 +20,7 @@ from typing import Any
 
 import anyio
 
+from moot import aio
 from moot.agents.base import Turn, View
 from moot.agents.model_seat import ModelSeat, SeatPrompts
 from moot.analysis.agreement import cohen_kappa, fleiss_kappa
@@ -279,7 +280,7 @@ def rejudge(
                         tg.start_soon(guarded, case, model, swapped)
 
         try:
-            anyio.run(main)
+            aio.run(main)
         finally:  # what was judged is kept, even when interrupted
             flush()
         summary = RejudgeSummary(

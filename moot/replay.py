@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import anyio
 
+from moot import aio
 from moot import judging
 from moot.agents.base import Judgement, Reply, Turn, View
 from moot.agents.model_seat import ModelSeat
@@ -260,7 +260,7 @@ def _start(
     hooks = _hooks(parent, record, chosen)
     prep = prepare(scenario, text, base)
     try:
-        return anyio.run(lambda: execute(prep, target, progress=progress, hooks=hooks))
+        return aio.run(lambda: execute(prep, target, progress=progress, hooks=hooks))
     except KeyboardInterrupt:
         raise Interrupted(target) from None
 

@@ -37,6 +37,7 @@ from typing import Any
 
 import anyio
 
+from moot import aio
 from moot.agents.model_seat import ModelSeat
 from moot.bus import Bus
 from moot.engine import EpisodeSpec
@@ -118,7 +119,7 @@ def _run(prep: Prepared, path: Path, progress: Any, resume: bool, options: RayOp
         ray.init(address=options.address, log_to_driver=False, include_dashboard=False)
         started = True
     try:
-        return anyio.run(lambda: execute_ray(prep, path, progress=progress, resume=resume, options=options))
+        return aio.run(lambda: execute_ray(prep, path, progress=progress, resume=resume, options=options))
     except KeyboardInterrupt:
         raise Interrupted(path) from None
     finally:

@@ -18,6 +18,7 @@ from typing import Any
 
 import anyio
 
+from moot import aio
 from moot.bus import Bus
 from moot.engine import Engine, EpisodeSpec
 from moot.events import EpisodeFinished, Event
@@ -120,7 +121,7 @@ def run_chunk(job: ChunkJob) -> Any:
 
     def loop() -> None:
         try:
-            anyio.run(_chunk, job, out)
+            aio.run(_chunk, job, out)
             out.put(_END)
         except BaseException as exc:  # raised in the task, where Ray reports it
             out.put(exc)
