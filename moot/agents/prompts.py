@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from collections.abc import Callable
 from functools import lru_cache
 from operator import attrgetter
-from typing import Any
+from typing import Any, NamedTuple
 
 DEBATER_SYSTEM = (
     "You are {name}, a debater. You are assigned to defend one answer to a question about a "
@@ -236,8 +236,7 @@ EPISODE_FIELDS = {
 TURN_FIELDS = FIELDS - EPISODE_FIELDS.keys()
 
 
-@dataclass(frozen=True, slots=True)
-class Bound:
+class Bound(NamedTuple):  # a tuple: one is made per episode and seat
     """A template with its episode fields filled in: text, a turn field, text, ..."""
 
     texts: tuple[str, ...]  # one more than `names`

@@ -19,7 +19,7 @@ from __future__ import annotations
 import random
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 import anyio
 
@@ -67,8 +67,7 @@ class CallSink(Protocol):
     async def publish(self, event: Any) -> None: ...
 
 
-@dataclass(slots=True, frozen=True)
-class CallTag:
+class CallTag(NamedTuple):  # a tuple: made on every call, and a frozen dataclass is slow to make
     episode: int
     seat: str
     role: str

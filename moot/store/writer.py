@@ -97,6 +97,12 @@ ORDER = (
 Batch = dict[str, list[tuple[Any, ...]]]
 
 
+def _bit(value: bool | None) -> int | None:
+    """A bool as SQLite stores it. sqlite3 adapts a bool through its adapter registry (a
+    bool is not exactly an int), which costs the writer thread a lookup under the GIL."""
+    return None if value is None else 1 if value else 0
+
+
 def quotes_json(quotes: tuple[Quote, ...]) -> str:
     return _dumps(
         [
@@ -199,7 +205,7 @@ class StoreWriter:
                 (
                     e.episode, e.seq, e.seat, e.role, e.model, system, prompt, middle, params,
                     e.response, e.prompt_tokens, e.completion_tokens, e.cost, e.latency_s,
-                    e.attempts, e.started_at, e.error, e.cached,
+                    e.attempts, e.started_at, e.error, 1 if e.cached else 0,
                 )
             )  # fmt: skip
         elif t is Verdict:
@@ -207,7 +213,7 @@ class StoreWriter:
                 (
                     e.episode, e.judge, e.model, e.round, e.choice,
                     None if e.probabilities is None else _dumps(e.probabilities),
-                    e.correct, e.method, e.parse_status, e.raw, e.call_seq, e.created_at,
+                    _bit(e.correct), e.method, e.parse_status, e.raw, e.call_seq, e.created_at,
                 )
             )  # fmt: skip
         elif t is Rating:
