@@ -16,7 +16,7 @@ import json
 import statistics
 import time
 
-import anyio
+from moot import aio
 
 from moot.models.base import GenerateRequest
 from moot.models.gateway import CallTag, Model, ModelSettings, make_api
@@ -72,13 +72,13 @@ def main() -> None:
         result, _ = await model.generate(request, tag)
         return time.perf_counter() - t, result.completion_tokens
 
-    anyio.run(run_moot)  # load + warm both
+    aio.run(run_moot)  # load + warm both (on the loop moot runs on)
     run_direct()
     d_rates, m_rates, ratios = [], [], []
     for _ in range(args.repeats):
         wall, toks = run_direct()
         d = toks / wall
-        wall, toks = anyio.run(run_moot)
+        wall, toks = aio.run(run_moot)
         m = toks / wall
         d_rates.append(d)
         m_rates.append(m)

@@ -28,7 +28,10 @@ def connect(path: str | Path, *, create: bool = False) -> sqlite3.Connection:
         except OSError as exc:
             raise ConfigError(f"{p.parent}: cannot create the output directory ({exc.strerror})") from None
     try:
-        conn = sqlite3.connect(p, check_same_thread=False, isolation_level="DEFERRED")
+        # room for the writer's statement shapes (a dozen per table, moot.store.writer)
+        conn = sqlite3.connect(
+            p, check_same_thread=False, isolation_level="DEFERRED", cached_statements=256
+        )
         # Prompts make rows of a few KB: 16 KiB pages write twice as fast as the default
         # 4 KiB and take half the disk (bench/). Only takes effect on a new database.
         conn.execute("PRAGMA page_size=16384")
