@@ -331,10 +331,7 @@ def _write(conn: Any, calls: list[Any], verdicts: list[Verdict]) -> None:
     """The new model calls and verdicts, in one transaction."""
     from moot.store.writer import StoreWriter
 
-    writer = StoreWriter(conn)
-    for e in calls + verdicts:
-        writer.accept(e)
-    writer.write(writer.rows)
+    StoreWriter(conn).write_now(calls + verdicts)
 
 
 # -- comparing judges on the same transcripts ------------------------------------------

@@ -1,10 +1,10 @@
 """The one writer: a sink on the bus that batches events into SQLite transactions.
 
 The bus hands it each event synchronously (no queue hop per event: it is the hottest path in
-moot); it turns events into row tuples on the event loop, and full batches (or, every
-`interval` seconds, partial ones) go to one dedicated writer thread that commits them, so
-SQLite works on the second core while the next batch fills (sqlite3 releases the GIL while
-it writes). At most `queued` batches wait for the thread; beyond that the episode that
+moot), and it only keeps it; full batches (or, every `interval` seconds, partial ones) go to
+one dedicated writer thread that turns them into rows and commits them, so SQLite works on
+the second core while the next batch fills (sqlite3 releases the GIL while it writes), and
+the rows are made while the event loop waits rather than on every call's path. At most `queued` batches wait for the thread; beyond that the episode that
 filled the batch waits, and the engine feels back-pressure: records are never dropped.
 Within a batch, new episodes go first and episode updates last, so a reader never sees a
 message whose episode row is missing; batches are committed in the order they were filled.
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import queue
 import sqlite3
-import sys
 import threading
 from functools import lru_cache
 from collections.abc import Iterable
@@ -95,6 +94,10 @@ ORDER = (
 )  # fmt: skip
 
 Batch = dict[str, list[tuple[Any, ...]]]
+# the events that become rows (others, e.g. a display's, are not the store's)
+ROW_EVENTS = frozenset(
+    {Message, ModelCall, Verdict, Rating, Qualification, EpisodeStarted, MemoryEntry, EpisodeFinished}
+)
 
 
 def _bit(value: bool | None) -> int | None:
@@ -181,7 +184,7 @@ class StoreWriter:
         self.batch = batch
         self.interval = interval
         self.rows_written = 0
-        self._batches: queue.Queue[Batch | None] = queue.Queue(maxsize=queued)
+        self._batches: queue.Queue[list[Event] | None] = queue.Queue(maxsize=queued)
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
         self._lock = anyio.Lock()
@@ -191,78 +194,18 @@ class StoreWriter:
         self._new()
 
     def _new(self) -> None:
-        self.rows: Batch = {sql: [] for sql in ORDER}
-        (
-            self._episodes, self._messages, self._calls, self._verdicts, self._ratings,
-            self._qualifications, self._memories, self._finished,
-        ) = (self.rows[sql] for sql in ORDER)  # fmt: skip
+        self.events: list[Event] = []
         self.pending = 0
 
     def accept(self, e: Event) -> bool:
-        """Take one event; True when the batch is full and should be drained."""
-        t = type(e)
-        if t is Message:
-            self._messages.append(
-                (
-                    e.episode, e.seq, e.round, e.phase, e.seat, e.role, e.side, e.content,
-                    None if e.audience is None else _dumps(sorted(e.audience)),
-                    e.created_at, e.call_seq, None if e.quotes is None else quotes_json(e.quotes),
-                )
-            )  # fmt: skip
-        elif t is ModelCall:
-            system, prompt, middle, params = call_columns(e.request)
-            self._calls.append(
-                (
-                    e.episode, e.seq, e.seat, e.role, e.model, system, prompt, middle, params,
-                    e.response, e.prompt_tokens, e.completion_tokens, e.cost, e.latency_s,
-                    e.attempts, e.started_at, e.error, 1 if e.cached else 0,
-                )
-            )  # fmt: skip
-        elif t is Verdict:
-            self._verdicts.append(
-                (
-                    e.episode, e.judge, e.model, e.round, e.choice,
-                    None if e.probabilities is None else _dumps(e.probabilities),
-                    _bit(e.correct), e.method, e.parse_status, e.raw, e.call_seq, e.created_at,
-                )
-            )  # fmt: skip
-        elif t is Rating:
-            self._ratings.append(
-                (
-                    e.episode, e.rater, e.target, e.other, e.round, e.score,
-                    None if e.probabilities is None else _dumps(e.probabilities),
-                    e.method, e.parse_status, e.raw, e.call_seq, e.created_at,
-                )
-            )  # fmt: skip
-        elif t is Qualification:
-            self._qualifications.append(
-                (
-                    e.episode, e.rater, e.question_id, e.choice, e.correct,
-                    None if e.probabilities is None else _dumps(e.probabilities),
-                    e.method, e.call_seq, e.created_at,
-                )
-            )  # fmt: skip
-        elif t is EpisodeStarted:
-            self._episodes.append(
-                (
-                    e.episode, e.question_id, e.question, _dumps(e.answers), e.correct,
-                    e.source, e.protocol, _dumps(e.assignments), self._seats_json(e.seats), e.started_at,
-                    e.cell, None if e.attributes is None else _dumps(e.attributes),
-                )
-            )  # fmt: skip
-        elif t is MemoryEntry:
-            self._memories.append(
-                (e.seat, e.episode, e.kind, e.content, e.won, e.source, e.created_at)
-            )
-        elif t is EpisodeFinished:
-            self._finished.append(
-                (
-                    e.status, e.stop_reason, e.ended_at, _dumps(e.outcome), e.error,
-                    None if e.assignments is None else _dumps(e.assignments), e.episode,
-                )
-            )  # fmt: skip
-        else:
+        """Take one event; True when the batch is full and should be drained.
+
+        The event is only queued here; the writer thread turns a batch into rows, so that
+        work is done in the gaps where the event loop waits (its GIL is free then) rather
+        than on every call's path. Events are not changed once published."""
+        if type(e) not in ROW_EVENTS:
             return False
+        self.events.append(e)
         self.pending += 1
         if self.pending < self.batch:
             return False
@@ -274,16 +217,86 @@ class StoreWriter:
             return False
         return True  # the thread is behind: the caller waits in drain()
 
+    def rows(self, events: Iterable[Event]) -> Batch:
+        """Events as rows, by statement, in the order they are written."""
+        batch: Batch = {sql: [] for sql in ORDER}
+        (
+            episodes, messages, calls, verdicts, ratings, qualifications, memories, finished,
+        ) = (batch[sql] for sql in ORDER)  # fmt: skip
+        for e in events:
+            t = type(e)
+            if t is Message:
+                messages.append(
+                    (
+                        e.episode, e.seq, e.round, e.phase, e.seat, e.role, e.side, e.content,
+                        None if e.audience is None else _dumps(sorted(e.audience)),
+                        e.created_at, e.call_seq, None if e.quotes is None else quotes_json(e.quotes),
+                    )
+                )  # fmt: skip
+            elif t is ModelCall:
+                system, prompt, middle, params = call_columns(e.request)
+                calls.append(
+                    (
+                        e.episode, e.seq, e.seat, e.role, e.model, system, prompt, middle, params,
+                        e.response, e.prompt_tokens, e.completion_tokens, e.cost, e.latency_s,
+                        e.attempts, e.started_at, e.error, 1 if e.cached else 0,
+                    )
+                )  # fmt: skip
+            elif t is Verdict:
+                verdicts.append(
+                    (
+                        e.episode, e.judge, e.model, e.round, e.choice,
+                        None if e.probabilities is None else _dumps(e.probabilities),
+                        _bit(e.correct), e.method, e.parse_status, e.raw, e.call_seq, e.created_at,
+                    )
+                )  # fmt: skip
+            elif t is Rating:
+                ratings.append(
+                    (
+                        e.episode, e.rater, e.target, e.other, e.round, e.score,
+                        None if e.probabilities is None else _dumps(e.probabilities),
+                        e.method, e.parse_status, e.raw, e.call_seq, e.created_at,
+                    )
+                )  # fmt: skip
+            elif t is Qualification:
+                qualifications.append(
+                    (
+                        e.episode, e.rater, e.question_id, e.choice, e.correct,
+                        None if e.probabilities is None else _dumps(e.probabilities),
+                        e.method, e.call_seq, e.created_at,
+                    )
+                )  # fmt: skip
+            elif t is EpisodeStarted:
+                episodes.append(
+                    (
+                        e.episode, e.question_id, e.question, _dumps(e.answers), e.correct,
+                        e.source, e.protocol, _dumps(e.assignments), self._seats_json(e.seats), e.started_at,
+                        e.cell, None if e.attributes is None else _dumps(e.attributes),
+                    )
+                )  # fmt: skip
+            elif t is MemoryEntry:
+                memories.append(
+                    (e.seat, e.episode, e.kind, e.content, e.won, e.source, e.created_at)
+                )
+            elif t is EpisodeFinished:
+                finished.append(
+                    (
+                        e.status, e.stop_reason, e.ended_at, _dumps(e.outcome), e.error,
+                        None if e.assignments is None else _dumps(e.assignments), e.episode,
+                    )
+                )  # fmt: skip
+        return batch
+
     def _seats_json(self, seats: dict[str, Any]) -> str:
         """The seats' JSON, made once: every episode of a cell shares the engine's dict."""
         if seats is not self._seats[0]:
             self._seats = (seats, _dumps(seats))
         return self._seats[1]
 
-    def _swap(self) -> Batch:
-        batch = self.rows
+    def _swap(self) -> list[Event]:
+        events = self.events
         self._new()
-        return batch
+        return events
 
     async def drain(self, partial: bool = False) -> None:
         """Hand a full batch (or, with `partial`, whatever is pending) to the writer thread.
@@ -316,20 +329,15 @@ class StoreWriter:
 
     def write_now(self, events: Iterable[Event]) -> int:
         """Write events at once, in one transaction: all of them or none (importers)."""
-        batch, self.batch = self.batch, sys.maxsize  # never hand a batch to the thread
-        try:
-            for e in events:
-                self.accept(e)
-            rows = self._swap()
-        finally:
-            self.batch = batch
+        rows = self.rows(events)
         self.write(rows)
         return sum(len(r) for r in rows.values())
 
     def _work(self) -> None:
-        while (batch := self._batches.get()) is not None:
+        while (events := self._batches.get()) is not None:
             if self._error is None:
                 try:
+                    batch = self.rows(events)
                     self.write(batch)
                     self.rows_written += sum(len(rows) for rows in batch.values())
                 except BaseException as exc:  # surfaced to the event loop at the next drain
