@@ -277,7 +277,7 @@ async def execute(
     # Thousands of live episodes make the cyclic collector rescan the same long-lived
     # objects over and over (~12% of a 10k-episode run, bench/): move what exists now out
     # of its sight, and size the young generation to hold the episodes in flight (about
-    # 120 tracked objects each), so that it is collected when garbage grows beyond them,
+    # 115 tracked objects each, bench/), so that it is collected when garbage grows beyond them,
     # not while they start (which scanned all of them, 7% of a 10k x 500 ms run). The
     # happy path makes no cycles (bench/: 90 objects after 20,000 episodes).
     threshold = gc.get_threshold()

@@ -42,7 +42,7 @@ def test_any_scenario_template_fills_as_format_map_would(text):
 
 
 def test_a_template_reads_only_the_view_it_depends_on():
-    assert compile_template(prompts.DEBATER_SYSTEM).key is None  # {name}: one text per seat
+    assert compile_template(prompts.DEBATER_SYSTEM).depends == ()  # {name}: one text per seat
     assert compile_template(prompts.JUDGE_SYSTEM).depends == ("source",)
     assert set(compile_template(prompts.DEBATER_TURN).depends) == {"question", "answers", "side", "source"}
 

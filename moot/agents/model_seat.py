@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -167,7 +168,7 @@ class ModelSeat:
         system_t, turn_t = compile_template(t.system), compile_template(t.turn)
         if not (system_t.plain and turn_t.plain):
             return system_t, turn_t, frozenset()
-        if system_t.key is None:  # reads nothing from the episode: filled once for the seat
+        if not system_t.depends:  # reads nothing from the episode: filled once for the seat
             system = self._static.get(system_t)
             if system is None:
                 fields = self._episode_fields(view, system_t.episode_fields)
@@ -182,7 +183,7 @@ class ModelSeat:
             system_t.fields | turn_t.fields,
         )
 
-    def _episode_fields(self, view: View, used: frozenset[str] = EPISODE_FIELDS) -> dict[str, object]:
+    def _episode_fields(self, view: View, used: Iterable[str] = EPISODE_FIELDS) -> dict[str, object]:
         """The fields fixed for this seat in this episode, those of `used` only (a passage
         can be long: it is not copied into a field no template reads)."""
         labels = judging.labels_for(len(view.answers))

@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import string
 from dataclasses import dataclass
-from collections.abc import Callable
 from functools import lru_cache
-from operator import attrgetter
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 DEBATER_SYSTEM = (
     "You are {name}, a debater. You are assigned to defend one answer to a question about a "
@@ -263,8 +261,7 @@ class Compiled:
     text: str
     segments: tuple[str, ...]  # format strings of episode fields only, between turn fields
     names: tuple[str, ...]  # the turn fields between the segments
-    depends: tuple[str, ...]  # the view's attributes the episode fields read
-    key: Callable[[Any], Any] | None  # those attributes of a view; None: no episode fields
+    depends: tuple[str, ...]  # the view's attributes the episode fields read (none: the seat's)
     plain: bool
     fields: frozenset[str]  # the turn fields, as a set
     episode_fields: frozenset[str]  # the episode fields it uses
@@ -295,7 +292,6 @@ def compile_template(text: str) -> Compiled:
             current = []
     segments.append("".join(current))
     depends = tuple(sorted({d for f in used for d in EPISODE_FIELDS[f]}))
-    key = attrgetter(*depends) if depends else None
     return Compiled(
-        text, tuple(segments), tuple(names), depends, key, plain, frozenset(names), frozenset(used)
+        text, tuple(segments), tuple(names), depends, plain, frozenset(names), frozenset(used)
     )

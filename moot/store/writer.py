@@ -4,8 +4,9 @@ The bus hands it each event synchronously (no queue hop per event: it is the hot
 moot), and it only keeps it; full batches (or, every `interval` seconds, partial ones) go to
 one dedicated writer thread that turns them into rows and commits them, so SQLite works on
 the second core while the next batch fills (sqlite3 releases the GIL while it writes), and
-the rows are made while the event loop waits rather than on every call's path. At most `queued` batches wait for the thread; beyond that the episode that
-filled the batch waits, and the engine feels back-pressure: records are never dropped.
+the rows are made while the event loop waits rather than on every call's path. At most
+`queued` batches wait for the thread; beyond that the episode that filled the batch waits,
+and the engine feels back-pressure: records are never dropped.
 Within a batch, new episodes go first and episode updates last, so a reader never sees a
 message whose episode row is missing; batches are committed in the order they were filled.
 """
