@@ -1,10 +1,12 @@
 """Tokens per second of the embedded model through moot vs llama-cpp-python called directly.
 
 Same llama.cpp instance (so the same weights in the same memory), same prompt, same
-settings (temperature 0, same max_tokens); only the path differs: moot's gateway, worker
-thread, chat-template rendering and reset, or `create_chat_completion` called directly.
-The two are interleaved so machine noise hits both; the figure is the median of the
-per-pair ratios. Prints one JSON line.
+settings (temperature 0, same max_tokens), and the same calling thread: the model's own,
+where moot runs every call to it (llama.cpp keeps an OpenMP team per calling thread, and a
+call from another thread than the last one's ran ~2x slower). Only the path differs:
+moot's gateway, chat-template rendering and reset, or `create_chat_completion` called
+directly. The two are interleaved so machine noise hits both; the figure is the median of
+the per-pair ratios. Prints one JSON line.
 
     python bench/local_model.py [--repeats 5] [--max-tokens 128]
 """
@@ -20,7 +22,7 @@ from moot import aio
 
 from moot.models.base import GenerateRequest
 from moot.models.gateway import CallTag, Model, ModelSettings, make_api
-from moot.models.local import model_path
+from moot.models.local import LoadedModel, load
 
 MESSAGES = [
     {"role": "system", "content": "You are a debater. Argue for your answer, citing the passage."},
@@ -50,22 +52,23 @@ def main() -> None:
     ap.add_argument("--max-tokens", type=int, default=128)
     args = ap.parse_args()
 
-    from moot.models.local import load
-
     settings = ModelSettings(max_concurrency=1)
     api = make_api("local/smollm2-135m", settings)
     model = Model("local/smollm2-135m", api, settings, _Sink())
-    direct, _, _ = load(api.path, api.n_ctx, api.n_threads)  # the instance moot uses
+    loaded = load(api.path, api.n_ctx, api.n_threads)  # the instance (and thread) moot uses
     request = GenerateRequest(MESSAGES, max_tokens=args.max_tokens, temperature=0.0, seed=0)
     tag = CallTag(0, "bench", "debater")
 
-    def run_direct() -> tuple[float, int]:
-        direct.reset()
+    def direct_call(m: LoadedModel) -> tuple[float, int]:
+        m.llm.reset()
         t = time.perf_counter()
-        out = direct.create_chat_completion(
+        out = m.llm.create_chat_completion(
             messages=MESSAGES, max_tokens=args.max_tokens, temperature=0.0, seed=0
         )
         return time.perf_counter() - t, out["usage"]["completion_tokens"]
+
+    def run_direct() -> tuple[float, int]:
+        return loaded.run(direct_call)
 
     async def run_moot() -> tuple[float, int]:
         t = time.perf_counter()

@@ -1,7 +1,7 @@
 """The peers' side: each framework in its own cached venv, running ../shared/peers scripts.
 
-Venvs live in $MOOT_BENCH_CACHE (default ~/.cache/moot-bench) and are reused between runs;
-the installed versions are reported with the figures.
+Venvs live in $MOOT_BENCH_CACHE (default ~/.cache/moot-bench; made when missing) and are
+reused between runs; the peers' versions are pinned and reported with the figures.
 """
 
 from __future__ import annotations
@@ -18,11 +18,14 @@ ROOT = Path(__file__).resolve().parents[1]
 PEERS_DIR = Path(os.environ.get("MOOT_PEERS", ROOT.parent / "shared" / "peers"))
 CACHE = Path(os.environ.get("MOOT_BENCH_CACHE", Path.home() / ".cache" / "moot-bench"))
 
+# Pinned: ratios measured on different days must measure the same code. Bump on purpose,
+# and say so beside the figures (each venv is rebuilt when its pins change).
 PACKAGES = {
-    "autogen": ["autogen-agentchat", "autogen-ext"],
-    "inspect": ["inspect-ai"],
-    "langgraph": ["langgraph", "langgraph-checkpoint-sqlite", "aiosqlite", "langchain-core"],
-}
+    "autogen": ["autogen-agentchat==0.7.5", "autogen-ext==0.7.5"],
+    "inspect": ["inspect-ai==0.3.285"],
+    "langgraph": ["langgraph==1.2.24", "langgraph-checkpoint-sqlite==3.1.2", "aiosqlite==0.22.1",
+                  "langchain-core==1.8.4"],
+}  # fmt: skip
 VERSION_OF = {"autogen": "autogen-agentchat", "inspect": "inspect_ai", "langgraph": "langgraph"}
 
 
@@ -55,14 +58,16 @@ def python_for(venv: str | None) -> str:
     path = CACHE / "venvs" / venv
     python = path / "bin" / "python"
     marker = path / ".installed"
-    if not marker.exists():
+    pins = "\n".join(PACKAGES[venv]) + "\n"
+    if not marker.exists() or marker.read_text() != pins:
+        path.parent.mkdir(parents=True, exist_ok=True)
         subprocess.run([sys.executable, "-m", "venv", "--clear", str(path)], check=True)
         subprocess.run(
             [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check",
              *PACKAGES[venv]],
             check=True,
         )  # fmt: skip
-        marker.write_text("ok\n")
+        marker.write_text(pins)
     return str(python)
 
 
@@ -78,6 +83,7 @@ def version(venv: str) -> str:
 def run(peer: Peer, n: int, timeout: float = 900) -> dict:
     """Run one peer script; its calls/s from its JSON line or its key=value line."""
     args = [a.replace("{n}", str(n)) for a in peer.args]
+    CACHE.mkdir(parents=True, exist_ok=True)  # the peers' working directory, even on a new machine
     proc = subprocess.run(
         [python_for(peer.venv), str(PEERS_DIR / peer.script), *args],
         capture_output=True, text=True, timeout=timeout, cwd=CACHE,

@@ -34,9 +34,10 @@ MESSAGES_PER_EPISODE_X23 = 23 * 6 - 1
 
 
 def cached_db(messages: int) -> Path:
-    cache = Path(os.environ.get("MOOT_BENCH_CACHE", Path.home() / ".cache" / "moot-bench"))
-    cache.mkdir(parents=True, exist_ok=True)
-    path = cache / f"tui-{messages}.db"
+    from peers import CACHE  # bench/ is this script's directory
+
+    CACHE.mkdir(parents=True, exist_ok=True)
+    path = CACHE / f"tui-{messages}.db"
     if not path.exists():
         episodes = -(-messages * 23 // MESSAGES_PER_EPISODE_X23)  # at least `messages`
         print(f"building {path} ({episodes:,} episodes)...", flush=True)

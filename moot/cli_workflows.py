@@ -98,15 +98,17 @@ def _confirmed(args: argparse.Namespace) -> bool:
     ask at, refuse unless --yes)."""
     from moot.errors import ConfigError
     from moot.plan import make_plan
-    from moot.run import apply_overrides, prepare
+    from moot.run import apply_overrides, check_keys, prepare
     from moot.scenario.load import load_file
 
     scenario, text = load_file(args.scenario)
     scenario = apply_overrides(
         scenario, limit=args.limit, models=dict(args.model), cache=False if args.no_cache else None
     )
+    prep = prepare(scenario, text, Path(args.scenario).resolve().parent)
+    check_keys(prep)
     try:
-        plan = make_plan(prepare(scenario, text, Path(args.scenario).resolve().parent))
+        plan = make_plan(prep)
     except ConfigError:
         raise  # bad input: the run would refuse it too
     except Exception as exc:  # the estimate is a service: its failure must not block a run

@@ -23,11 +23,13 @@ from typing import Any
 import anyio
 
 from moot.agents.base import Judgement, Reply, Turn, View
+from moot.agents.human import is_human
 from moot.agents.model_seat import DEFAULT_MAX_TOKENS, ModelSeat, SeatPrompts
 from moot.bus import Bus
 from moot.engine import Engine
 from moot.errors import ConfigError
 from moot.models.gateway import ModelSettings, is_scripted, with_defaults
+from moot.models.keys import missing_key
 from moot.protocols.graph import END, PhaseState
 from moot.run import CellPlan, Prepared, episode_specs
 
@@ -40,6 +42,7 @@ API_CALL_S = 1.0
 API_TOKENS_S = 60.0
 LOCAL_PROMPT_TOKENS_S = 600.0
 LOCAL_TOKENS_S = 70.0
+HUMAN_TURN_S = 60.0  # a person's turn, for the time estimate
 LETTER_KINDS = ("verdict", "rate")  # turns where a judge's probability is read
 
 
@@ -149,6 +152,7 @@ class Plan:
                 (f"{API_CALL_S:g} s + {API_TOKENS_S:g} tokens/s per API call", any(map(_routed, models))),
                 (f"llama.cpp at {LOCAL_PROMPT_TOKENS_S:g} prompt and {LOCAL_TOKENS_S:g} reply tokens/s",
                  any(m.startswith("local/") for m in models)),
+                (f"{HUMAN_TURN_S:g} s per person's turn", any(map(is_human, models))),
             ) if present
         ]  # fmt: skip
         out.append(f"time       ~{_duration(self.seconds)} at {self.concurrency} episodes at once"
@@ -335,6 +339,8 @@ def _seconds(cell: CellPlan, tally: _Tally, walked: int, settings: dict[str, Mod
 
 
 def _latency(model: str, s: ModelSettings) -> Any:
+    if is_human(model):
+        return lambda prompt, completion: HUMAN_TURN_S
     if is_scripted(model):
         return lambda prompt, completion: s.latency
     if model.startswith("local/"):
@@ -387,8 +393,8 @@ def _litellm() -> Any:
 
 
 def _routed(model: str) -> bool:
-    """Reached through litellm (not the scripted or the embedded model)."""
-    return not is_scripted(model) and not model.startswith("local/")
+    """Reached through litellm (not the scripted or the embedded model, nor a person)."""
+    return not is_scripted(model) and not model.startswith("local/") and not is_human(model)
 
 
 def _price(model: str, s: ModelSettings, uses: dict[tuple[str, str], Use]) -> float | None:
@@ -410,6 +416,9 @@ def _check(model: str, s: ModelSettings, uses: dict[tuple[str, str], Use]) -> Ch
     check = Check(model, sorted(mine))
     longest = max(u.longest_prompt for u in mine.values())
     judges = any(u.judges for u in mine.values())
+    if is_human(model):
+        check.notes.append("a person: no model, no key")
+        return check
     if is_scripted(model):
         check.notes.append("scripted: no key, no limit")
         if judges and not s.logprobs:
@@ -438,23 +447,16 @@ def _check(model: str, s: ModelSettings, uses: dict[tuple[str, str], Use]) -> Ch
             f"unknown model {model!r}: use scripted, local/..., or a litellm name with its "
             "provider prefix, e.g. openai/gpt-4o-mini"
         ) from None
-    # the key: named by the scenario, else what litellm expects for the provider
-    if s.api_key_env:
-        if s.api_key_env in os.environ:
-            check.notes.append(f"key in ${s.api_key_env}")
-        else:
-            check.problems.append(f"${s.api_key_env} is not set")
-    elif s.api_base:
-        check.notes.append(f"server {s.api_base}: no key needed")
+    # the key: named by the scenario, else what the provider reads (the run's own rule)
+    env = missing_key(model, s)
+    if env:
+        check.problems.append(f"${env} is not set")
+    elif s.api_key_env:
+        check.notes.append(f"key in ${s.api_key_env}")
+    elif s.api_base or s.endpoints:
+        check.notes.append(f"server {s.api_base or 'pool'}: no key needed")
     else:
-        try:
-            missing = litellm.validate_environment(model=model).get("missing_keys") or []
-        except Exception:
-            missing = []
-        for name in missing:
-            (check.problems if name.endswith(("_KEY", "_TOKEN")) else check.warnings).append(f"${name} is not set")
-        if not missing:
-            check.notes.append("key found in the environment")
+        check.notes.append("key found in the environment")
     try:
         info = litellm.get_model_info(model)
     except Exception:

@@ -454,7 +454,7 @@ def test_a_debate_against_llama_cpp_server(tmp_path):
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     env.pop(KEY_ENV, None)  # the server checks no key; moot must send one (test_a_local_server_needs_no_key)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--host", "127.0.0.1",
+        [sys.executable, "-m", "moot.models.llama_server", "--model", str(gguf), "--host", "127.0.0.1",
          "--port", str(port), "--n_ctx", "4096", "--model_alias", "smollm2"],
         stdout=log, stderr=subprocess.STDOUT, env=env,
     )
@@ -519,3 +519,62 @@ models:
             proc.kill()
             proc.wait(timeout=10)
         log.close()
+
+
+# -- a missing or refused key fails fast ------------------------------------------------------
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_a_refused_key_fails_the_call_after_one_attempt(status):
+    """Authentication is not a passing fault: retrying only delays the error."""
+    from moot.models.gateway import ModelCallFailed
+
+    with FaultServer([Fault.http(status, message="Invalid API key for this project")] * 5) as server:
+        settings = ModelSettings(api_base=server.api_base, api_key_env=KEY_ENV, retries=4, backoff=0.01)
+        model = Model("openai/fault-test", make_api("openai/fault-test", settings), settings, RecordingSink())
+        request = GenerateRequest([{"role": "user", "content": "hi"}], max_tokens=4)
+        with pytest.raises(ModelCallFailed) as failed:
+            anyio.run(model.generate, request, CallTag(0, "debater_a", "debater"))
+        assert len(server) == 1
+    assert f"HTTP {status}" in failed.value.error and "Invalid API key for this project" in failed.value.error
+
+
+def test_a_scenario_whose_key_is_not_set_is_refused_at_once(tmp_path):
+    """Before the first episode (and before litellm is imported): one line, exit 2, no file."""
+    path = tmp_path / "keyed.yaml"
+    path.write_text("""
+name: keyed
+protocol: {name: debate, rounds: 1}
+seats: {debater: {model: anthropic/claude-3-5-haiku-latest}, judge: {model: scripted}}
+dataset: {source: builtin:reading, limit: 1}
+""")
+    env = {k: v for k, v in os.environ.items() if k != "ANTHROPIC_API_KEY"}
+    # `moot run` as typed, with a look at what it imported before it stopped
+    code = ("import sys; from moot.cli import main; rc = main(sys.argv[1:]); "
+            "print('litellm' in sys.modules); sys.exit(rc)")  # fmt: skip
+    started = time.perf_counter()
+    r = subprocess.run([sys.executable, "-c", code, "run", str(path), "--out", str(tmp_path / "k.db")],
+                       capture_output=True, text=True, env=env, timeout=60)  # fmt: skip
+    took = time.perf_counter() - started
+    assert r.returncode == 2 and r.stdout == "False\n", r.stderr
+    assert r.stderr.splitlines() == [
+        "moot: error: model anthropic/claude-3-5-haiku-latest: environment variable "
+        "ANTHROPIC_API_KEY is not set (export it, name another with "
+        "models.anthropic/claude-3-5-haiku-latest.api_key_env, or give the model an api_base)"
+    ]
+    assert not list(tmp_path.glob("*.db*"))
+    assert took < 3, took  # no retries (they took 11 s), no litellm import (2 s); ~0.7 s measured
+
+
+def test_the_key_table_agrees_with_litellm():
+    """moot names a provider's key without importing litellm; litellm must agree."""
+    from moot.models.keys import PROVIDER_KEYS
+    from moot.models.litellm_api import _import_litellm
+
+    litellm = _import_litellm()
+    with pytest.MonkeyPatch.context() as mp:
+        for env in PROVIDER_KEYS.values():
+            mp.delenv(env, raising=False)
+        for provider, env in PROVIDER_KEYS.items():
+            missing = litellm.validate_environment(model=f"{provider}/some-model")["missing_keys"]
+            assert env in missing, (provider, missing)

@@ -82,3 +82,80 @@ dataset: {source: builtin:reading, limit: 2}
     (models,) = db.execute("SELECT models FROM runs").fetchone()
     info = json.loads(models)["local/smollm2-135m"]
     assert info["file"] == "SmolLM2-135M-Instruct.Q4_1.gguf" and len(info["sha256"]) == 64
+
+
+# -- loading safely on every CPU, and one thread per loaded model ---------------------------
+
+AMX_CPUINFO = "processor\t: 0\nflags\t\t: fpu sse avx2 avx512f amx_bf16 amx_tile amx_int8\n"
+AVX2_CPUINFO = "processor\t: 0\nflags\t\t: fpu sse avx2 fma\n"
+
+
+def test_amx_is_read_from_the_cpu_flags_or_from_llama_cpps_build():
+    from moot.models.local import has_amx
+
+    assert has_amx(AMX_CPUINFO, "CPU : AVX2 = 1 | REPACK = 1 |")
+    assert has_amx(AVX2_CPUINFO, "CPU : AVX2 = 1 | AMX_INT8 = 1 | REPACK = 1 |")
+    assert not has_amx(AVX2_CPUINFO, "CPU : AVX2 = 1 | REPACK = 1 |")
+    assert not has_amx("", "")
+
+
+@pytest.mark.parametrize("amx", [True, False])
+def test_the_loader_keeps_weights_out_of_extra_buffers_on_amx_hosts(monkeypatch, amx):
+    """On a host with AMX, llama.cpp's AMX buffer segfaults in the first decode: moot's
+    loader must load without extra buffer types there, whatever host runs this test."""
+    from moot.models import local
+
+    monkeypatch.setattr(local, "plain_buffers", lambda: amx)
+    llm = local.open_llama(local.model_path("local/smollm2-135m"), n_ctx=256, n_threads=1, verbose=False)
+    try:
+        assert llm.model_params.use_extra_bufts is (not amx)
+        out = llm.create_completion("The sky is", max_tokens=3, temperature=0.0)  # a real decode
+        assert out["usage"]["completion_tokens"] > 0
+    finally:
+        llm.close()
+
+
+def test_every_call_to_a_loaded_model_runs_on_its_one_thread(smollm):
+    """llama.cpp keeps an OpenMP team per calling thread: one model, one thread."""
+    import threading
+
+    from moot.models.local import load
+
+    model = load(smollm.path, smollm.n_ctx, smollm.n_threads)
+    seen = []
+
+    def where(m):
+        seen.append(threading.get_ident())
+        return m.llm is not None
+
+    async def from_tasks():
+        async with anyio.create_task_group() as tg:
+            for _ in range(3):
+                tg.start_soon(model.call, where)
+
+    anyio.run(from_tasks)
+    threads = [threading.Thread(target=model.run, args=(where,)) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(seen) == 5 and len(set(seen)) == 1
+    assert seen[0] != threading.get_ident()
+
+
+async def test_a_caller_cancelled_before_its_turn_is_skipped(smollm):
+    import threading
+
+    from moot.models.local import load
+
+    model = load(smollm.path, smollm.n_ctx, smollm.n_threads)
+    release, ran = threading.Event(), []
+    busy = threading.Thread(target=model.run, args=(lambda m: release.wait(10),))
+    busy.start()  # the model's thread is taken until `release`
+    with anyio.move_on_after(0.05) as scope:
+        await model.call(lambda m: ran.append(1))
+    assert scope.cancelled_caught
+    release.set()
+    busy.join()
+    await model.call(lambda m: ran.append(2))  # the next caller is served
+    assert ran == [2]

@@ -3,6 +3,7 @@ prices from litellm's table ("unknown", never zero, where it has none), and chec
 seat's model; `moot run` asks before an expensive run."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -153,13 +154,16 @@ EXPENSIVE = PRICED.replace("openai/gpt-4o-mini", "openai/gpt-4o").replace("max_t
 def test_run_refuses_an_expensive_run_without_a_terminal_unless_yes(tmp_path):
     path = tmp_path / "e.yaml"
     path.write_text(EXPENSIVE)
-    r = moot("run", str(path), "--out", str(tmp_path / "e.db"))
+    keyed = {**os.environ, "MOOT_TEST_KEY": "sk-test-not-used"}
+    r = moot("run", str(path), "--out", str(tmp_path / "e.db"), env=keyed)
     assert r.returncode == 2 and "pass --yes to run it" in r.stderr and r.stderr.count("moot: error") == 1
     assert "plan: 24 episodes, 168 model calls" in r.stderr  # the estimate was shown
     assert not (tmp_path / "e.db").exists()
-    # --yes goes past the question (and stops at the missing key, before any call)
-    r = moot("run", str(path), "--out", str(tmp_path / "e.db"), "--yes", "--quiet")
-    assert r.returncode == 2 and "MOOT_TEST_KEY is not set" in r.stderr
+    # without its key, the run stops at the key: before the estimate, the question, any call
+    for extra in ((), ("--yes", "--quiet")):
+        r = moot("run", str(path), "--out", str(tmp_path / "e.db"), *extra)
+        assert r.returncode == 2 and "MOOT_TEST_KEY is not set" in r.stderr and "plan:" not in r.stderr
+        assert r.stderr.count("\n") == 1 and not (tmp_path / "e.db").exists()
     # a cheap run just shows its estimate
     cheap = tmp_path / "c.yaml"
     cheap.write_text(DEBATE)
@@ -171,15 +175,20 @@ def test_run_asks_at_a_terminal(tmp_path, monkeypatch, capsys):
     path = tmp_path / "e.yaml"
     path.write_text(EXPENSIVE)
     monkeypatch.setattr(sys.stdin, "isatty", lambda: True)
+    monkeypatch.setenv("MOOT_TEST_KEY", "sk-test-not-used")
     asked = []
     monkeypatch.setattr("builtins.input", lambda prompt: asked.append(prompt) or "n")
     assert cli.main(["run", str(path), "--out", str(tmp_path / "e.db")]) == 1
     assert asked and asked[0].startswith("estimated cost $") and asked[0].endswith("Run it? [y/N] ")
     assert not (tmp_path / "e.db").exists()
-    # a higher limit does not ask
+    # a higher limit does not ask, and the run goes on (here on litellm's offline mock)
     asked.clear()
-    assert cli.main(["run", str(path), "--out", str(tmp_path / "e.db"), "--confirm-above", "1000"]) == 2
-    assert not asked and "MOOT_TEST_KEY is not set" in capsys.readouterr().err
+    capsys.readouterr()
+    mocked = tmp_path / "m.yaml"
+    mocked.write_text(EXPENSIVE.replace("{api_key_env: MOOT_TEST_KEY}",
+                                        "{api_key_env: MOOT_TEST_KEY, params: {mock_response: hi}}"))
+    assert cli.main(["run", str(mocked), "--out", str(tmp_path / "m.db"), "--confirm-above", "1000"]) == 0
+    assert not asked and "plan: 24 episodes" in capsys.readouterr().err
 
 
 def test_rate_limits_and_budget_shape_the_plan():

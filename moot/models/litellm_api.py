@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from moot.errors import ConfigError
 from moot.models.base import GenerateRequest, GenerateResult, ProviderError
+from moot.models.keys import key_error, missing_key
 
 if TYPE_CHECKING:
     from moot.models.gateway import ModelSettings
@@ -45,18 +46,18 @@ class LiteLLMModel:
     def __init__(self, name: str, settings: ModelSettings) -> None:
         self.name = name
         self.settings = settings
-        if settings.api_key_env and settings.api_key_env not in os.environ:
-            raise ConfigError(
-                f"model {name}: environment variable {settings.api_key_env} is not set"
-            )
         self._litellm = _import_litellm()
         try:
             self._litellm.get_llm_provider(name, api_base=settings.api_base)
         except Exception:
             raise ConfigError(
-                f"unknown model {name!r}: use scripted, local/..., or a litellm name with its "
-                "provider prefix, e.g. openai/gpt-4o-mini"
+                f"unknown model {name!r}: use scripted, local/..., human, or a litellm name "
+                "with its provider prefix, e.g. openai/gpt-4o-mini"
             ) from None
+        # before the first episode: without its key, every call of a study would fail
+        env = missing_key(name, settings)
+        if env:
+            raise ConfigError(key_error(name, env))
 
     def describe(self) -> dict[str, Any]:
         out: dict[str, Any] = {"provider": "litellm", "litellm": _version()}

@@ -1,8 +1,11 @@
 """In-process GGUF models through llama-cpp-python: the embedded default and any local file.
 
 Facts this module is built on (measured, see shared/NOTES.md):
-- one `Llama` context is not thread-safe, so calls to an instance are serialised by a lock
-  held inside the worker thread (a timed-out caller may abandon the thread, never the lock);
+- one `Llama` context is not thread-safe, and llama.cpp runs an OpenMP thread team per
+  calling thread (a call from a second thread ran 2.2x slower while the first one's team
+  spun): so every call to a loaded model runs on that model's one thread, in order;
+- llama.cpp's CPU "extra buffer types" segfault in the first decode on hosts with AMX, so
+  there they are not used (`open_llama`);
 - the KV prefix cache makes temperature 0 non-deterministic across calls, so `reset()` runs
   before every request;
 - `logprobs` needs `logits_all=True` (n_ctx x vocab floats), so the answer's token
@@ -11,14 +14,16 @@ Facts this module is built on (measured, see shared/NOTES.md):
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import hashlib
 import os
 import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-import anyio
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from moot.errors import ConfigError
 from moot.models.base import GenerateRequest, GenerateResult, ProviderError
@@ -31,8 +36,10 @@ EMBEDDED = {
 }
 LOCAL_EXTRA_HINT = "install the local extra: pip install 'moot[local]'"
 
+T = TypeVar("T")
+
 _lock = threading.Lock()
-_loaded: dict[tuple[str, int, int], tuple[Any, Any, threading.Lock]] = {}
+_loaded: dict[tuple[str, int, int], LoadedModel] = {}
 _hashes: dict[str, str] = {}
 
 
@@ -74,23 +81,105 @@ def check_installed() -> None:
         raise ConfigError(f"local models need llama-cpp-python: {LOCAL_EXTRA_HINT}") from None
 
 
-def load(path: Path, n_ctx: int, n_threads: int) -> tuple[Any, Any, threading.Lock]:
-    """Load a GGUF once per process (per context size and thread count), with a formatter
-    for its own chat template (None when the file has none)."""
+def load(path: Path, n_ctx: int, n_threads: int) -> LoadedModel:
+    """The process's one instance of a GGUF (per context size and thread count); its weights
+    are read on its own thread at the first call."""
     key = (str(path.resolve()), n_ctx, n_threads)
     with _lock:
         if key not in _loaded:
-            from llama_cpp import Llama
-
-            llm = Llama(
-                model_path=str(path),
-                n_ctx=n_ctx,
-                n_threads=n_threads,
-                n_threads_batch=n_threads,
-                verbose=False,
-            )
-            _loaded[key] = (llm, _formatter(llm), threading.Lock())
+            _loaded[key] = LoadedModel(path, n_ctx, n_threads)
         return _loaded[key]
+
+
+class LoadedModel:
+    """One GGUF in memory and the one thread every call to it runs on, in order.
+
+    One thread, not a lock: llama.cpp keeps an OpenMP team per calling thread, and teams of
+    two threads fight over the same cores. A caller cancelled before its turn is skipped;
+    one cancelled mid-call abandons it (the thread finishes the call, the caller goes on).
+    """
+
+    def __init__(self, path: Path, n_ctx: int, n_threads: int) -> None:
+        self.path, self.n_ctx, self.n_threads = path, n_ctx, n_threads
+        self.llm: Any = None
+        self.formatter: Any = None
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"moot-llama-{path.stem}")
+
+    async def call(self, fn: Callable[..., T], *args: Any) -> T:
+        """`fn(self, *args)` on the model's thread; the event loop waits without a thread."""
+        return await asyncio.wrap_future(self._thread.submit(self._on_thread, fn, args))
+
+    def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """`fn(self, *args)` on the model's thread, waited for by a blocking caller."""
+        return self._thread.submit(self._on_thread, fn, args).result()
+
+    def _on_thread(self, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
+        if self.llm is None:
+            self.llm = open_llama(
+                self.path, n_ctx=self.n_ctx, n_threads=self.n_threads,
+                n_threads_batch=self.n_threads, verbose=False,
+            )  # fmt: skip
+            self.formatter = _formatter(self.llm)
+        return fn(self, *args)
+
+
+def open_llama(path: Path, **kwargs: Any) -> Any:
+    """`llama_cpp.Llama` over a GGUF, loaded so that it cannot hit llama.cpp's AMX crash.
+
+    llama.cpp moves weights into "extra buffer types" where the CPU has one: repacked
+    layouts, and on Xeons with AMX its AMX buffer, whose matrix multiply segfaults in the
+    first decode (llama.cpp issue "segfault in ggml_backend_amx_mul_mat", unfixed).
+    `use_extra_bufts = False` avoids it. `Llama(...)` has no argument for it and takes its
+    model parameters from `llama_model_default_params()`, so that is where it is set, for
+    every model this process loads (llama.cpp's server too: `moot.models.llama_server`).
+    Only on AMX hosts: elsewhere the repacking is safe and worth keeping (a Q4_0 GGUF ran
+    13-30% faster with it on a 2-core AVX2 host; the embedded Q4_1 is not repacked).
+    """
+    protect_defaults()
+    from llama_cpp import Llama
+
+    return Llama(model_path=str(path), **kwargs)
+
+
+def protect_defaults() -> None:
+    """Make llama-cpp-python's model defaults keep weights out of the extra buffer types
+    wherever `plain_buffers()` says so (decided at each load, so tests can ask for either)."""
+    import llama_cpp.llama_cpp as low
+
+    if getattr(low.llama_model_default_params, "moot_plain_buffers", False):
+        return
+    defaults = low.llama_model_default_params
+
+    def llama_model_default_params() -> Any:
+        params = defaults()
+        if plain_buffers():
+            params.use_extra_bufts = False
+        return params
+
+    llama_model_default_params.moot_plain_buffers = True  # type: ignore[attr-defined]
+    low.llama_model_default_params = llama_model_default_params
+
+
+@functools.cache
+def plain_buffers() -> bool:
+    """Whether this host must load weights without extra buffer types (it has AMX)."""
+    try:
+        cpuinfo = Path("/proc/cpuinfo").read_text(errors="replace")
+    except OSError:
+        cpuinfo = ""
+    import llama_cpp
+
+    return has_amx(cpuinfo, llama_cpp.llama_print_system_info().decode(errors="replace"))
+
+
+def has_amx(cpuinfo: str, system_info: str) -> bool:
+    """AMX as the kernel reports it (`amx_tile`, `amx_int8`, `amx_bf16` flags) or as
+    llama.cpp was built for it (`AMX_INT8 = 1` in its system line)."""
+    flags = set()
+    for line in cpuinfo.splitlines():
+        if line.startswith("flags"):
+            flags.update(line.partition(":")[2].split())
+    return any(f.startswith("amx") for f in flags) or "AMX_INT8 = 1" in system_info
 
 
 def _formatter(llm: Any) -> Any:
@@ -130,37 +219,38 @@ class LocalModel:
         }
 
     async def generate(self, request: GenerateRequest) -> GenerateResult:
-        return await anyio.to_thread.run_sync(self._generate, request, abandon_on_cancel=True)
+        model = load(self.path, self.n_ctx, self.n_threads)
+        return await model.call(self._generate, request)
 
-    def _generate(self, request: GenerateRequest) -> GenerateResult:
-        llm, formatter, lock = load(self.path, self.n_ctx, self.n_threads)
+    def _generate(self, model: LoadedModel, request: GenerateRequest) -> GenerateResult:
+        """One request, on the model's thread."""
+        llm, formatter = model.llm, model.formatter
         prefix = request.assistant_prefix if formatter is not None else None
-        with lock:
-            capture = None
-            kwargs: dict[str, Any] = {
-                "max_tokens": request.max_tokens,
-                "temperature": request.temperature,
-                "seed": request.seed if request.seed is not None else 0,
-            }
-            if request.answer_labels:
-                from llama_cpp import LogitsProcessorList
+        capture = None
+        kwargs: dict[str, Any] = {
+            "max_tokens": request.max_tokens,
+            "temperature": request.temperature,
+            "seed": request.seed if request.seed is not None else 0,
+        }
+        if request.answer_labels:
+            from llama_cpp import LogitsProcessorList
 
-                ids = self._labels(llm, request.answer_labels)
-                capture = _LabelCapture(ids, answer_first=prefix is not None)
-                kwargs["logits_processor"] = LogitsProcessorList([capture])
-            llm.reset()
-            try:
-                if formatter is not None:
-                    rendered = formatter(messages=request.messages)
-                    out = llm.create_completion(
-                        rendered.prompt + (prefix or ""), stop=rendered.stop, **kwargs
-                    )
-                    text = out["choices"][0]["text"] or ""
-                else:
-                    out = llm.create_chat_completion(messages=request.messages, **kwargs)
-                    text = out["choices"][0]["message"]["content"] or ""
-            except ValueError as exc:  # e.g. the prompt exceeds the context window
-                raise ProviderError(str(exc), retryable=False) from None
+            ids = self._labels(llm, request.answer_labels)
+            capture = _LabelCapture(ids, answer_first=prefix is not None)
+            kwargs["logits_processor"] = LogitsProcessorList([capture])
+        llm.reset()
+        try:
+            if formatter is not None:
+                rendered = formatter(messages=request.messages)
+                out = llm.create_completion(
+                    rendered.prompt + (prefix or ""), stop=rendered.stop, **kwargs
+                )
+                text = out["choices"][0]["text"] or ""
+            else:
+                out = llm.create_chat_completion(messages=request.messages, **kwargs)
+                text = out["choices"][0]["message"]["content"] or ""
+        except ValueError as exc:  # e.g. the prompt exceeds the context window
+            raise ProviderError(str(exc), retryable=False) from None
         usage = out.get("usage") or {}
         return GenerateResult(
             text=text,
