@@ -31,7 +31,7 @@ PROMPT = (
 def measure(path: str, extra: bool, threads: int) -> dict:
     """In this process: load with extra buffers on or off, time prompt and generation."""
     import llama_cpp.llama_cpp as low
-    from llama_cpp import Llama
+    from llama_cpp import Llama, LogitsProcessorList
 
     defaults = low.llama_model_default_params
 
@@ -43,6 +43,13 @@ def measure(path: str, extra: bool, threads: int) -> dict:
     low.llama_model_default_params = params
     llm = Llama(model_path=path, n_ctx=2048, n_threads=threads, n_threads_batch=threads, verbose=False)
     assert llm.model_params.use_extra_bufts == extra
+    eos = llm.token_eos()
+
+    def no_eos(input_ids, scores):  # every reply runs to max_tokens: equal work on and off
+        scores[eos] = -float("inf")
+        return scores
+
+    keep_going = LogitsProcessorList([no_eos])
     prompt_rates, gen_rates = [], []
     for _ in range(5):
         llm.reset()
@@ -51,7 +58,8 @@ def measure(path: str, extra: bool, threads: int) -> dict:
         prompt_s = time.perf_counter() - t
         llm.reset()
         t = time.perf_counter()
-        out = llm.create_completion(PROMPT, max_tokens=128, temperature=0.0, seed=0)
+        out = llm.create_completion(PROMPT, max_tokens=128, temperature=0.0, seed=0,
+                                    logits_processor=keep_going)
         wall = time.perf_counter() - t
         prompt_rates.append(first["usage"]["prompt_tokens"] / prompt_s)
         gen_rates.append((out["usage"]["completion_tokens"] - 1) / max(wall - prompt_s, 1e-6))

@@ -19,7 +19,6 @@ import statistics
 import time
 
 from moot import aio
-
 from moot.models.base import GenerateRequest
 from moot.models.gateway import CallTag, Model, ModelSettings, make_api
 from moot.models.local import LoadedModel, load

@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import anyio
-from anyio.abc import ObjectReceiveStream, ObjectSendStream
+from anyio.abc import ObjectReceiveStream
+from anyio.streams.memory import MemoryObjectSendStream
 
 from moot.agents.base import View
 from moot.events import EpisodeFinished, EpisodeStarted, Event, Message, ModelCall, Verdict
@@ -72,7 +73,7 @@ class RunStats:
 
 class Bus:
     def __init__(self) -> None:
-        self._subscribers: list[ObjectSendStream[Event]] = []
+        self._subscribers: list[MemoryObjectSendStream[Event]] = []
         self._sinks: list[Sink] = []
         self._episodes: dict[int, _Episode] = {}
         self.stats = RunStats()

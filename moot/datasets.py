@@ -181,7 +181,7 @@ def _csv(text: str, where: str) -> Iterator[Question]:
     for record, row in enumerate(reader, 1):
         n, line = line, reader.line_num + 1
         row = {k: v for k, v in row.items() if k is not None}
-        if "options" in row and row["options"]:
+        if row.get("options"):
             try:
                 row["options"] = json.loads(row["options"])
             except json.JSONDecodeError:

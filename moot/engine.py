@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import time
 import traceback
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -34,6 +33,7 @@ from moot.events import (
 )
 from moot.models.gateway import ModelCallFailed
 from moot.protocols.graph import END, CompiledProtocol, Phase, PhaseState
+from moot.protocols.rules import approves, final_number
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,28 +50,6 @@ class EpisodeSpec:
     checks: tuple[EpisodeSpec, ...] = ()
     target: str | None = None  # an open task's answer, for the scorer; no seat sees it
     game: dict[str, Any] | None = None  # a game instance's numbers, for the referee
-
-
-_DECISION = re.compile(r"decision\s*[:\-]?\s*\**\s*(approve|approved|revise)\b", re.I)
-
-
-_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
-_ANSWER_LINE = re.compile(r"answer\s*[:=]?\s*\**\s*\$?\s*(-?\d[\d,]*(?:\.\d+)?)", re.I)
-
-
-def final_number(text: str) -> str | None:
-    """The number a solution concludes: after its last "Answer:", else its last number."""
-    found = _ANSWER_LINE.findall(text) or _NUMBER.findall(text)
-    if not found:
-        return None
-    value = found[-1].replace(",", "")
-    return value if value.strip("-") else None
-
-
-def approves(review: str) -> bool:
-    """The reviewer's last stated decision; anything unclear asks for a revision."""
-    found = _DECISION.findall(review)
-    return bool(found) and found[-1].lower().startswith("approve")
 
 
 def _on_asyncio() -> bool:
@@ -94,7 +72,7 @@ class Engine:
     def __init__(
         self,
         protocol: CompiledProtocol,
-        seats: dict[str, Seat],
+        seats: Mapping[str, Seat],
         bus: Bus,
         *,
         concurrency: int,
@@ -344,6 +322,7 @@ class Engine:
             if m.phase == source:
                 latest[m.seat] = m
         subs = list(latest.values())
+        shows: list[tuple[Message, Message | None]]
         if self.protocol.settings.get("pairwise"):
             shows = [(x, y) for x in subs for y in subs if x.seat != y.seat]
         else:

@@ -54,9 +54,9 @@ def from_text(text: str, labels: tuple[str, ...]) -> Judgement:
         values = [_fraction(num, pct, percent) for num, pct in found.values()]
         if all(v is not None for v in values) and sum(values) > 0:  # type: ignore[arg-type]
             total = sum(values)  # type: ignore[arg-type]
-            probs = tuple(v / total for v in values)  # type: ignore[operator]
-            choice = max(range(len(labels)), key=probs.__getitem__)
-            return Judgement(choice, probs, method="text", parse_status="ok")
+            shares: tuple[float, ...] = tuple(v / total for v in values)  # type: ignore[operator]
+            choice = max(range(len(labels)), key=shares.__getitem__)
+            return Judgement(choice, shares, method="text", parse_status="ok")
 
     # A label counts only as a label: "the answer is a matter of taste" or a leading article
     # ("A tough call") is not a vote. Lower case is accepted only when nothing follows it.
@@ -70,7 +70,7 @@ def from_text(text: str, labels: tuple[str, ...]) -> Judgement:
         return Judgement(None, None, method="none", parse_status="invalid")
     choice = labels.index(m.group(1).upper())
     conf = re.search(rf"confidence\s*[:=]?\s*{_NUM}", text, re.I)
-    probs = None
+    probs: tuple[float, ...] | None = None
     if conf and (c := _fraction(conf.group(1), conf.group(2))) is not None:
         rest = (1 - c) / (len(labels) - 1)
         probs = tuple(c if i == choice else rest for i in range(len(labels)))

@@ -15,7 +15,6 @@ never zero; scripted and local models cost nothing.
 from __future__ import annotations
 
 import math
-import os
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -158,9 +157,9 @@ class Plan:
         out.append(f"time       ~{_duration(self.seconds)} at {self.concurrency} episodes at once"
                    + (f" (assuming {'; '.join(assumed)})" if assumed else ""))  # fmt: skip
         out.append("checks")
-        for c in self.checks:
-            said = c.problems + c.warnings + c.notes
-            out.append(f"  {c.status:<5}{c.model} ({', '.join(c.roles)}): {'; '.join(said)}")
+        for check in self.checks:
+            said = check.problems + check.warnings + check.notes
+            out.append(f"  {check.status:<5}{check.model} ({', '.join(check.roles)}): {'; '.join(said)}")
         return out
 
 
@@ -302,9 +301,9 @@ def _walk(cell: CellPlan, settings: dict[str, ModelSettings]) -> tuple[_Tally, i
         )  # fmt: skip
         remembers = getattr(cfg, "memory", None)  # seats that learn across episodes
         if remembers is not None:
-            from moot.agents.memory import Memory  # type: ignore[import-not-found]
+            from moot.agents.memory import Memory
 
-            seat.memory = Memory(remembers.kind, remembers.size)  # type: ignore[attr-defined]
+            seat.memory = Memory(remembers.kind, remembers.size)
         probes[spec.id] = _Probe(seat, cfg.model or "", tally, i)
     checks = sc.protocol.qualification if cell.protocol.name == "peer_review" else 0
     specs = list(episode_specs(cell.questions, sc.dataset.both_orders, checks, start=cell.offset))
@@ -352,7 +351,7 @@ def _structure(cell: CellPlan) -> tuple[str, bool]:
     """The phases of the longest episode, repeats folded: `speeches x2 -> verdict`."""
     compiled = cell.protocol.compile()
     state = PhaseState(visits={}, settings=compiled.settings)
-    name, path = compiled.start, []
+    name, path = compiled.start, list[str]()
     while name != END and len(path) < 10_000:
         state.visits[name] = state.visits.get(name, 0) + 1
         path.append(name)

@@ -27,6 +27,7 @@ from moot.analysis.agreement import cohen_kappa, fleiss_kappa
 from moot.errors import ConfigError
 from moot.events import Message, ModelCall, Verdict
 from moot.models.gateway import Model, ModelCallFailed, is_scripted, make_api, with_defaults
+from moot.models.keys import key_error, missing_key
 from moot.scenario.model import Prompts, Scenario
 from moot.stored import StoredEpisode, cell_scenarios, episodes, messages, open_run, visible
 
@@ -204,6 +205,10 @@ def rejudge(
     p = Path(path)
     conn, scenario, _ = open_run(p)
     try:
+        for m in judges:  # a missing key: one line now, not a failed call per episode
+            env = missing_key(m, scenario.model_for(m), ask_litellm=False)
+            if env:
+                raise ConfigError(key_error(m, env))
         todo = cases(conn, scenario)
         if not todo and not conn.execute("SELECT 1 FROM episodes LIMIT 1").fetchone():
             raise ConfigError(f"{p}: holds no episodes to re-judge")

@@ -20,9 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-
-from moot import aio
-from moot import judging
+from moot import aio, judging
 from moot.agents.base import Judgement, Reply, Turn, View
 from moot.agents.model_seat import ModelSeat
 from moot.bus import Bus
@@ -96,7 +94,7 @@ class StoredOutputs:
             chosen = self.speeches.get((ep, view.messages[0].seat, turn.phase, turn.round))
             # the pick is the draft whose call became the speech (calls are numbered as
             # in the stored run); else the one with its text
-            for same in (lambda m: (m.content, m.call_seq) == chosen, lambda m: m.content == chosen[0]):
+            for same in (lambda m: (m.content, m.call_seq) == chosen, lambda m: chosen is not None and m.content == chosen[0]):
                 fits = [i for i, m in enumerate(view.messages) if chosen and same(m)]
                 if fits:
                     return Judgement(fits[0], None, "stored", "ok")
@@ -221,7 +219,7 @@ def _start(
     progress: Any,
 ) -> RunSummary:
     from moot import store
-    from moot.run import Interrupted, apply_overrides, execute, prepare, stored_scenario
+    from moot.run import Interrupted, apply_overrides, check_keys, execute, prepare, stored_scenario
     from moot.stored import parse_episodes
 
     scenario, text, base = stored_scenario(parent)
@@ -259,6 +257,8 @@ def _start(
     }
     hooks = _hooks(parent, record, chosen)
     prep = prepare(scenario, text, base)
+    if until is not None:  # a fork plays rounds: a missing key is one line, before anything
+        check_keys(prep)
     try:
         return aio.run(lambda: execute(prep, target, progress=progress, hooks=hooks))
     except KeyboardInterrupt:

@@ -15,21 +15,22 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+from typing import Protocol as Interface
 
 import anyio
 
-from moot import aio
-from moot import datasets
+from moot import aio, datasets
 from moot.agents.memory import Memory
 from moot.agents.model_seat import ModelSeat, SeatPrompts
 from moot.bus import Bus
 from moot.engine import Engine, EpisodeSpec
-from moot.events import MemoryEntry
 from moot.errors import ConfigError
+from moot.events import MemoryEntry
 from moot.models.gateway import Model, is_scripted, make_api, with_defaults
 from moot.protocols import registry
 from moot.protocols.graph import Protocol
 from moot.scenario.model import Scenario, SeatConfig
+
 
 @dataclass(slots=True)
 class RunSummary:
@@ -124,7 +125,7 @@ def episode_specs(
         )
         for swapped in orders:
             answers = (q.options[1], q.options[0]) if swapped else q.options
-            correct = 1 - q.answer if swapped else q.answer
+            correct = 1 - q.answer if swapped else q.answer  # type: ignore[operator]  # options: an answer
             yield EpisodeSpec(index, q.id, q.question, answers, correct, q.passage, others)
             index += 1
 
@@ -506,7 +507,7 @@ def prompts_used(prep: CellPlan, seats: dict[str, ModelSeat]) -> dict[str, dict[
     """The templates each seat speaks with, per phase: defaults and overrides alike, so the
     run records exactly what its models were asked (the filled prompts are in model_calls)."""
     out: dict[str, dict[str, dict]] = {}
-    acts = [(p.name, p.kind, seat) for p in prep.protocol.compile().phases.values() for seat in p.seats]
+    acts: list[tuple[str, str, str]] = [(p.name, p.kind, seat) for p in prep.protocol.compile().phases.values() for seat in p.seats]
     if prep.protocol.settings.get("best_of"):
         acts.append(("best_of", "select", "selector"))
     for phase, kind, seat in acts:
@@ -562,7 +563,7 @@ def run_scenario(
 
     Into an existing database made by the same scenario, the run resumes: finished episodes
     are kept, the rest run again."""
-    return _run(*plan(scenario, scenario_text, base=base, out=out), progress)
+    return LocalExecutor().run(*plan(scenario, scenario_text, base=base, out=out), progress)
 
 
 def plan(
@@ -575,21 +576,39 @@ def plan(
     """What `run_scenario` will run, where, and whether it resumes: for callers that drive
     `execute` themselves (the TUI runs it in its own event loop)."""
     prep = prepare(scenario, scenario_text, base)
-    path = output_path(scenario, out, allow_existing=True)
+    return (prep, *locate(prep, out))
+
+
+def locate(prep: Prepared, out: str | Path | None = None) -> tuple[Path, bool]:
+    """Where a prepared run is stored, and whether it resumes there: a database made by the
+    same scenario is gone on with; one made by another is refused."""
+    path = output_path(prep.scenario, out, allow_existing=True)
     resume = path.exists()
-    if resume:
-        stored = stored_scenario(path)[0]
-        if stored.model_dump() != scenario.model_dump():
-            raise ConfigError(
-                f"{path}: made by a different scenario; resume it with --resume or choose "
-                "another --out"
-            )
-    return prep, path, resume
+    if resume and stored_scenario(path)[0].model_dump() != prep.scenario.model_dump():
+        raise ConfigError(
+            f"{path}: made by a different scenario; resume it with --resume or choose another --out"
+        )
+    return path, resume
+
+
+class Executor(Interface):
+    """Where a prepared run's episodes are played: this process, or a Ray cluster
+    (`moot.executors.ray_exec.RayExecutor`). Both write the same database, and either
+    resumes what the other began."""
+
+    def run(self, prep: Prepared, path: Path, resume: bool, progress: Any = None) -> RunSummary: ...
+
+
+class LocalExecutor:
+    """The episodes in this process, on one event loop."""
+
+    def run(self, prep: Prepared, path: Path, resume: bool, progress: Any = None) -> RunSummary:
+        return _run(prep, path, resume, progress)
 
 
 def resume_run(path: str | Path, *, progress: Any = None) -> RunSummary:
     """Continue a run that was interrupted or killed, from its database alone."""
-    return _run(*plan_resume(path), progress)
+    return LocalExecutor().run(*plan_resume(path), progress)
 
 
 def plan_resume(path: str | Path) -> tuple[Prepared, Path, bool]:

@@ -15,9 +15,8 @@ The row carries the seat's whole view (the bus's, as JSON) rather than a referen
 messages: in a simultaneous round the other speech is stored before the person may see it,
 and only the bus knows what this seat may read at this moment.
 
-The table is not part of the versioned schema: it is made with `CREATE TABLE IF NOT EXISTS`
-by whichever side comes first, and holds only the hand-over (the turns' records are in
-`messages`, `model_calls` and `verdicts`, as for any seat).
+The table is the schema's (migration V10, moot.store.schema) and holds only the hand-over
+(the turns' records are in `messages`, `model_calls` and `verdicts`, as for any seat).
 
     pending -> shown (a person opened it) -> answered
             -> timeout (the time limit passed after it was shown; the run moved on)
@@ -40,31 +39,7 @@ import anyio
 
 from moot.agents.human import SLACK_S, HumanSeat, TurnAnswer, TurnRequest
 
-__all__ = ["TABLE", "JoinDesk", "StoreDesk", "attach_store", "ensure_table"]
-
-TABLE = """
-CREATE TABLE IF NOT EXISTS human_turns (
-    id INTEGER PRIMARY KEY,
-    episode INTEGER NOT NULL,
-    seat TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    round INTEGER NOT NULL,
-    request TEXT NOT NULL,           -- JSON: the seat's view and the turn's limits
-    time_limit REAL,
-    asked_at REAL NOT NULL,
-    shown_at REAL,                   -- when a person opened it (moot join)
-    answer TEXT,                     -- JSON: what they gave back
-    answered_at REAL,
-    status TEXT NOT NULL             -- pending | shown | answered | timeout | cancelled
-);
-CREATE INDEX IF NOT EXISTS human_turns_seat ON human_turns (seat, status, episode);
-"""
-
-
-def ensure_table(conn: sqlite3.Connection) -> None:
-    with conn:
-        conn.executescript(TABLE)
-
+__all__ = ["JoinDesk", "StoreDesk", "attach_store"]
 
 def _connect(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(path, timeout=30, check_same_thread=False, isolation_level=None)
@@ -106,8 +81,7 @@ class StoreDesk:
 
     def _db(self) -> sqlite3.Connection:
         if self._conn is None:
-            conn = _connect(self.path)
-            ensure_table(conn)
+            conn = _connect(self.path)  # the run's database: its migrations made human_turns
             # turns left by an earlier process of this run were never answered for it
             conn.execute("UPDATE human_turns SET status = 'cancelled' WHERE status IN ('pending', 'shown')")
             self._conn = conn
@@ -178,7 +152,6 @@ class JoinDesk:
         self.path = Path(path)
         self.seat = seat
         self.conn = _connect(self.path)
-        ensure_table(self.conn)
         # the app calls from its own thread and from workers: one statement at a time
         self.lock = threading.RLock()
 

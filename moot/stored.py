@@ -62,7 +62,7 @@ def episodes(conn: sqlite3.Connection, status: str | None = "done") -> list[Stor
         StoredEpisode(
             r[0], r[1], r[2], tuple(json.loads(r[3])), r[4], r[5], r[6], json.loads(r[7] or "{}"),
             json.loads(r[8]), r[9], r[10],
-        )  # fmt: skip
+        )
         for r in rows
     ]
 
@@ -84,7 +84,7 @@ def messages(conn: sqlite3.Connection, episode: int) -> list[Message]:
         Message(
             r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7],
             None if r[8] is None else frozenset(json.loads(r[8])), r[9], r[10], _quotes(r[11]),
-        )  # fmt: skip
+        )
         for r in rows
     ]
 

@@ -241,7 +241,7 @@ class _Handler(BaseHTTPRequestHandler):
     timeout = 10  # a client that stalls mid-request cannot hold a handler thread for long
     server_version = "FaultServer/1"
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (the stdlib's name)
+    def log_message(self, format: str, *args: Any) -> None:
         pass  # quiet: everything is in owner.requests
 
     def do_GET(self) -> None:

@@ -5,7 +5,6 @@ import json
 import math
 import sqlite3
 
-import numpy as np
 import pytest
 
 from moot import store

@@ -5,12 +5,12 @@ import time
 import anyio
 import pytest
 
+from moot.agents.model_seat import ModelSeat
 from moot.bus import Bus, SeatSight
 from moot.engine import Engine, EpisodeSpec
 from moot.events import EpisodeStarted, Message
 from moot.models.gateway import Model, ModelSettings
 from moot.models.scripted import ScriptedModel
-from moot.agents.model_seat import ModelSeat
 from moot.protocols import debate
 
 pytestmark = pytest.mark.anyio
@@ -136,5 +136,5 @@ async def test_engine_simultaneous_round_one_debater_never_sees_the_other_early(
 
 async def test_engine_sequential_round_second_speaker_sees_the_first():
     calls = await run_debate(simultaneous=False)
-    b1 = prompt([c for c in calls if c.seat == "debater_b"][0])
+    b1 = prompt(next(c for c in calls if c.seat == "debater_b"))
     assert "SPEECH-FROM-A" in b1

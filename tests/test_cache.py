@@ -2,8 +2,6 @@
 
 import sqlite3
 
-import pytest
-
 from moot.models.base import GenerateRequest, GenerateResult
 from moot.models.cache import ResponseCache
 from moot.run import run_scenario

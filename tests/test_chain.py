@@ -8,8 +8,8 @@ import sqlite3
 import pytest
 
 from moot.datasets import load
-from moot.engine import final_number
 from moot.errors import ConfigError
+from moot.protocols.rules import final_number
 from moot.run import run_scenario
 from moot.scenario.load import parse
 

@@ -23,16 +23,15 @@ from pathlib import Path
 
 import anyio
 import pytest
+from fault_server import Fault, FaultServer, Request
+from helpers import RecordingSink
 
 # Sets LITELLM_LOCAL_MODEL_COST_MAP before litellm is imported (no price-file download).
-import moot.models.litellm_api  # noqa: F401, I001
-
-from fault_server import Fault, FaultServer, Request
+import moot.models.litellm_api  # noqa: F401
 from moot.models.base import GenerateRequest
 from moot.models.gateway import CallTag, Model, ModelSettings, make_api
 from moot.run import prepare, run_scenario
 from moot.scenario.load import parse
-from helpers import RecordingSink
 
 SECRET = "sk-fault-SECRET-123"
 KEY_ENV = "MOOT_FAULT_KEY"

@@ -7,19 +7,18 @@ import time
 
 import anyio
 import pytest
+from helpers import RecordingSink
 
-from moot.events import ModelCall
 from moot.models.base import GenerateRequest, GenerateResult, ProviderError
 from moot.models.gateway import (
     CallTag,
     Model,
     ModelCallFailed,
     ModelSettings,
-    with_defaults,
     make_api,
+    with_defaults,
 )
 from moot.models.scripted import ScriptedModel
-from helpers import RecordingSink
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ import json
 import sqlite3
 import time
 
-import anyio
 import pytest
 from textual.widgets import TextArea
 

@@ -7,6 +7,7 @@ import math
 import zlib
 
 import pytest
+from helpers import RecordingSink
 
 from moot.agents.base import Judgement, Turn, View
 from moot.agents.model_seat import ANSWER_PREFIX, ModelSeat
@@ -14,7 +15,6 @@ from moot.events import ModelCall
 from moot.judging import from_logprobs, from_text, labels_for
 from moot.models.gateway import Model, ModelSettings
 from moot.models.scripted import ScriptedModel
-from helpers import RecordingSink
 
 AB = ("A", "B")
 ABC = ("A", "B", "C")

@@ -53,7 +53,7 @@ def test_every_juror_rules_and_the_majority_is_the_ruling(tmp_path):
     assert [(j, c) for j, _, c, _ in rows] == [("juror_1", 0), ("juror_2", 1), ("juror_3", 1), ("majority", 1)]
     assert rows[-1][3] == pytest.approx([1 / 3, 2 / 3])  # the vote shares
     # the panel's ruling is the episode's: correct where B is the right answer
-    for ep, correct, ruled in conn.execute(
+    for _, correct, ruled in conn.execute(
         "SELECT e.id, e.correct, v.correct FROM episodes e JOIN verdicts v ON v.episode = e.id AND v.judge = 'majority'"
     ):
         assert ruled == (correct == 1)
@@ -77,7 +77,7 @@ def test_jurors_do_not_see_each_other_and_debaters_never_see_the_jury(tmp_path):
 
 def test_the_mean_panel_averages_probabilities(tmp_path):
     conn = run(tmp_path, "{size: 3, aggregate: mean}")
-    *jurors, (judge, _, choice, probs) = verdicts(conn)
+    *_, (judge, _, choice, probs) = verdicts(conn)
     # one sure juror outweighs two unsure ones: the mean can overrule the majority
     assert judge == "mean" and choice == 0
     assert probs == pytest.approx([(0.9 + 0.4 + 0.4) / 3, (0.1 + 0.6 + 0.6) / 3])

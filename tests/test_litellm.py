@@ -8,18 +8,16 @@ import socket
 import time
 import traceback
 
-# Sets LITELLM_LOCAL_MODEL_COST_MAP before litellm is imported (no price-file download).
-import moot.models.litellm_api as litellm_api  # noqa: I001  (must come before litellm)
-
 import httpx
 import pytest
+from helpers import RecordingSink
 
+# Sets LITELLM_LOCAL_MODEL_COST_MAP before litellm is imported (no price-file download).
+import moot.models.litellm_api as litellm_api
 from moot.errors import ConfigError
-from moot.events import ModelCall
 from moot.models.base import GenerateRequest, ProviderError
 from moot.models.gateway import CallTag, Model, ModelCallFailed, ModelSettings, make_api
 from moot.models.scripted import ScriptedModel
-from helpers import RecordingSink
 
 litellm = litellm_api._import_litellm()
 

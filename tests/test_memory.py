@@ -1,6 +1,7 @@
 """Seats that learn across episodes: lessons written after each result (or past cases),
 shown in later turns, stored with the episode that wrote them, carried into a later run."""
 
+import itertools
 import sqlite3
 
 from moot.agents.memory import Memory
@@ -62,7 +63,7 @@ def test_episodes_that_share_a_memory_run_one_at_a_time_in_order(tmp_path):
     spans = conn.execute(
         "SELECT episode, min(started_at), max(started_at + latency_s) FROM model_calls GROUP BY episode ORDER BY episode"
     ).fetchall()
-    for (_, _, end), (_, start, _) in zip(spans, spans[1:]):
+    for (_, _, end), (_, start, _) in itertools.pairwise(spans):
         assert start >= end
 
 

@@ -24,7 +24,7 @@ def content(db):
     conn = sqlite3.connect(db)
     assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     out = [
-        conn.execute(f"SELECT * FROM {t} ORDER BY {o}").fetchall()  # noqa: S608
+        conn.execute(f"SELECT * FROM {t} ORDER BY {o}").fetchall()
         for t, o in [("episodes", "id"), ("messages", "episode, seq"), ("model_calls", "episode, seq")]
     ] + [conn.execute("SELECT episode, judge, choice, raw FROM verdicts ORDER BY episode, id").fetchall()]
     conn.close()
@@ -36,8 +36,8 @@ def keep(db, where):
     conn = sqlite3.connect(db)
     with conn:
         for t in ("messages", "model_calls", "verdicts"):
-            conn.execute(f"DELETE FROM {t} WHERE episode NOT IN (SELECT id FROM episodes WHERE {where})")  # noqa: S608
-        conn.execute(f"DELETE FROM episodes WHERE NOT ({where})")  # noqa: S608
+            conn.execute(f"DELETE FROM {t} WHERE episode NOT IN (SELECT id FROM episodes WHERE {where})")
+        conn.execute(f"DELETE FROM episodes WHERE NOT ({where})")
     conn.close()
 
 

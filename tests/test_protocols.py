@@ -326,7 +326,7 @@ dataset: {limit: 8}
 
 
 def test_review_decisions_are_read_strictly():
-    from moot.engine import approves
+    from moot.protocols.rules import approves
 
     assert approves("Looks right.\nDecision: approve")
     assert approves("**Decision:** Approved")

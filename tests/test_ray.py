@@ -336,7 +336,7 @@ dataset: {source: builtin:reading, limit: 2}
     monkeypatch.setenv("MOOT_TEST_ONLY_IN_THE_DRIVER", "x")  # the workers started without it
     from moot.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="on a Ray worker: .*MOOT_TEST_ONLY_IN_THE_DRIVER is not set"):
+    with pytest.raises(ConfigError, match=r"on a Ray worker: .*MOOT_TEST_ONLY_IN_THE_DRIVER is not set"):
         run_scenario_ray(parse(text), text, out=tmp_path / "run.db")
 
 
@@ -376,7 +376,7 @@ def test_seats_that_need_one_process_are_refused_before_anything_runs(cluster, t
         "seats: {lawyer: {model: scripted, memory: {kind: cases}}, witness: {model: scripted}, judge: {model: scripted}}\n"
         "dataset: {source: builtin:cases, limit: 2}\n"
     )
-    with pytest.raises(ConfigError, match="seats.plaintiff_lawyer.memory: .* local executor"):
+    with pytest.raises(ConfigError, match=r"seats\.plaintiff_lawyer\.memory: .* local executor"):
         run_scenario_ray(parse(learning), learning, out=tmp_path / "m.db")
     person = "name: p\nprotocol: {name: direct_qa}\nseats: {judge: {model: human}}\ndataset: {limit: 1}\n"
     with pytest.raises(ConfigError, match="a person's seat needs the local executor"):

@@ -65,7 +65,7 @@ def test_a_panel_with_swapped_order_is_stored_beside_the_original(run_db, monkey
     a, b = json.loads(answers)
     (prompt,) = rows(run_db, "SELECT prompt FROM model_calls WHERE episode = 0 AND seat = 'rejudge:scripted:swapped'")[0]
     assert f"A: {b}\nB: {a}" in prompt and "(for answer B), round 1" in prompt
-    for ep, choice, probs, raw in rows(
+    for _, choice, probs, raw in rows(
         run_db, "SELECT episode, choice, probabilities, raw FROM verdicts WHERE judge = 'rejudge:scripted:swapped'"
     ):
         shown = json.loads(probs)[::-1]  # as the judge saw them

@@ -88,7 +88,7 @@ def test_ctrl_c_stops_gracefully_and_says_how_to_resume(tmp_path, uninterrupted)
     proc = start(tmp_path, db)
     wait_for_done(db, 3)
     proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=30)
+    _, err = proc.communicate(timeout=30)
     assert proc.returncode == 130
     assert f"moot run --resume {db}" in err and "Traceback" not in err
     assert sqlite3.connect(db).execute("SELECT status FROM runs").fetchone() == ("interrupted",)

@@ -10,14 +10,13 @@ import anyio
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from fault_server import Fault, FaultServer  # noqa: E402
+from fault_server import Fault, FaultServer
 
-from moot.models.base import GenerateRequest  # noqa: E402
-from moot.models.gateway import CallTag, Model, make_api  # noqa: E402
-from moot.run import run_scenario  # noqa: E402
-from moot.scenario.load import parse  # noqa: E402
-from moot.errors import ConfigError  # noqa: E402
-
+from moot.errors import ConfigError
+from moot.models.base import GenerateRequest
+from moot.models.gateway import CallTag, Model, make_api
+from moot.run import run_scenario
+from moot.scenario.load import parse
 
 
 def scenario(endpoints: str, routing: str = "", limit: int = 6) -> str:

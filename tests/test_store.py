@@ -7,11 +7,11 @@ import anyio
 import pytest
 
 from moot.bus import Bus
+from moot.errors import ConfigError
 from moot.events import EpisodeFinished, EpisodeStarted, Message
 from moot.store import connect
 from moot.store.schema import SCHEMA_VERSION
 from moot.store.writer import StoreWriter
-from moot.errors import ConfigError
 
 pytestmark = pytest.mark.anyio
 

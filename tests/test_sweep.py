@@ -123,7 +123,7 @@ def test_a_bad_sweep_is_one_line_naming_the_key(sweep, message):
 
 def test_a_seat_must_exist_in_some_cell():
     text = STUDY.replace("consultant: {model: scripted}", "lawyer: {model: scripted}")
-    with pytest.raises(ConfigError, match="seats.lawyer: the debate protocol has no seat or role"):
+    with pytest.raises(ConfigError, match=r"seats\.lawyer: the debate protocol has no seat or role"):
         parse(text)
 
 

@@ -8,12 +8,12 @@ special-cases any of them.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from moot.events import Message
 
-TurnKind = Literal["speech", "question", "verdict", "choose", "review", "select"]
+TurnKind = Literal["speech", "question", "verdict", "choose", "review", "select", "rate"]
 
 
 @dataclass(slots=True)
@@ -31,7 +31,7 @@ class View:
     # The seat's scratch space for this episode, kept by the bus while the episode runs (a
     # seat caches what it renders from the episode here, and it goes when the episode does);
     # None for a view made outside a run (re-judging), where nothing is kept.
-    memo: dict[object, object] | None = None
+    memo: dict[Any, Any] | None = None
 
 
 @dataclass(slots=True)

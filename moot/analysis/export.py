@@ -122,7 +122,7 @@ def frame(study: Study, table: str) -> Any:
             df = pd.read_sql_query(SQL[table], conn)
         finally:
             conn.close()
-        df["condition"] = df["condition"].map(lambda c: names.get(c, c))
+        df["condition"] = df["condition"].map(lambda c, names=names: names.get(c, c))
         if len(study.paths) > 1:
             df.insert(0, "run", path.name)
         parts.append(df)

@@ -75,7 +75,7 @@ def parse_where(items: Sequence[str]) -> tuple[tuple[str, Any], ...]:
     return tuple(out)
 
 
-_scope: ContextVar[Scope] = ContextVar("moot_analysis_scope", default=Scope())
+_scope: ContextVar[Scope] = ContextVar("moot_analysis_scope", default=Scope())  # noqa: B039  (frozen)
 
 
 @contextmanager
@@ -315,7 +315,7 @@ def _fetch(path: Path, sql: str, params: tuple) -> list[tuple]:
 def load_results(study: Study) -> Results:
     """The finished episodes of every database, with their rulings."""
     per_db_rows = study.rows(
-        f"SELECT {', '.join(RESULT_COLUMNS)} FROM episode_results"  # noqa: S608
+        f"SELECT {', '.join(RESULT_COLUMNS)} FROM episode_results"
         " WHERE status = 'done' ORDER BY episode"
     )
     source_code = {(d, st): j for j, (d, _, st) in enumerate(study.sources)}

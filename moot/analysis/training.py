@@ -29,6 +29,8 @@ from collections import defaultdict
 from collections.abc import Iterator
 from typing import Any
 
+from moot.protocols.rules import approves  # the reviewer's decision, read as the run read it
+
 Row = dict[str, Any]
 
 
@@ -106,7 +108,7 @@ def preference_pairs(conn: sqlite3.Connection, run: str) -> Iterator[Row]:
             winner = next((s for s, a in assignments.items() if a == choice), None)
             loser = next((s for s, a in assignments.items() if a is not None and a != choice), None)
             by_round: dict[int, dict[str, str]] = defaultdict(dict)
-            for _, _, rnd, phase, seat, role, _, content, _ in speeches:
+            for _, _, rnd, _, seat, role, _, content, _ in speeches:
                 if role == "debater":
                     by_round[rnd].setdefault(seat, content)
             for rnd, said in sorted(by_round.items()):
@@ -116,8 +118,6 @@ def preference_pairs(conn: sqlite3.Connection, run: str) -> Iterator[Row]:
         if protocol == "feedback":
             drafts_ = [(m[8], m[7]) for m in speeches if m[5] == "generator"]
             reviews = [m[7] for m in speeches if m[5] == "reviewer"]
-            from moot.engine import approves  # the reviewer's decision, read as the run read it
-
             if len(drafts_) > 1 and reviews and approves(reviews[-1]):
                 first_call, first = drafts_[0]
                 prompt = calls.get((ep, first_call)) if first_call is not None else None

@@ -53,9 +53,8 @@ from moot.run import (
     budget_check,
     episode_specs,
     open_run,
-    output_path,
-    prepare,
-    stored_scenario,
+    plan,
+    plan_resume,
     summarize,
 )
 from moot.scenario.model import Scenario
@@ -83,23 +82,24 @@ def run_scenario_ray(
     options: RayOptions | None = None,
 ) -> RunSummary:
     """`run_scenario` on a Ray cluster: the same database, resumable by either executor."""
-    prep = prepare(scenario, scenario_text, base)
-    path = output_path(scenario, out, allow_existing=True)
-    resume = path.exists()
-    if resume and stored_scenario(path)[0].model_dump() != scenario.model_dump():
-        raise ConfigError(
-            f"{path}: made by a different scenario; resume it with --resume or choose another --out"
-        )
-    return _run(prep, path, progress, resume, options or RayOptions())
+    return RayExecutor(options).run(*plan(scenario, scenario_text, base=base, out=out), progress)
 
 
 def resume_run_ray(
     path: str | Path, *, progress: Any = None, options: RayOptions | None = None
 ) -> RunSummary:
     """Continue a run (made by either executor) on a Ray cluster."""
-    p = Path(path)
-    scenario, text, base = stored_scenario(p)
-    return _run(prepare(scenario, text, base), p, progress, True, options or RayOptions())
+    return RayExecutor(options).run(*plan_resume(path), progress)
+
+
+class RayExecutor:
+    """A prepared run's episodes on a Ray cluster (`moot.run.Executor`)."""
+
+    def __init__(self, options: RayOptions | None = None) -> None:
+        self.options = options or RayOptions()
+
+    def run(self, prep: Prepared, path: Path, resume: bool, progress: Any = None) -> RunSummary:
+        return _run(prep, path, progress, resume, self.options)
 
 
 def _import_ray() -> Any:
@@ -151,7 +151,7 @@ async def execute_ray(
     bus = Bus()  # the driver's models are built to check them (and describe them); no calls
     models: dict[tuple[str, str], Model] = {}
     cell_seats = [_seats(cell, models, bus, []) for cell in prep.cells]
-    for cell, seats in zip(prep.cells, cell_seats, strict=True):
+    for seats in cell_seats:
         for seat_id, seat in seats.items():
             if getattr(seat, "memory", None) is not None:
                 raise ConfigError(
@@ -269,7 +269,7 @@ async def execute_ray(
         for gen in list(running):
             try:
                 ray.cancel(gen, force=True)
-            except Exception:  # noqa: BLE001 - best effort on the way out
+            except Exception:
                 pass
         for actor in actors.values():
             ray.kill(actor)
@@ -278,16 +278,3 @@ async def execute_ray(
     summary = summarize(conn, path, time.perf_counter() - t0)
     conn.close()
     return summary
-
-
-def on_ray(address: str | None = None) -> tuple[Any, Any]:
-    """`resume_run` and `run_scenario` with the Ray executor (what the CLI calls)."""
-    options = RayOptions(address=address)
-
-    def resume(path: str | Path, **kw: Any) -> RunSummary:
-        return resume_run_ray(path, options=options, **kw)
-
-    def run(scenario: Scenario, scenario_text: str = "", **kw: Any) -> RunSummary:
-        return run_scenario_ray(scenario, scenario_text, options=options, **kw)
-
-    return resume, run

@@ -100,6 +100,7 @@ class SharedSlots:
         self.asks = asks  # requests in flight at once: a burst of calls is not a burst of asks
         self.held = 0  # slots in use by this worker's calls
         self.asked = 0  # requests the actor has not granted yet
+        self._asking: set[asyncio.Future[None]] = set()  # requests under way
         self.round_trips = 0
         self._waiting: deque[asyncio.Future[int]] = deque()
         self._uses: ContextVar[int] = ContextVar("slot_uses", default=0)
@@ -124,7 +125,9 @@ class SharedSlots:
         if len(self._waiting) > self.held + self.asked and self.asked < self.asks:
             self.asked += 1
             self.round_trips += 1
-            asyncio.ensure_future(self._ask())
+            task = asyncio.ensure_future(self._ask())
+            self._asking.add(task)  # held: the loop keeps only a weak reference to a task
+            task.add_done_callback(self._asking.discard)
 
     async def _ask(self) -> None:
         try:

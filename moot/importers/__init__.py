@@ -86,7 +86,7 @@ def import_path(fmt: str, source: str | Path, out: str | Path) -> ImportSummary:
             known.add(key)
             for e in (batch := item.events(next_id + imported)):
                 if getattr(e, "attributes", None) is not None:
-                    e.attributes["import_key"] = key  # type: ignore[union-attr]
+                    e.attributes["import_key"] = key  # type: ignore[union-attr,index]
             events.extend(batch)
             imported += 1
         if run is None:

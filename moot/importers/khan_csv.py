@@ -43,7 +43,7 @@ def _bool(value: str, where: str) -> bool:
 def read(path: Path) -> Iterator[Imported]:
     csv.field_size_limit(sys.maxsize)  # transcripts are long JSON cells
     try:
-        f = open(path, newline="", encoding="utf-8")  # noqa: SIM115 - closed below
+        f = open(path, newline="", encoding="utf-8")
     except IsADirectoryError:
         raise ConfigError(f"{path}: give the CSV file, not a folder") from None
     with f:

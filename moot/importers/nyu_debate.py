@@ -44,7 +44,7 @@ def detokenize(tokens: list[str]) -> tuple[str, list[int], list[int]]:
     glue = True  # no space before the first token
     for tok in tokens:
         text = _TOKEN_TEXT.get(tok, tok)
-        if tok == "\n" or parts and parts[-1].endswith("\n"):
+        if tok == "\n" or (parts and parts[-1].endswith("\n")):
             glue = True
         if not glue and tok not in _ATTACH_LEFT:
             parts.append(" ")
@@ -99,7 +99,7 @@ def _room(name: str, meta: dict[str, Any], room: dict[str, Any]) -> Imported:
         present = [i for i, r in enumerate(("Debater A", "Debater B")) if r in meta["roleAssignments"] or r in roles]
         seat_of = {present[0] if present else 0: "consultant"}
     expert = "human" if human else "GPT-4"
-    seats = {seat: {"role": "debater" if debate else "consultant", "sees_source": True,
+    seats: dict[str, dict[str, Any]] = {seat: {"role": "debater" if debate else "consultant", "sees_source": True,
                     "filled_by": expert} for seat in seat_of.values()}  # fmt: skip
     seats["judge"] = {"role": "judge", "sees_source": False, "filled_by": "human"}
     assignments = {seat: i for i, seat in seat_of.items()}

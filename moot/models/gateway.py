@@ -140,7 +140,7 @@ class Model:
         self.sink = sink
         self.cache = cache
         # what else decides a reply besides the request: the endpoint and extra parameters
-        self._cache_extra = {"api_base": settings.api_base, "params": settings.params}
+        self._cache_extra: dict[str, Any] = {"api_base": settings.api_base, "params": settings.params}
         if settings.endpoints:  # any of them may answer: the servers are the model's identity
             self._cache_extra["endpoints"] = sorted(e["api_base"] for e in settings.endpoints)
         limit = settings.max_concurrency

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+from datetime import UTC
 from typing import TYPE_CHECKING, Any
 
 from moot.errors import ConfigError
@@ -200,16 +201,16 @@ def _retry_after(value: Any) -> float | None:
         return max(0.0, float(value))
     except (TypeError, ValueError):
         pass
+    from datetime import datetime
     from email.utils import parsedate_to_datetime
-    from datetime import datetime, timezone
 
     try:
         when = parsedate_to_datetime(str(value))
     except (TypeError, ValueError):
         return None
     if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 def _scripted_handler(litellm: Any) -> Any:

@@ -12,8 +12,8 @@ from __future__ import annotations
 import asyncio
 import math
 import zlib
-from functools import lru_cache
 from collections.abc import Awaitable
+from functools import lru_cache
 from typing import Any
 
 import anyio

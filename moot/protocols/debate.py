@@ -16,6 +16,8 @@ The judge is blind to the source by default.
 
 from __future__ import annotations
 
+from typing import Any
+
 import networkx as nx
 
 from moot.protocols.graph import END, Phase, Protocol, SeatSpec
@@ -31,7 +33,7 @@ def build(
     judge_questions: bool = False,
     stop_threshold: float | None = None,
 ) -> Protocol:
-    sides = ("open", "open") if open_sides else (0, 1)
+    sides: tuple[Any, Any] = ("open", "open") if open_sides else (0, 1)
     seats = (
         SeatSpec("debater_a", "debater", side=sides[0]),
         SeatSpec("debater_b", "debater", side=sides[1]),

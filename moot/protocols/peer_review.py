@@ -18,6 +18,8 @@ answer's share of the total score.
 
 from __future__ import annotations
 
+import itertools
+
 import networkx as nx
 
 from moot.protocols.graph import END, Phase, Protocol, SeatSpec
@@ -47,7 +49,7 @@ def build(authors: int, reviewers: int, *, pairwise: bool = False, qualification
     if qualification:  # reviewers first answer questions with known answers: their weights
         g.add_node("qualify", phase=Phase("qualify", "qualify", r, simultaneous=True))
         chain.insert(2, "qualify")
-    for x, y in zip(chain, chain[1:]):
+    for x, y in itertools.pairwise(chain):
         g.add_edge(x, y)
     settings = {"rounds": 1, "pairwise": pairwise, "submissions": "submit"}
     return Protocol("peer_review", seats, g, start="choose", settings=settings)

@@ -81,7 +81,7 @@ def describe(exc: ValidationError, lines: dict[Loc, int], where: str) -> str:
 def _dotted(loc: Loc) -> str:
     """seats.judge.temperature; a key that is not a plain word is shown quoted."""
     return ".".join(
-        str(p) if isinstance(p, int) or (str(p).isprintable() and " " not in str(p)) and str(p)
+        str(p) if isinstance(p, int) or ((str(p).isprintable() and " " not in str(p)) and str(p))
         else repr(p)
         for p in loc
     )

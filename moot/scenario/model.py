@@ -255,7 +255,7 @@ class ModelConfig(_Strict):
     @model_validator(mode="after")
     def _no_secrets(self) -> ModelConfig:
         for key in self.params:
-            if "key" in key.lower() or "token" in key.lower() and key != "max_tokens":
+            if "key" in key.lower() or ("token" in key.lower() and key != "max_tokens"):
                 raise ValueError(
                     f"params.{key}: secrets do not belong in a scenario; "
                     "name the environment variable with api_key_env"

@@ -62,7 +62,7 @@ def create_run(conn: sqlite3.Connection, row: dict[str, Any]) -> None:
         )
 
 
-def create_cells(conn: sqlite3.Connection, cells: list[tuple[str, int, dict, dict]]) -> None:
+def create_cells(conn: sqlite3.Connection, cells: list[tuple[str | None, int, dict, dict]]) -> None:
     """A sweep's grid: each cell's name, position, the values it sets and its scenario."""
     with conn:
         conn.executemany(
@@ -86,7 +86,7 @@ def reopen_run(conn: sqlite3.Connection) -> tuple[str, set[int]]:
     with conn:
         for table in EPISODE_TABLES:
             conn.execute(
-                f"DELETE FROM {table} WHERE episode IN"  # noqa: S608 - fixed table names
+                f"DELETE FROM {table} WHERE episode IN"
                 " (SELECT id FROM episodes WHERE status != 'done')"
             )
         conn.execute("DELETE FROM episodes WHERE status != 'done'")

@@ -51,7 +51,7 @@ class Merged:
 def _columns(conn: sqlite3.Connection, table: str, row_id: bool = True) -> list[str]:
     """The table's columns; without `row_id`, less an `id` primary key (the main database
     gives those: verdicts, ratings, ...)."""
-    rows = conn.execute(f"PRAGMA main.table_info({table})").fetchall()  # noqa: S608
+    rows = conn.execute(f"PRAGMA main.table_info({table})").fetchall()
     return [r[1] for r in rows if row_id or not (r[1] == "id" and r[5])]
 
 
@@ -95,10 +95,10 @@ def _check_run(conn: sqlite3.Connection) -> None:
 def _merge(conn: sqlite3.Connection) -> Merged:
     m = Merged()
     if conn.execute("SELECT 1 FROM main.runs").fetchone() is None:
-        cols = ", ".join(_columns(conn, "runs"))
-        conn.execute(f"INSERT INTO main.runs ({cols}) SELECT {cols} FROM shard.runs")  # noqa: S608
-    cols = ", ".join(_columns(conn, "cells"))
-    conn.execute(f"INSERT OR IGNORE INTO main.cells ({cols}) SELECT {cols} FROM shard.cells")  # noqa: S608
+        run_cols = ", ".join(_columns(conn, "runs"))
+        conn.execute(f"INSERT INTO main.runs ({run_cols}) SELECT {run_cols} FROM shard.runs")
+    cell_cols = ", ".join(_columns(conn, "cells"))
+    conn.execute(f"INSERT OR IGNORE INTO main.cells ({cell_cols}) SELECT {cell_cols} FROM shard.cells")
 
     conn.execute("CREATE TEMP TABLE IF NOT EXISTS merging (id INTEGER PRIMARY KEY)")
     conn.execute("DELETE FROM temp.merging")
@@ -113,7 +113,7 @@ def _merge(conn: sqlite3.Connection) -> Merged:
     ).fetchone()
     # whatever the run held for these episodes was an attempt that did not finish well
     for table in EPISODE_TABLES:
-        conn.execute(f"DELETE FROM main.{table} WHERE episode IN (SELECT id FROM temp.merging)")  # noqa: S608
+        conn.execute(f"DELETE FROM main.{table} WHERE episode IN (SELECT id FROM temp.merging)")
     conn.execute("DELETE FROM main.episodes WHERE id IN (SELECT id FROM temp.merging)")
     for table in ("episodes", *EPISODE_TABLES):
         every = _columns(conn, table)
@@ -122,7 +122,7 @@ def _merge(conn: sqlite3.Connection) -> Merged:
         order = "id" if "id" in every else "episode, seq" if "seq" in every else "rowid"
         names = ", ".join(cols)
         conn.execute(
-            f"INSERT INTO main.{table} ({names}) SELECT {names} FROM shard.{table}"  # noqa: S608
+            f"INSERT INTO main.{table} ({names}) SELECT {names} FROM shard.{table}"
             f" WHERE {key} IN (SELECT id FROM temp.merging) ORDER BY {order}"
         )
     m.episodes, m.done, m.failed = conn.execute(

@@ -231,7 +231,28 @@ V9 = (
     " DROP VIEW IF EXISTS call_costs;\n" + VIEWS.format(temp="")
 )
 
-MIGRATIONS: list[str] = [V1, V2, V3, V4, V5, V6, V7, V8, V9]  # MIGRATIONS[i] takes a database from version i to i + 1
+# People's turns, for seats taken from another terminal (`moot join`, moot.seats_remote): the
+# run's process asks, the joined one answers. IF NOT EXISTS: runs with people made before
+# this version created the table themselves.
+V10 = """
+CREATE TABLE IF NOT EXISTS human_turns (
+    id INTEGER PRIMARY KEY,
+    episode INTEGER NOT NULL,
+    seat TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    round INTEGER NOT NULL,
+    request TEXT NOT NULL,           -- JSON: the seat's view and the turn's limits
+    time_limit REAL,
+    asked_at REAL NOT NULL,
+    shown_at REAL,                   -- when a person opened it (moot join)
+    answer TEXT,                     -- JSON: what they gave back
+    answered_at REAL,
+    status TEXT NOT NULL             -- pending | shown | answered | timeout | cancelled
+);
+CREATE INDEX IF NOT EXISTS human_turns_seat ON human_turns (seat, status, episode);
+"""
+
+MIGRATIONS: list[str] = [V1, V2, V3, V4, V5, V6, V7, V8, V9, V10]  # MIGRATIONS[i] takes a database from version i to i + 1
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

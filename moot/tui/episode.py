@@ -302,7 +302,7 @@ class EpisodeScreen(Screen[None]):
         tr.view = self.views[self.view_index]
         if tr.step is not None and not tr.messages[tr.step].visible_to(tr.view):
             steps = [i for i in self._visible_steps() if i <= tr.step]
-            tr.step = steps[-1] if steps else (self._visible_steps() or [None])[0]
+            tr.step = steps[-1] if steps else next(iter(self._visible_steps()), None)
         tr.apply()
         self.redraw()
 

@@ -64,7 +64,7 @@ class LiveState:
             conn.execute("BEGIN")
             last = {}
             for table in ("messages", "model_calls", "verdicts"):
-                (last[table],) = conn.execute(f"SELECT coalesce(max(rowid), 0) FROM {table}").fetchone()  # noqa: S608
+                (last[table],) = conn.execute(f"SELECT coalesce(max(rowid), 0) FROM {table}").fetchone()
             ids = self.reader.episode_ids(conn=conn)
             counts = dict(conn.execute("SELECT status, count(*) FROM episodes GROUP BY status"))
             running = {r[0] for r in conn.execute("SELECT id FROM episodes WHERE status = 'running'")}
@@ -152,7 +152,7 @@ class LiveState:
         marks = ",".join("?" * len(episodes))
         rows = self.reader.conn.execute(
             "SELECT correct, parse_status FROM verdicts WHERE id IN"
-            f" (SELECT max(id) FROM verdicts WHERE episode IN ({marks}) GROUP BY episode)",  # noqa: S608
+            f" (SELECT max(id) FROM verdicts WHERE episode IN ({marks}) GROUP BY episode)",
             tuple(episodes),
         ).fetchall()
         t = self.totals
@@ -164,8 +164,6 @@ class LiveState:
         if len(self._rate) < 2:
             return 0.0
         now, calls = self._rate[-1]
-        for then, before in self._rate:
-            if now - then <= window:
-                break
+        then, before = next((r for r in self._rate if now - r[0] <= window), self._rate[-1])
         dt = now - then
         return (calls - before) / dt if dt > 0 else 0.0

@@ -266,7 +266,7 @@ class RunReader:
                 return array("q")
             if hi - lo + 1 == n:
                 return array("q", range(lo, min(hi + 1, lo + limit)))
-        sql = f"SELECT e.id FROM episodes e {where} ORDER BY e.id LIMIT ?"  # noqa: S608
+        sql = f"SELECT e.id FROM episodes e {where} ORDER BY e.id LIMIT ?"
         out = array("q")
         cur = conn.execute(sql, (*args, limit))
         while rows := cur.fetchmany(10_000):
@@ -316,7 +316,7 @@ class RunReader:
             " (SELECT count(*) FROM messages m WHERE m.episode = e.id)"
             " FROM episodes e LEFT JOIN verdicts v"
             " ON v.id = (SELECT max(id) FROM verdicts WHERE episode = e.id)"
-            f" WHERE e.id IN ({marks})"  # noqa: S608
+            f" WHERE e.id IN ({marks})"
         )
         by_id = {}
         for r in self.conn.execute(sql, tuple(ids)):
@@ -333,7 +333,7 @@ class RunReader:
         r = self.conn.execute(
             "SELECT id, question_id, question, answers, correct, source, protocol, assignments,"
             " seats, status, stop_reason, outcome, error, started_at,"
-            f" {self._cell} FROM episodes WHERE id = ?",  # noqa: S608
+            f" {self._cell} FROM episodes WHERE id = ?",
             (episode_id,),
         ).fetchone()
         if r is None:
@@ -356,12 +356,13 @@ class RunReader:
     def messages(self, episode_id: int, after_seq: int = -1, limit: int = 5000) -> list[MessageRow]:
         rows = self.conn.execute(
             "SELECT episode, seq, round, phase, seat, role, side, content, audience, created_at,"
-            f" call_seq, {self._quotes} FROM messages WHERE episode = ? AND seq > ?"  # noqa: S608
+            f" call_seq, {self._quotes} FROM messages WHERE episode = ? AND seq > ?"
             " ORDER BY seq LIMIT ?",
             (episode_id, after_seq, limit),
         ).fetchall()
         return [
-            MessageRow(*r[:8], _json(r[8]), r[9], r[10], _json(r[11]) or []) for r in rows
+            MessageRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], _json(r[8]), r[9], r[10], _json(r[11]) or [])
+            for r in rows
         ]
 
     def verdicts(self, episode_id: int) -> list[VerdictRow]:
@@ -380,7 +381,7 @@ class RunReader:
         row = self.conn.execute(
             "SELECT episode, seq, seat, role, model, system, prompt, messages, params, response,"
             " prompt_tokens, completion_tokens, cost, latency_s, attempts, started_at, error,"
-            f" {self._cached} FROM model_calls WHERE episode = ? AND seq = ?",  # noqa: S608
+            f" {self._cached} FROM model_calls WHERE episode = ? AND seq = ?",
             (episode_id, seq),
         ).fetchone()
         if row is None:
@@ -394,7 +395,7 @@ class RunReader:
     def max_rowids(self) -> dict[str, int]:
         out = {}
         for table in ("messages", "model_calls", "verdicts"):
-            (out[table],) = self.conn.execute(f"SELECT coalesce(max(rowid), 0) FROM {table}").fetchone()  # noqa: S608
+            (out[table],) = self.conn.execute(f"SELECT coalesce(max(rowid), 0) FROM {table}").fetchone()
         return out
 
     def new_messages(self, after_rowid: int, limit: int = 100_000) -> list[tuple[int, int, int]]:
@@ -424,7 +425,7 @@ class RunReader:
             return {}
         marks = ",".join("?" * len(ids))
         return dict(self.conn.execute(
-            f"SELECT id, status FROM episodes WHERE id IN ({marks})", tuple(ids)  # noqa: S608
+            f"SELECT id, status FROM episodes WHERE id IN ({marks})", tuple(ids)
         ).fetchall())  # fmt: skip
 
     def new_episodes(self, after_id: int, limit: int = 100_000) -> list[tuple[int, str]]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import random
 from pathlib import Path
+from typing import Any
 
 from moot import store
 from moot.store.writer import INSERT_CALL, INSERT_EPISODE, INSERT_MESSAGE, INSERT_VERDICT
@@ -73,7 +74,11 @@ def build(
         "id": f"synthetic-{seed}", "name": "synthetic", "scenario_yaml": "name: synthetic\n",
         "config": config, "versions": {}, "models": {}, "started_at": T0,
     })  # fmt: skip
-    eps, msgs, calls, verdicts, finished = [], [], [], [], []
+    eps: list[tuple[Any, ...]] = []
+    msgs: list[tuple[Any, ...]] = []
+    calls: list[tuple[Any, ...]] = []
+    verdicts: list[tuple[Any, ...]] = []
+    finished: list[tuple[Any, ...]] = []
 
     def flush() -> None:
         with conn:
@@ -134,7 +139,7 @@ def build(
                       None, '{"answer_labels":["A","B"]}', raw, 300, 4, 0.0002, 0.3, 1, t + seq * 0.01, None, 0))  # fmt: skip
         if invalid:
             verdicts.append((e, "judge", "scripted", rounds, None, None, None, "text", "invalid", raw, seq, t + 0.5))
-            outcome = {"choice": None, "correct": None}
+            outcome: dict[str, Any] = {"choice": None, "correct": None}
         else:
             verdicts.append((e, "judge", "scripted", rounds, choice, json.dumps(probs), choice == correct,
                              "token_logprobs", "ok", raw, seq, t + 0.5))  # fmt: skip

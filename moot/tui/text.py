@@ -15,7 +15,7 @@ import re
 
 from rich.text import Text
 
-__all__ = ["plain", "plain_text", "one_line"]
+__all__ = ["one_line", "plain", "plain_text"]
 
 _BIDI = "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
 

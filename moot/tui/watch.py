@@ -97,7 +97,7 @@ class LiveApp(App[None]):
         self.error: BaseException | None = None  # what it raised
         self.interrupted = False
         self._run_worker: Worker | None = None
-        self._name = self.path.stem
+        self._run_name = self.path.stem
         self.polls = 0
         if runner is None:  # watching: the database must exist now
             self.reader = RunReader(self.path)
@@ -127,7 +127,7 @@ class LiveApp(App[None]):
         self.episodes.focus()
         if self.runner is not None:
             self._run_worker = self.run_worker(self._run(), group="run", exit_on_error=False)
-        self.run_worker(self._attach(), group="attach", exit_on_error=False)
+        self.run_worker(self._attach_database(), group="attach", exit_on_error=False)
 
     async def _run(self) -> None:
         try:
@@ -140,7 +140,7 @@ class LiveApp(App[None]):
             self.error = exc
             self.exit()
 
-    async def _attach(self) -> None:
+    async def _attach_database(self) -> None:
         """Wait for the database (a run creates it once its models are ready), then count
         what is there in a thread and start polling."""
         while self.reader is None:
@@ -156,12 +156,12 @@ class LiveApp(App[None]):
             await anyio.sleep(0.05)
         self.episodes.reader = self.reader
         run = self.reader.run() or {}
-        self._name = str(run.get("name") or self._name)
+        self._run_name = str(run.get("name") or self._run_name)
         ids = self.reader.episode_ids()  # the list first; the totals take a pass over the run
         self.episodes.set_ids(ids, keep=ids[-1] if ids else None)
         if ids:
             self.select(ids[-1])
-        self.query_one("#stats", Static).update(Text(f"{self._name}: counting…"))
+        self.query_one("#stats", Static).update(Text(f"{self._run_name}: counting…"))
         await anyio.sleep(0.1)  # let the first screen paint before the count takes the CPU
         state = LiveState(self.reader)
         await anyio.to_thread.run_sync(state.load)
@@ -208,7 +208,7 @@ class LiveApp(App[None]):
 
     def redraw(self) -> None:
         if self.state is not None:
-            self.query_one("#stats", Static).update(stats_line(self.state, self.following, self._name))
+            self.query_one("#stats", Static).update(stats_line(self.state, self.following, self._run_name))
 
     # -- the selected episode -------------------------------------------------------------
     def select(self, episode: int | None) -> None:

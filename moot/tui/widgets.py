@@ -117,8 +117,7 @@ class EpisodeList(ScrollView, can_focus=True):
         self.virtual_size = Size(self.size.width, len(ids))
         target = 0
         if keep is not None:
-            target = self.index_of(keep)
-            target = 0 if target is None else target
+            target = self.index_of(keep) or 0
         self.cursor = min(target, max(0, len(ids) - 1))
         self._scroll_to_cursor()
         self.refresh()
@@ -158,7 +157,7 @@ class EpisodeList(ScrollView, can_focus=True):
 
     # -- drawing -------------------------------------------------------------------
     def render_line(self, y: int) -> Strip:
-        scroll_x, scroll_y = self.scroll_offset
+        _, scroll_y = self.scroll_offset
         index = scroll_y + y
         width = self.size.width
         if index >= len(self.ids):
@@ -470,8 +469,8 @@ class Transcript(VerticalScroll, can_focus=True):
             if box.has_class("current") != current:
                 box.set_class(current, "current")
                 box.styles.border = ("heavy" if current else "round", colour(box.message.role, box.message.side))
-        if step is not None and (box := self.box_for(step)) is not None:
-            self.call_after_refresh(self.scroll_to_widget, box, animate=False, top=False)
+        if step is not None and (at := self.box_for(step)) is not None:
+            self.call_after_refresh(self.scroll_to_widget, at, animate=False, top=False)
         elif self.follow:
             self.call_after_refresh(self.scroll_end, animate=False)
 
