@@ -23,8 +23,9 @@ CACHE = Path(os.environ.get("MOOT_BENCH_CACHE", Path.home() / ".cache" / "moot-b
 PACKAGES = {
     "autogen": ["autogen-agentchat==0.7.5", "autogen-ext==0.7.5"],
     "inspect": ["inspect-ai==0.3.285"],
+    # langchain-core 1.8.4 needs a langchain-protocol the registry lacks: 1.8.3 is what resolves
     "langgraph": ["langgraph==1.2.24", "langgraph-checkpoint-sqlite==3.1.2", "aiosqlite==0.22.1",
-                  "langchain-core==1.8.4"],
+                  "langchain-core==1.8.3"],
 }  # fmt: skip
 VERSION_OF = {"autogen": "autogen-agentchat", "inspect": "inspect_ai", "langgraph": "langgraph"}
 
@@ -84,8 +85,12 @@ def run(peer: Peer, n: int, timeout: float = 900) -> dict:
     """Run one peer script; its calls/s from its JSON line or its key=value line."""
     args = [a.replace("{n}", str(n)) for a in peer.args]
     CACHE.mkdir(parents=True, exist_ok=True)  # the peers' working directory, even on a new machine
+    try:
+        python = python_for(peer.venv)
+    except subprocess.CalledProcessError:  # one peer that cannot install must not end the bench
+        return {"peer": peer.label, "error": f"could not install {' '.join(PACKAGES[peer.venv or ''])}"}
     proc = subprocess.run(
-        [python_for(peer.venv), str(PEERS_DIR / peer.script), *args],
+        [python, str(PEERS_DIR / peer.script), *args],
         capture_output=True, text=True, timeout=timeout, cwd=CACHE,
     )  # fmt: skip
     if proc.returncode != 0:

@@ -108,7 +108,7 @@ def main() -> None:
             n = peer.quick_n if q and peer.quick_n else n_peer
             r = peers.run(peer, n)
             r["episodes"] = n
-            if peer.venv:
+            if peer.venv and "error" not in r:
                 r["version"] = peers.version(peer.venv)
             results["peers"].append(r)
             if "error" in r:

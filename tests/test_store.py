@@ -62,7 +62,6 @@ async def test_a_failed_write_surfaces_instead_of_vanishing(tmp_path):
             tg.start_soon(writer.run)
             await bus.publish(started(1))
             await bus.publish(started(1))  # the same episode twice: a primary-key violation
-            await anyio.sleep(0.05)
             await bus.publish(message(1, 0))
             await bus.close()
     assert [type(e) for e in failure.value.exceptions] == [sqlite3.IntegrityError]

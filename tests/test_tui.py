@@ -315,7 +315,9 @@ async def test_hostile_model_text_is_shown_literally(run_db):
         await pilot.pause()
         assert isinstance(app.screen, CallScreen)
         await pilot.press("q")
-    assert HOSTILE  # the string the synthetic run plants
+    # what the run planted holds the raw escape and bell the screen must never get
+    stored = sqlite3.connect(run_db).execute("SELECT content FROM messages WHERE content LIKE '%[@click=%'").fetchone()
+    assert stored == (HOSTILE,) and "\x1b" in HOSTILE and "\x07" in HOSTILE
 
 
 async def test_replay_of_a_directory_lists_its_runs(run_db, tmp_path):
@@ -452,6 +454,7 @@ concurrency: 2
 """
 
 
+
 async def test_run_with_tui_finishes_or_stops_resumably(tmp_path):
     from moot.run import execute, plan, resume_run
     from moot.scenario.load import parse
@@ -460,20 +463,16 @@ async def test_run_with_tui_finishes_or_stops_resumably(tmp_path):
     prep, path, resume = plan(parse(quick), quick, out=tmp_path / "done.db")
     app = LiveApp(path, runner=lambda: execute(prep, path, resume=resume), poll=0.05)
     async with app.run_test(size=(80, 24)) as pilot:
-        for _ in range(100):
-            if app.result is not None:
-                break
-            await pilot.pause(0.05)
-        await pilot.pause(0.2)
-        assert app.result is not None and app.result.done == 2
-        assert app.state.totals.episodes.get("done") == 2
+        await until(pilot, lambda: app.result is not None and app.state is not None
+                    and app.state.totals.episodes.get("done") == 2)  # fmt: skip
+        assert app.result.done == 2
         await pilot.press("q")
     assert sqlite3.connect(path).execute("SELECT status FROM runs").fetchone() == ("done",)
 
     prep, path, resume = plan(parse(SCENARIO), SCENARIO, out=tmp_path / "stop.db")
     app = LiveApp(path, runner=lambda: execute(prep, path, resume=resume), poll=0.05)
     async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.pause(0.6)
+        await until(pilot, lambda: app.state is not None and app.state.totals.episodes.get("done", 0) > 0)
         await pilot.press("q")
     assert app.interrupted and app.result is None
     db = sqlite3.connect(path)
@@ -490,7 +489,7 @@ async def test_a_run_that_cannot_start_ends_the_app_with_its_error(tmp_path):
 
     app = LiveApp(tmp_path / "never.db", runner=runner)
     async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.pause(0.2)
+        await until(pilot, lambda: app.error is not None)
     assert isinstance(app.error, ConfigError) and not (tmp_path / "never.db").exists()
 
 

@@ -75,3 +75,17 @@ class Seat(Protocol):
     role: str
 
     async def act(self, view: View, turn: Turn) -> Reply: ...
+
+
+@runtime_checkable
+class LearningSeat(Seat, Protocol):
+    """A seat that carries a memory from one episode to the next (AgentCourt's lawyers).
+
+    After each episode the engine tells it how the ruling went for it (`won`: its side
+    chosen, or, for a judge, its ruling right; None when nothing was ruled); what it keeps
+    (kind, text) is stored as a `MemoryEntry`. `memory` is None for a seat that keeps
+    nothing, so episodes run concurrently again."""
+
+    memory: Any
+
+    async def remember(self, view: View, won: bool | None) -> tuple[str, str] | None: ...
