@@ -28,7 +28,7 @@ sys.path.insert(0, str(HERE.parent))
 
 from workloads import scenario, topics_file  # noqa: E402
 
-from moot.run import run_scenario  # noqa: E402
+from moot.workflows.run import run_scenario  # noqa: E402
 
 
 def messages(db: Path) -> list[tuple]:

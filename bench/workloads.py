@@ -21,8 +21,8 @@ import time
 from pathlib import Path
 
 from moot import aio
-from moot.run import execute, prepare
 from moot.scenario.model import Scenario
+from moot.workflows.run import execute, prepare
 
 
 def topics_file(n: int, directory: Path) -> Path:

@@ -26,12 +26,12 @@ _EXPORTS = {
     "Seat": "moot.agents.base",
     "Turn": "moot.agents.base",
     "View": "moot.agents.base",
-    "fork": "moot.replay",
-    "make_plan": "moot.plan",
-    "rejudge_run": "moot.rejudge",  # not `rejudge`/`replay`: those are the modules' names
-    "replay_run": "moot.replay",
+    "fork": "moot.workflows.replay",
+    "make_plan": "moot.workflows.plan",
+    "rejudge_run": "moot.workflows.rejudge",  # not `rejudge`/`replay`: those are the modules' names
+    "replay_run": "moot.workflows.replay",
     "load_scenario": "moot.scenario.load",
-    "run_scenario": "moot.run",
+    "run_scenario": "moot.workflows.run",
 }
 __all__ = sorted(_EXPORTS) + ["__version__"]
 

@@ -6,8 +6,8 @@ import json
 import pytest
 
 from moot.cli import main
-from moot.run import run_scenario
 from moot.scenario.load import parse
+from moot.workflows.run import run_scenario
 
 SCENARIOS = {
     "direct-qa": "protocol: {name: direct_qa}\nseats: {judge: {model: scripted}}",

@@ -4,8 +4,8 @@ import sqlite3
 
 from moot.models.base import GenerateRequest, GenerateResult
 from moot.models.cache import ResponseCache
-from moot.run import run_scenario
 from moot.scenario.load import parse
+from moot.workflows.run import run_scenario
 
 SCENARIO = """
 name: cached

@@ -10,8 +10,8 @@ import pytest
 from moot.datasets import load
 from moot.errors import ConfigError
 from moot.protocols.rules import final_number
-from moot.run import run_scenario
 from moot.scenario.load import parse
+from moot.workflows.run import run_scenario
 
 CHAIN = """
 name: chain

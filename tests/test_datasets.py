@@ -21,7 +21,7 @@ import pytest
 from moot import datasets
 from moot.datasets import Question
 from moot.errors import ConfigError
-from moot.run import episode_specs
+from moot.workflows.run import episode_specs
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -30,8 +30,8 @@ from helpers import RecordingSink
 import moot.models.litellm_api  # noqa: F401
 from moot.models.base import GenerateRequest
 from moot.models.gateway import CallTag, Model, ModelSettings, make_api
-from moot.run import prepare, run_scenario
 from moot.scenario.load import parse
+from moot.workflows.run import prepare, run_scenario
 
 SECRET = "sk-fault-SECRET-123"
 KEY_ENV = "MOOT_FAULT_KEY"

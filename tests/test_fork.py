@@ -10,9 +10,9 @@ import pytest
 
 from moot.errors import ConfigError
 from moot.models.scripted import ScriptedModel
-from moot.replay import fork
-from moot.run import resume_run, run_scenario
 from moot.scenario.load import parse
+from moot.workflows.replay import fork
+from moot.workflows.run import resume_run, run_scenario
 
 SCENARIO = """
 name: fork-test
@@ -130,8 +130,8 @@ def test_a_fork_on_the_same_models_plays_out_as_its_parent(name, tmp_path):
     from pathlib import Path
 
     from moot.protocols import registry
-    from moot.run import apply_overrides
     from moot.scenario.load import load_file
+    from moot.workflows.run import apply_overrides
 
     scenario, text = load_file(Path(__file__).resolve().parents[1] / "scenarios" / name)
     roles = set().union(*(registry.seat_names(c.scenario.protocol) for c in scenario.cells()))

@@ -6,8 +6,8 @@ import sqlite3
 
 import pytest
 
-from moot.run import run_scenario
 from moot.scenario.load import parse
+from moot.workflows.run import run_scenario
 
 GAME = """
 name: game

@@ -11,9 +11,9 @@ import pytest
 from textual.widgets import TextArea
 
 from moot.agents.human import TurnAnswer, TurnRequest, speech_problems, speech_size
-from moot.run import plan
 from moot.scenario.load import parse
 from moot.tui.human import HumanTurnScreen, ProbabilityBar, WaitingScreen, live_app, spread
+from moot.workflows.run import plan
 
 pytestmark = pytest.mark.anyio
 
@@ -294,7 +294,7 @@ concurrency: 2
 
 @pytest.fixture
 def stored_run(tmp_path):
-    from moot.run import run_scenario
+    from moot.workflows.run import run_scenario
 
     run_scenario(parse(STORED), STORED, out=tmp_path / "stored.db")
     return tmp_path / "stored.db"
@@ -374,7 +374,7 @@ async def test_a_turn_that_runs_out_of_time_is_an_invalid_verdict(tmp_path):
 
 async def test_ctrl_c_during_a_turn_leaves_the_run_resumable(tmp_path):
     from moot.agents.human import DESK
-    from moot.run import execute, plan_resume
+    from moot.workflows.run import execute, plan_resume
 
     prep, path, resume = plan(parse(JUDGE), JUDGE, out=tmp_path / "quit.db")
     app = live_app(prep, path, resume, poll=0.05)

@@ -186,8 +186,8 @@ def test_a_bad_khan_row_names_its_line_and_column(tmp_path):
 
 
 def test_a_run_database_is_not_an_import_target(tmp_path):
-    from moot.run import run_scenario
     from moot.scenario.load import parse
+    from moot.workflows.run import run_scenario
 
     db = tmp_path / "run.db"
     run_scenario(parse("name: r\nseats: {debater: {model: scripted}, judge: {model: scripted}}\ndataset: {limit: 1}\n"), out=db)
@@ -217,8 +217,8 @@ async def test_the_imported_rooms_are_browsed_in_replay(nyu):
 
 def test_moots_own_export_round_trips(tmp_path):
     from moot.analysis.export import export
-    from moot.run import run_scenario
     from moot.scenario.load import parse
+    from moot.workflows.run import run_scenario
 
     db = tmp_path / "run.db"
     run_scenario(parse(

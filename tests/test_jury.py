@@ -7,8 +7,8 @@ import sqlite3
 import pytest
 
 from moot.errors import ConfigError
-from moot.run import run_scenario
 from moot.scenario.load import parse
+from moot.workflows.run import run_scenario
 
 PANEL = """
 name: panel

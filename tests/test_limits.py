@@ -7,8 +7,8 @@ import anyio
 import pytest
 
 from moot.models.gateway import RateLimiter
-from moot.run import resume_run, run_scenario
 from moot.scenario.load import parse
+from moot.workflows.run import resume_run, run_scenario
 
 pytestmark = pytest.mark.anyio
 

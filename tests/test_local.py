@@ -10,8 +10,8 @@ pytest.importorskip("llama_cpp", reason="the local extra is not installed")
 
 from moot.models.base import GenerateRequest
 from moot.models.gateway import ModelSettings, make_api
-from moot.run import run_scenario
 from moot.scenario.load import parse
+from moot.workflows.run import run_scenario
 
 pytestmark = pytest.mark.anyio
 

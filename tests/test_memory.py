@@ -5,8 +5,8 @@ import itertools
 import sqlite3
 
 from moot.agents.memory import Memory
-from moot.run import resume_run, run_scenario
 from moot.scenario.load import parse
+from moot.workflows.run import resume_run, run_scenario
 
 COURT = """
 name: learning

@@ -8,9 +8,9 @@ import pytest
 
 from moot.cli import main
 from moot.errors import ConfigError
-from moot.run import resume_run, run_scenario
 from moot.scenario.load import parse
 from moot.store.merge import merge_files
+from moot.workflows.run import resume_run, run_scenario
 
 SCENARIO = """
 name: parts

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from moot import cli
-from moot.plan import fold, make_plan
 from moot.protocols import registry
-from moot.run import apply_overrides, prepare, run_scenario
 from moot.scenario.load import load_file, parse
+from moot.workflows.plan import fold, make_plan
+from moot.workflows.run import apply_overrides, prepare, run_scenario
 
 ROOT = Path(__file__).resolve().parents[1]
 

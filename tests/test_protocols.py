@@ -9,8 +9,8 @@ import sys
 import pytest
 
 from moot.errors import ConfigError
-from moot.run import run_scenario
 from moot.scenario.load import parse
+from moot.workflows.run import run_scenario
 
 PASSAGE_MARK = "Passage:\n"
 

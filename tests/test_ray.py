@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from moot.cli import main
-from moot.run import resume_run, run_scenario
 from moot.scenario.load import parse
+from moot.workflows.run import resume_run, run_scenario
 
 ray = pytest.importorskip("ray")
 

@@ -8,9 +8,9 @@ import sys
 import pytest
 
 from moot.errors import ConfigError
-from moot.rejudge import cohen, fleiss, rejudge
-from moot.run import run_scenario
 from moot.scenario.load import parse
+from moot.workflows.rejudge import cohen, fleiss, rejudge
+from moot.workflows.run import run_scenario
 
 SCENARIO = """
 name: rejudge-test
@@ -46,7 +46,7 @@ def test_the_original_model_re_judging_gives_the_original_verdicts(run_db):
 
 
 def test_a_panel_with_swapped_order_is_stored_beside_the_original(run_db, monkeypatch):
-    monkeypatch.setattr("moot.rejudge.FLUSH", 5)  # written in several batches
+    monkeypatch.setattr("moot.workflows.rejudge.FLUSH", 5)  # written in several batches
     before = rows(run_db, "SELECT count(*) FROM model_calls")[0][0]
     summary = rejudge(run_db, ["scripted", "scripted/other"], swap=True)
     labels = ["rejudge:scripted", "rejudge:scripted:swapped", "rejudge:scripted/other",
@@ -140,8 +140,8 @@ def test_every_judge_seat_is_re_judged_from_exactly_its_own_view(name, tmp_path)
     from pathlib import Path
 
     from moot.protocols import registry
-    from moot.run import apply_overrides
     from moot.scenario.load import load_file
+    from moot.workflows.run import apply_overrides
 
     root = Path(__file__).resolve().parents[1] / "scenarios"
     scenario, text = load_file(root / name)
@@ -161,7 +161,7 @@ def test_every_judge_seat_is_re_judged_from_exactly_its_own_view(name, tmp_path)
 
 
 def test_the_run_summary_still_reads_the_original_ruling(run_db):
-    from moot.run import summarize
+    from moot.workflows.run import summarize
 
     def ruling():
         s = summarize(sqlite3.connect(run_db), run_db, 0.0)

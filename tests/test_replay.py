@@ -10,9 +10,9 @@ import pytest
 
 from moot.models.scripted import ScriptedModel
 from moot.protocols import registry
-from moot.replay import replay
-from moot.run import apply_overrides, run_scenario
 from moot.scenario.load import load_file
+from moot.workflows.replay import replay
+from moot.workflows.run import apply_overrides, run_scenario
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = sorted(p.name for p in (ROOT / "scenarios").glob("*.yaml"))

@@ -11,8 +11,8 @@ import time
 import pytest
 
 from moot.errors import ConfigError
-from moot.run import resume_run, run_scenario
 from moot.scenario.load import parse
+from moot.workflows.run import resume_run, run_scenario
 
 SCENARIO = """
 name: resumable

@@ -15,8 +15,8 @@ from fault_server import Fault, FaultServer
 from moot.errors import ConfigError
 from moot.models.base import GenerateRequest
 from moot.models.gateway import CallTag, Model, make_api
-from moot.run import run_scenario
 from moot.scenario.load import parse
+from moot.workflows.run import run_scenario
 
 
 def scenario(endpoints: str, routing: str = "", limit: int = 6) -> str:

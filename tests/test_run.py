@@ -8,8 +8,8 @@ import sys
 import pytest
 import sqlite_utils
 
-from moot.run import run_scenario
 from moot.scenario.load import parse
+from moot.workflows.run import run_scenario
 
 SCENARIO = """
 name: store-test

@@ -22,8 +22,8 @@ import pytest
 
 from moot.errors import ConfigError
 from moot.protocols.registry import DESCRIPTIONS
-from moot.run import apply_overrides, output_path
 from moot.scenario.load import load_file, parse
+from moot.workflows.run import apply_overrides, output_path
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = sorted((ROOT / "scenarios").glob("*.yaml"))

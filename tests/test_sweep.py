@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from moot.errors import ConfigError
-from moot.run import resume_run, run_scenario
 from moot.scenario.load import parse
+from moot.workflows.run import resume_run, run_scenario
 
 STUDY = """
 name: study
@@ -187,8 +187,8 @@ def test_the_shipped_sweep_on_the_scripted_model_gives_the_studys_table(tmp_path
     from moot.analysis import analyze
     from moot.analysis.export import export
     from moot.analysis.report import write
-    from moot.run import apply_overrides
     from moot.scenario.load import load_file
+    from moot.workflows.run import apply_overrides
 
     scenario, text = load_file(Path(__file__).parents[1] / "scenarios" / "sweep.yaml")
     scenario = apply_overrides(

@@ -9,8 +9,8 @@ import sys
 import pandas as pd
 
 from moot.analysis.export import export
-from moot.run import run_scenario
 from moot.scenario.load import parse
+from moot.workflows.run import run_scenario
 
 
 def run(tmp_path, text, name="r.db"):

@@ -456,8 +456,8 @@ concurrency: 2
 
 
 async def test_run_with_tui_finishes_or_stops_resumably(tmp_path):
-    from moot.run import execute, plan, resume_run
     from moot.scenario.load import parse
+    from moot.workflows.run import execute, plan, resume_run
 
     quick = SCENARIO.replace("limit: 24", "limit: 2")
     prep, path, resume = plan(parse(quick), quick, out=tmp_path / "done.db")

@@ -6,7 +6,7 @@ what is asked) and awaits a `TurnAnswer` from a desk:
 
 - the terminal UI of `moot run --tui`, in the same process (`moot.tui.human.TuiDesk`);
 - the run database, for a person who takes the seat with `moot join` from another terminal
-  (`moot.seats_remote.StoreDesk`);
+  (`moot.agents.desk.StoreDesk`);
 - anything else with an async `ask` (tests answer with a function).
 
 What the person typed is stored verbatim, like a model's reply. Each turn leaves a

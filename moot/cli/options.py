@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from moot.run import Prepared
+    from moot.workflows.run import Prepared
 
 
 def model_override(text: str) -> tuple[str, str]:
@@ -31,8 +31,8 @@ def add_limit(parser: argparse.ArgumentParser, verb: str = "run") -> None:
 def prepared(args: argparse.Namespace, *, cache: bool | None = None) -> Prepared:
     """The command's scenario, loaded, overridden (`--limit`, `--model`) and prepared once:
     the same object flows to the plan, the confirmation and the run."""
-    from moot.run import apply_overrides, prepare
     from moot.scenario.load import load_file
+    from moot.workflows.run import apply_overrides, prepare
 
     scenario, text = load_file(args.scenario)
     scenario = apply_overrides(scenario, limit=args.limit, models=dict(args.model), cache=cache)

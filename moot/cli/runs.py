@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from moot.cli.options import add_limit, add_models, prepared, print_lines
 
 if TYPE_CHECKING:
-    from moot.run import Executor, Prepared
+    from moot.workflows.run import Executor, Prepared
 
 
 def register(sub: Any) -> dict[str, Any]:
@@ -42,7 +42,7 @@ def register(sub: Any) -> dict[str, Any]:
 def cmd_run(args: argparse.Namespace) -> int:
     from moot.errors import ConfigError
     from moot.progress import ConsoleProgress
-    from moot.run import Interrupted, check_keys, locate, plan_resume
+    from moot.workflows.run import Interrupted, check_keys, locate, plan_resume
 
     given = {"a scenario": args.scenario, "--limit": args.limit, "--model": args.model, "--no-cache": args.no_cache}
     for flag, only in (("--resume", "the database"), ("--replay", "the database (and --out)")):
@@ -54,7 +54,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     progress = None if args.quiet or args.tui else ConsoleProgress()
     try:
         if args.replay:
-            from moot.replay import replay
+            from moot.workflows.replay import replay
 
             summary = replay(args.replay, out=args.out, progress=progress)
         elif args.resume:
@@ -81,7 +81,7 @@ def _executor(args: argparse.Namespace) -> Executor:
     if args.executor == "local":
         if args.address:
             raise ConfigError("--address goes with --executor ray")
-        from moot.run import LocalExecutor
+        from moot.workflows.run import LocalExecutor
 
         return LocalExecutor()
     if args.tui:
@@ -111,7 +111,7 @@ def _confirmed(args: argparse.Namespace, prep: Prepared) -> bool:
     """Show the plan's estimate; above --confirm-above dollars, ask (or, with no terminal to
     ask at, refuse unless --yes)."""
     from moot.errors import ConfigError
-    from moot.plan import make_plan
+    from moot.workflows.plan import make_plan
 
     try:
         plan = make_plan(prep)

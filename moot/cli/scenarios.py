@@ -41,7 +41,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from moot.plan import make_plan
+    from moot.workflows.plan import make_plan
 
     plan = make_plan(prepared(args))
     print_lines(plan.lines())

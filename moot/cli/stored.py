@@ -56,7 +56,7 @@ def cmd_merge(args: argparse.Namespace) -> int:
 
 def cmd_rejudge(args: argparse.Namespace) -> int:
     from moot.errors import ConfigError
-    from moot.rejudge import rejudge
+    from moot.workflows.rejudge import rejudge
 
     if args.concurrency is not None and args.concurrency < 1:
         raise ConfigError("--concurrency: must be at least 1")
@@ -68,8 +68,8 @@ def cmd_rejudge(args: argparse.Namespace) -> int:
 def cmd_fork(args: argparse.Namespace) -> int:
     from moot.errors import ConfigError
     from moot.progress import ConsoleProgress
-    from moot.replay import fork
-    from moot.run import Interrupted
+    from moot.workflows.replay import fork
+    from moot.workflows.run import Interrupted
 
     if args.from_round is None:
         raise ConfigError("fork: give --from-round K (copy rounds 1..K, play the rest)")

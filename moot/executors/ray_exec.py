@@ -44,7 +44,9 @@ from moot.engine import EpisodeSpec
 from moot.errors import ConfigError
 from moot.executors.ray_worker import ChunkJob, run_chunk
 from moot.models.gateway import Model
-from moot.run import (
+from moot.scenario.model import Scenario
+from moot.store.merge import Merged, merge_shard
+from moot.workflows.run import (
     CellPlan,
     Interrupted,
     Prepared,
@@ -57,8 +59,6 @@ from moot.run import (
     plan_resume,
     summarize,
 )
-from moot.scenario.model import Scenario
-from moot.store.merge import Merged, merge_shard
 
 log = logging.getLogger("moot.ray")
 
@@ -93,7 +93,7 @@ def resume_run_ray(
 
 
 class RayExecutor:
-    """A prepared run's episodes on a Ray cluster (`moot.run.Executor`)."""
+    """A prepared run's episodes on a Ray cluster (`moot.workflows.run.Executor`)."""
 
     def __init__(self, options: RayOptions | None = None) -> None:
         self.options = options or RayOptions()

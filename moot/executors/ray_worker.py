@@ -23,9 +23,9 @@ from moot.bus import Bus
 from moot.engine import Engine, EpisodeSpec
 from moot.events import EpisodeFinished, Event
 from moot.models.gateway import Model
-from moot.run import CellPlan, _seats
 from moot.scenario.model import Scenario
 from moot.store.merge import empty_shard
+from moot.workflows.run import CellPlan, _seats
 
 
 @dataclass(slots=True)

@@ -61,8 +61,8 @@ def import_path(fmt: str, source: str | Path, out: str | Path) -> ImportSummary:
     Everything is read and checked before anything is written, and the episodes are written
     in one transaction: bad input leaves the database as it was."""
     from moot import store
-    from moot.run import versions
     from moot.store.writer import StoreWriter
+    from moot.workflows.run import versions
 
     read = reader(fmt)
     src = Path(source)

@@ -231,7 +231,7 @@ V9 = (
     " DROP VIEW IF EXISTS call_costs;\n" + VIEWS.format(temp="")
 )
 
-# People's turns, for seats taken from another terminal (`moot join`, moot.seats_remote): the
+# People's turns, for seats taken from another terminal (`moot join`, moot.agents.desk): the
 # run's process asks, the joined one answers. IF NOT EXISTS: runs with people made before
 # this version created the table themselves.
 V10 = """

@@ -422,8 +422,8 @@ def live_app(prep: Any, path: Any, resume: bool, **kwargs: Any) -> Any:
     """The live view running the run, with this terminal as the desk of its people. While
     a person's seat is answered here, a waiting screen covers the live view."""
     from moot.agents.human import DESK, is_human
-    from moot.run import execute
     from moot.tui.watch import LiveApp
+    from moot.workflows.run import execute
 
     here = sorted({
         seat for cell in prep.cells for seat, cfg in cell.seat_configs.items() if is_human(cfg.model) and not cfg.join

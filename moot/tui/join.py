@@ -2,10 +2,10 @@
 
 `moot join RUN.db --seat judge`: a seat of a run another process is executing. The run
 waits at each of the seat's turns; this app takes them one at a time from the database
-(moot.seats_remote), shows each in the seat's view and hands the answer back. Several people
+(moot.agents.desk), shows each in the seat's view and hands the answer back. Several people
 can join different seats of one run, each from their own terminal.
 
-`moot judge RUN.db --as NAME`: offline judging of stored transcripts (moot.offline), round by
+`moot judge RUN.db --as NAME`: offline judging of stored transcripts (moot.workflows.offline), round by
 round, as a new judge beside the original ones.
 """
 
@@ -52,7 +52,7 @@ class JoinApp(_PersonApp):
 
     def __init__(self, path: str | Path, seat: str, *, poll: float = 0.2, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        from moot.seats_remote import JoinDesk
+        from moot.agents.desk import JoinDesk
 
         self.path = Path(path)
         self.seat = seat
@@ -138,7 +138,7 @@ class JudgeApp(_PersonApp):
     def __init__(self, path: str | Path, name: str, *, seat: str | None = None,
                  time_limit: float | None = None, **kwargs: Any) -> None:  # fmt: skip
         super().__init__(**kwargs)
-        from moot.offline import OfflineJudging
+        from moot.workflows.offline import OfflineJudging
 
         self.session = OfflineJudging(path, name, seat=seat, time_limit=time_limit)
 

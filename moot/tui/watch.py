@@ -321,14 +321,14 @@ def run_with_tui(prep: Any, path: Path, resume: bool) -> Any:
 
     Returns the run's summary once it finished and the user quit; quitting earlier cancels
     the run, which marks itself interrupted (resumable) and raises `Interrupted`."""
-    from moot.run import execute
+    from moot.workflows.run import execute
 
     return run_app(LiveApp(path, runner=lambda: execute(prep, path, resume=resume)), path)
 
 
 def run_app(app: LiveApp, path: Path) -> Any:
     """Run a live app that drives a run; its summary, or why there is none."""
-    from moot.run import Interrupted
+    from moot.workflows.run import Interrupted
 
     app.run()
     if app.error is not None:

@@ -34,7 +34,6 @@ def open_run(path: str | Path) -> tuple[sqlite3.Connection, Scenario, Path | Non
     """The run's database (migrated) and its resolved scenario; a one-line error if the file
     is not a moot run."""
     from moot import store
-    from moot.run import stored_scenario
 
     p = Path(path)
     conn = store.connect(p)
@@ -111,3 +110,22 @@ def parse_episodes(text: str, known: list[int]) -> set[int]:
     if missing:
         raise ConfigError(f"--episodes: no finished episode {missing[0]} in the run")
     return out
+
+
+def stored_scenario(path: Path) -> tuple[Scenario, str, Path | None]:
+    """A stored run's resolved scenario, its YAML as written, and the directory its dataset
+    paths are relative to."""
+    from moot import store
+
+    conn = store.connect(path)
+    try:
+        row = conn.execute("SELECT scenario_yaml, config FROM runs").fetchone()
+    finally:
+        conn.close()
+    if row is None:
+        raise ConfigError(f"{path}: holds no run to resume")
+    config = json.loads(row[1])
+    base = config.pop("base", None)
+    config.pop("prompts", None)
+    config.pop("parent", None)  # a fork or replay's origin (moot.workflows.replay)
+    return Scenario.model_validate(config), row[0], Path(base) if base else None

@@ -31,7 +31,7 @@ from moot.models.base import GenerateRequest, GenerateResult, ProviderError
 from moot.store.writer import call_columns
 
 if TYPE_CHECKING:
-    from moot.run import Hooks, RunSummary
+    from moot.workflows.run import Hooks, RunSummary
 
 
 @dataclass(slots=True)
@@ -219,8 +219,8 @@ def _start(
     progress: Any,
 ) -> RunSummary:
     from moot import store
-    from moot.run import Interrupted, apply_overrides, check_keys, execute, prepare, stored_scenario
-    from moot.stored import parse_episodes
+    from moot.store.transcripts import parse_episodes, stored_scenario
+    from moot.workflows.run import Interrupted, apply_overrides, check_keys, execute, prepare
 
     scenario, text, base = stored_scenario(parent)
     conn = store.connect(parent)
@@ -267,7 +267,7 @@ def _start(
 
 def _hooks(parent: Path, record: dict[str, Any], chosen: set[int]) -> Hooks:
     from moot import store
-    from moot.run import Hooks
+    from moot.workflows.run import Hooks
 
     conn = store.connect(parent)
     try:

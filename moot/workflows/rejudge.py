@@ -29,7 +29,7 @@ from moot.events import Message, ModelCall, Verdict
 from moot.models.gateway import Model, ModelCallFailed, is_scripted, make_api, with_defaults
 from moot.models.keys import key_error, missing_key
 from moot.scenario.model import Prompts, Scenario
-from moot.stored import StoredEpisode, cell_scenarios, episodes, messages, open_run, visible
+from moot.store.transcripts import StoredEpisode, cell_scenarios, episodes, messages, open_run, visible
 
 PREFIX = "rejudge:"
 FLUSH = 64  # verdicts kept in memory before they are written

@@ -30,7 +30,7 @@ from moot.errors import ConfigError
 from moot.models.gateway import ModelSettings, is_scripted, with_defaults
 from moot.models.keys import missing_key
 from moot.protocols.graph import END, PhaseState
-from moot.run import CellPlan, Prepared, episode_specs
+from moot.workflows.run import CellPlan, Prepared, episode_specs
 
 SAMPLE = 20  # episodes walked per cell; the rest are scaled from them
 # Conditions under which a protocol may end before its longest path.

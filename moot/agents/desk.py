@@ -163,7 +163,7 @@ class JoinDesk:
         """The run's seats, each with whether a person sits in it (from its stored scenario)."""
         from moot.agents.human import is_human
         from moot.protocols import registry
-        from moot.run import stored_scenario
+        from moot.store.transcripts import stored_scenario
 
         out: dict[str, bool] = {}
         for cell in stored_scenario(self.path)[0].cells():

@@ -39,7 +39,7 @@ def ruling_phases(path: Path) -> set[str]:
     its stored scenario; none for a database without one (an import: its judges' rulings
     are verdict rows only, and their feedback is part of the exchange)."""
     from moot.protocols import registry
-    from moot.run import stored_scenario
+    from moot.store.transcripts import stored_scenario
 
     try:
         cells = stored_scenario(path)[0].cells()

@@ -4,7 +4,6 @@ the database is created, so bad input never leaves a half-written run behind."""
 from __future__ import annotations
 
 import gc
-import json
 import platform
 import sqlite3
 import time
@@ -30,6 +29,7 @@ from moot.models.gateway import Model, is_scripted, make_api, with_defaults
 from moot.protocols import registry
 from moot.protocols.graph import Protocol
 from moot.scenario.model import Scenario, SeatConfig
+from moot.store.transcripts import stored_scenario
 
 
 @dataclass(slots=True)
@@ -232,7 +232,7 @@ def versions() -> dict[str, str]:
 
 @dataclass(slots=True)
 class Hooks:
-    """How a run that starts from a stored one (a fork, a replay: moot.replay) differs from
+    """How a run that starts from a stored one (a fork, a replay: moot.workflows.replay) differs from
     a fresh one: how models are made, what wraps each cell's seats, which episodes run, and
     what the run's config records besides the scenario (its parent)."""
 
@@ -272,7 +272,7 @@ async def execute(
     models: dict[tuple[str, str], Model] = {}
     cache_box: list[Any] = []
     if hooks is None and resume:
-        from moot import replay
+        from moot.workflows import replay
 
         hooks = replay.resume_hooks(path)  # a fork or a replay goes on as one
     hooks = hooks or Hooks()
@@ -617,23 +617,6 @@ def plan_resume(path: str | Path) -> tuple[Prepared, Path, bool]:
     return prepare(scenario, text, base), p, True
 
 
-def stored_scenario(path: Path) -> tuple[Scenario, str, Path | None]:
-    from moot import store
-
-    conn = store.connect(path)
-    try:
-        row = conn.execute("SELECT scenario_yaml, config FROM runs").fetchone()
-    finally:
-        conn.close()
-    if row is None:
-        raise ConfigError(f"{path}: holds no run to resume")
-    config = json.loads(row[1])
-    base = config.pop("base", None)
-    config.pop("prompts", None)
-    config.pop("parent", None)  # a fork or replay's origin (moot.replay)
-    return Scenario.model_validate(config), row[0], Path(base) if base else None
-
-
 def _run(prep: Prepared, path: Path, resume: bool, progress: Any) -> RunSummary:
     try:
         return aio.run(lambda: execute(prep, path, progress=progress, resume=resume))
@@ -655,6 +638,6 @@ def human_seat(cell: CellPlan, spec: Any, cfg: SeatConfig, bus: Bus) -> Any:
 
 
 def open_desks(cell_seats: list[dict[str, Any]], path: Path) -> None:
-    from moot.seats_remote import attach_store
+    from moot.agents.desk import attach_store
 
     attach_store([s for seats in cell_seats for s in seats.values()], path)
