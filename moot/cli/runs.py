@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from moot.cli.options import add_limit, add_models, prepared, print_lines
@@ -44,12 +45,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     from moot.progress import ConsoleProgress
     from moot.workflows.run import Interrupted, check_keys, locate, plan_resume
 
-    given = {"a scenario": args.scenario, "--limit": args.limit, "--model": args.model, "--no-cache": args.no_cache}
-    for flag, only in (("--resume", "the database"), ("--replay", "the database (and --out)")):
-        if getattr(args, flag[2:]) and any(given.values()):
-            raise ConfigError(f"{flag} takes only {only}: the run keeps its scenario")
-    if args.resume and (args.out or args.replay):
+    scenario_given = any((args.scenario, args.limit, args.model, args.no_cache))
+    if args.resume and (scenario_given or args.out or args.replay):
         raise ConfigError("--resume takes only the database: the run keeps its scenario")
+    if args.replay and scenario_given:
+        raise ConfigError("--replay takes only the database (and --out): the run keeps its scenario")
     executor = _executor(args)
     progress = None if args.quiet or args.tui else ConsoleProgress()
     try:
@@ -93,7 +93,7 @@ def _executor(args: argparse.Namespace) -> Executor:
     return RayExecutor(RayOptions(address=args.address))
 
 
-def _play(executor: Executor, args: argparse.Namespace, prep: Prepared, path: Any, resume: bool, progress: Any) -> Any:
+def _play(executor: Executor, args: argparse.Namespace, prep: Prepared, path: Path, resume: bool, progress: Any) -> Any:
     """The run itself: on the executor, or as a task of the live view (`--tui`), where
     people in seats take their turns in this terminal."""
     if not args.tui:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
+from moot.errors import ConfigError
+
 if TYPE_CHECKING:
     from moot.models.gateway import ModelSettings
 
@@ -64,8 +66,11 @@ def missing_key(model: str, settings: ModelSettings, *, ask_litellm: bool = True
     return keys[0] if keys else None
 
 
-def key_error(model: str, env: str) -> str:
-    return (
-        f"model {model}: environment variable {env} is not set (export it, name another with "
-        f"models.{model}.api_key_env, or give the model an api_base)"
-    )
+def require_key(model: str, settings: ModelSettings, *, ask_litellm: bool = True) -> None:
+    """Refuse a model whose key is not set: a ConfigError naming the model and the variable."""
+    env = missing_key(model, settings, ask_litellm=ask_litellm)
+    if env:
+        raise ConfigError(
+            f"model {model}: environment variable {env} is not set (export it, name another with "
+            f"models.{model}.api_key_env, or give the model an api_base)"
+        )

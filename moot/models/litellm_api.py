@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from moot.errors import ConfigError
 from moot.models.base import GenerateRequest, GenerateResult, ProviderError
-from moot.models.keys import key_error, missing_key
+from moot.models.keys import require_key
 
 if TYPE_CHECKING:
     from moot.models.gateway import ModelSettings
@@ -56,9 +56,7 @@ class LiteLLMModel:
                 "with its provider prefix, e.g. openai/gpt-4o-mini"
             ) from None
         # before the first episode: without its key, every call of a study would fail
-        env = missing_key(name, settings)
-        if env:
-            raise ConfigError(key_error(name, env))
+        require_key(name, settings)
 
     def describe(self) -> dict[str, Any]:
         out: dict[str, Any] = {"provider": "litellm", "litellm": _version()}

@@ -27,7 +27,7 @@ from moot.analysis.agreement import cohen_kappa, fleiss_kappa
 from moot.errors import ConfigError
 from moot.events import Message, ModelCall, Verdict
 from moot.models.gateway import Model, ModelCallFailed, is_scripted, make_api, with_defaults
-from moot.models.keys import key_error, missing_key
+from moot.models.keys import require_key
 from moot.scenario.model import Prompts, Scenario
 from moot.store.transcripts import StoredEpisode, cell_scenarios, episodes, messages, open_run, visible
 
@@ -206,9 +206,7 @@ def rejudge(
     conn, scenario, _ = open_run(p)
     try:
         for m in judges:  # a missing key: one line now, not a failed call per episode
-            env = missing_key(m, scenario.model_for(m), ask_litellm=False)
-            if env:
-                raise ConfigError(key_error(m, env))
+            require_key(m, scenario.model_for(m), ask_litellm=False)
         todo = cases(conn, scenario)
         if not todo and not conn.execute("SELECT 1 FROM episodes LIMIT 1").fetchone():
             raise ConfigError(f"{p}: holds no episodes to re-judge")

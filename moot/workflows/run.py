@@ -194,13 +194,11 @@ def prepare(scenario: Scenario, scenario_text: str, base: Path | None) -> Prepar
 def check_keys(prep: Prepared) -> None:
     """Refuse a run whose models lack their API keys: one line, before anything slow starts
     or anything is stored (litellm is not imported for the common providers)."""
-    from moot.models.keys import key_error, missing_key
+    from moot.models.keys import require_key
 
     for cell in prep.cells:
         for name in sorted({cfg.model or "" for cfg in cell.seat_configs.values()}):
-            env = missing_key(name, cell.scenario.model_for(name), ask_litellm=False)
-            if env:
-                raise ConfigError(key_error(name, env))
+            require_key(name, cell.scenario.model_for(name), ask_litellm=False)
 
 
 def output_path(scenario: Scenario, out: str | Path | None, allow_existing: bool = False) -> Path:
