@@ -731,7 +731,9 @@ def test_readme_run_tui(ws, monkeypatch, capsys):
         shown = screen_text(app)
         assert re.search(r"judge \d+\.\d% of 4", shown), shown
         assert "20 messages  20 calls" in shown
-        assert len(app.episodes.ids) == 4 and app.transcript.messages  # the newest episode's words
+        assert len(app.episodes.ids) == 4
+        # the newest episode's words: the view loads them on its next poll after the status line
+        await until(pilot, lambda: bool(app.transcript.messages), "the newest episode's transcript")
         await pilot.press("q")
 
     code, _ = tui(typed("moot run scenarios/quickstart.yaml --tui"), monkeypatch, script)
