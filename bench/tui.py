@@ -25,8 +25,8 @@ import anyio
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from moot.tui.reader import Filters, RunReader  # noqa: E402
-from moot.tui.synthetic import build  # noqa: E402
+from moot.store.reader import Filters, RunReader  # noqa: E402
+from moot.store.synthetic import build  # noqa: E402
 
 # 2 rounds x 2 speeches, a best-of draft, the judge's verdict; one episode in 23 fails
 # before its verdict (5 messages): 137 messages per 23 episodes

@@ -22,7 +22,7 @@ from anyio.abc import ObjectReceiveStream
 from anyio.streams.memory import MemoryObjectSendStream
 
 from moot.agents.base import View
-from moot.events import EpisodeFinished, EpisodeStarted, Event, Message, ModelCall, Verdict
+from moot.events import EpisodeFinished, EpisodeStarted, Event, Message, ModelCall, Totals, Verdict, visible
 
 
 class Sink(Protocol):
@@ -55,28 +55,12 @@ class _Episode:
     restricted: int = 0  # messages with an audience: views must filter (else: all of it)
 
 
-@dataclass(slots=True)
-class RunStats:
-    """Running totals, kept by the bus so displays can poll them without subscribing."""
-
-    episodes_started: int = 0
-    episodes_done: int = 0
-    episodes_failed: int = 0
-    messages: int = 0
-    model_calls: int = 0
-    tokens: int = 0
-    cost: float = 0.0
-    verdicts: int = 0
-    correct: int = 0
-    invalid: int = 0
-
-
 class Bus:
     def __init__(self) -> None:
         self._subscribers: list[MemoryObjectSendStream[Event]] = []
         self._sinks: list[Sink] = []
         self._episodes: dict[int, _Episode] = {}
-        self.stats = RunStats()
+        self.stats = Totals()  # this process's: polled by displays and the budget
 
     # -- observers -------------------------------------------------------------------
     def subscribe(self, buffer: int = 4096) -> ObjectReceiveStream[Event]:
@@ -119,17 +103,18 @@ class Bus:
             s.model_calls += 1
             s.tokens += event.prompt_tokens + event.completion_tokens
             s.cost += event.cost or 0.0
+            s.cached += event.cached
         elif type(event) is Verdict:
             s.verdicts += 1
             s.correct += event.correct is True
             s.invalid += event.parse_status != "ok"
         elif type(event) is EpisodeStarted:
-            s.episodes_started += 1
+            s.episodes += 1
         elif type(event) is EpisodeFinished:
             if event.status == "done":
-                s.episodes_done += 1
+                s.done += 1
             else:
-                s.episodes_failed += 1
+                s.failed += 1
 
     # -- episodes --------------------------------------------------------------------
     async def open_episode(self, started: EpisodeStarted, sight: dict[str, SeatSight]) -> None:
@@ -193,13 +178,10 @@ class Bus:
         ep = self._episodes[episode]
         sight = ep.sight[seat]
         st = ep.started
-        if ep.restricted:
-            visible = tuple(m for m in ep.transcript if m.audience is None or seat in m.audience)
-        else:
-            visible = tuple(ep.transcript)
         return View(
             episode, seat, sight.role, st.question, st.answers, sight.side,
-            st.source if sight.sees_source else None, visible, sight.memo,
+            st.source if sight.sees_source else None,
+            visible(ep.transcript, seat) if ep.restricted else tuple(ep.transcript), sight.memo,
         )  # fmt: skip
 
     def transcript(self, episode: int) -> tuple[Message, ...]:

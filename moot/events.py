@@ -6,7 +6,8 @@ the hot path, and they never cross a trust boundary (scenario files do, and are 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
@@ -52,6 +53,19 @@ class Message:
     created_at: float
     call_seq: int | None = None  # the model call behind the message, if any
     quotes: tuple[Quote, ...] | None = None  # its <quote> tags, checked against the source
+
+    def visible_to(self, seat: str | None) -> bool:
+        """Whether `seat` may read this message (None: the full view, which reads all)."""
+        return seat is None or self.audience is None or seat in self.audience
+
+
+def visible(messages: Iterable[Message], seat: str | None) -> tuple[Message, ...]:
+    """What a seat may read of these messages: the one visibility rule, applied by the bus
+    to live views and by every reader of stored transcripts (a message with no audience is
+    everyone's; otherwise only its audience reads it)."""
+    if seat is None:
+        return tuple(messages)
+    return tuple(m for m in messages if m.audience is None or seat in m.audience)
 
 
 @dataclass(slots=True)
@@ -157,3 +171,36 @@ Event = (
     EpisodeStarted | Message | ModelCall | Verdict | Rating | Qualification | MemoryEntry
     | EpisodeFinished
 )
+
+
+@dataclass(slots=True)
+class Totals:
+    """A run's running totals: what the bus counts as events pass, what a live view counts
+    from new rows, what a merged shard adds and what a finished run's summary reports. One
+    type, so that every display means the same thing by "verdicts" or "cost"."""
+
+    episodes: int = 0  # started (or stored)
+    done: int = 0
+    failed: int = 0
+    messages: int = 0
+    model_calls: int = 0
+    tokens: int = 0
+    cost: float = 0.0
+    cached: int = 0  # calls answered from the response cache
+    verdicts: int = 0  # rulings counted (the bus: every verdict; a stored run: each episode's)
+    correct: int = 0
+    invalid: int = 0
+
+    @property
+    def running(self) -> int:
+        return self.episodes - self.done - self.failed
+
+    @property
+    def accuracy(self) -> float | None:
+        """Correct over valid rulings (None before any)."""
+        valid = self.verdicts - self.invalid
+        return self.correct / valid if valid else None
+
+    def add(self, other: Totals) -> None:
+        for f in fields(self):
+            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))

@@ -8,7 +8,7 @@ from typing import TextIO
 
 import anyio
 
-from moot.bus import RunStats
+from moot.events import Totals
 
 
 class ConsoleProgress:
@@ -31,7 +31,7 @@ class ConsoleProgress:
         if not self.tty:
             self.stream.write(f"{self._cell}{episodes} episodes\n")
 
-    async def run(self, stats: RunStats, total: int) -> None:
+    async def run(self, stats: Totals, total: int) -> None:
         t0 = time.perf_counter()
         while True:
             finished = self._done
@@ -40,12 +40,12 @@ class ConsoleProgress:
                 return
             await anyio.sleep(self.interval)
 
-    def _draw(self, s: RunStats, total: int, elapsed: float, final: bool) -> None:
-        done = s.episodes_done + s.episodes_failed
+    def _draw(self, s: Totals, total: int, elapsed: float, final: bool) -> None:
+        done = s.done + s.failed
         frac = done / total if total else 1.0
         width = 24
         bar = "#" * int(frac * width) + "." * (width - int(frac * width))
-        failed = f" ({s.episodes_failed} failed)" if s.episodes_failed else ""
+        failed = f" ({s.failed} failed)" if s.failed else ""
         line = (
             f"{self._cell}[{bar}] {done}/{total} episodes{failed} | {s.model_calls} calls | "
             f"{s.tokens:,} tokens | {elapsed:.1f}s"

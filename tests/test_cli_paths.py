@@ -860,7 +860,7 @@ def test_readme_judge_offline(qs, ws, monkeypatch, capsys):
     assert code == 0
     assert capsys.readouterr().out == f"1 verdicts stored as human:ada in {QS}\n"
     assert rows(qs, "SELECT episode, round, model, probabilities FROM verdicts WHERE judge = 'human:ada'") == [
-        (0, 1, "human", "[0.55, 0.45]")
+        (0, 1, "human", "[0.55,0.45]")
     ]
     assert rows(qs, "SELECT * FROM verdicts WHERE judge != 'human:ada' ORDER BY id") == before
 

@@ -105,12 +105,14 @@ def test_the_loader_keeps_weights_out_of_extra_buffers_on_amx_hosts(monkeypatch,
     loader must load without extra buffer types there, whatever host runs this test."""
     from moot.models import local
 
+    host_has_amx = local.plain_buffers()  # this machine's own answer, read before it is replaced
     monkeypatch.setattr(local, "plain_buffers", lambda: amx)
     llm = local.open_llama(local.model_path("local/smollm2-135m"), n_ctx=256, n_threads=1, verbose=False)
     try:
         assert llm.model_params.use_extra_bufts is (not amx)
-        out = llm.create_completion("The sky is", max_tokens=3, temperature=0.0)  # a real decode
-        assert out["usage"]["completion_tokens"] > 0
+        if amx or not host_has_amx:  # extra buffers on an AMX host: the very crash this prevents
+            out = llm.create_completion("The sky is", max_tokens=3, temperature=0.0)  # a real decode
+            assert out["usage"]["completion_tokens"] > 0
     finally:
         llm.close()
 

@@ -164,7 +164,7 @@ def test_the_run_summary_still_reads_the_original_ruling(run_db):
     from moot.workflows.run import summarize
 
     def ruling():
-        s = summarize(sqlite3.connect(run_db), run_db, 0.0)
+        s = summarize(run_db, 0.0)
         return s.verdicts, s.correct, s.invalid
 
     before = ruling()

@@ -12,11 +12,11 @@ import anyio
 import pytest
 
 from moot.errors import ConfigError
+from moot.store.reader import Filters, RunReader
+from moot.store.synthetic import HOSTILE, build
 from moot.tui.episode import SPEEDS, CallScreen, EpisodeScreen
 from moot.tui.help import HelpScreen
-from moot.tui.reader import Filters, RunReader
 from moot.tui.replay import EpisodesScreen, FilterScreen, ReplayApp, RunsScreen
-from moot.tui.synthetic import HOSTILE, build
 from moot.tui.text import one_line, plain
 from moot.tui.watch import LiveApp
 from moot.tui.widgets import EpisodeList, MessageBox, Transcript
@@ -389,19 +389,19 @@ async def test_live_view_shows_rows_written_while_it_runs(live_db):
     async with app.run_test(size=(100, 30)) as pilot:
         await until(pilot, lambda: app.state is not None and app.selected is not None)
         t = app.state.totals
-        assert t.episodes == {"done": 4, "running": 2}
+        assert (t.episodes, t.done, t.running) == (6, 4, 2)
         assert app.following and app.selected == 5  # the newest running episode
-        before_msgs, before_done = t.messages, t.episodes.get("done", 0)
+        before_msgs, before_done = t.messages, t.done
         _append_episode(live_db, 6)
         await until(pilot, lambda: app.selected == 6 and len(app.transcript.messages) == 3)  # followed, streamed in
-        assert t.messages == before_msgs + 3 and t.calls >= 3 and t.cost >= 1.5
+        assert t.messages == before_msgs + 3 and t.model_calls >= 3 and t.cost >= 1.5
         assert "[bold]not bold[/]" in box_text(app.transcript.boxes()[0])
         await pilot.press("space")  # pause following
         assert not app.following
         _append_episode(live_db, 7, finish=True)
         await until(pilot, lambda: 7 in app.episodes.ids and t.verdicts >= 1)
         assert app.selected == 6  # paused: stays put
-        assert t.episodes["done"] == before_done + 1 and t.verdicts >= 1
+        assert t.done == before_done + 1 and t.verdicts >= 1
         await pilot.press("up")  # moving by hand keeps following off
         assert app.selected == 5 and not app.following
         await pilot.press("f")
@@ -428,7 +428,7 @@ def test_live_state_finds_episodes_written_out_of_order(live_db):
 
     state = LiveState(RunReader(live_db))
     state.load()
-    assert state.totals.episodes == {"done": 4, "running": 2} and state.totals.verdicts == 4
+    assert (state.totals.done, state.totals.running) == (4, 2) and state.totals.verdicts == 4
     before = state.totals.messages
     _append_episode(live_db, 100)
     ch = state.poll()
@@ -437,7 +437,7 @@ def test_live_state_finds_episodes_written_out_of_order(live_db):
     ch = state.poll()
     assert 50 in ch.new_episodes and 50 in ch.finished
     assert list(state.ids)[-2:] == [50, 100] and state.totals.messages == before + 6
-    assert state.totals.episodes == {"done": 5, "running": 3} and state.totals.verdicts == 5
+    assert (state.totals.done, state.totals.running) == (5, 3) and state.totals.verdicts == 5
     assert not state.poll()  # nothing new: an empty poll
 
 
@@ -464,7 +464,7 @@ async def test_run_with_tui_finishes_or_stops_resumably(tmp_path):
     app = LiveApp(path, runner=lambda: execute(prep, path, resume=resume), poll=0.05)
     async with app.run_test(size=(80, 24)) as pilot:
         await until(pilot, lambda: app.result is not None and app.state is not None
-                    and app.state.totals.episodes.get("done") == 2)  # fmt: skip
+                    and app.state.totals.done == 2)  # fmt: skip
         assert app.result.done == 2
         await pilot.press("q")
     assert sqlite3.connect(path).execute("SELECT status FROM runs").fetchone() == ("done",)
@@ -472,7 +472,7 @@ async def test_run_with_tui_finishes_or_stops_resumably(tmp_path):
     prep, path, resume = plan(parse(SCENARIO), SCENARIO, out=tmp_path / "stop.db")
     app = LiveApp(path, runner=lambda: execute(prep, path, resume=resume), poll=0.05)
     async with app.run_test(size=(80, 24)) as pilot:
-        await until(pilot, lambda: app.state is not None and app.state.totals.episodes.get("done", 0) > 0)
+        await until(pilot, lambda: app.state is not None and app.state.totals.done > 0)
         await pilot.press("q")
     assert app.interrupted and app.result is None
     db = sqlite3.connect(path)

@@ -15,20 +15,14 @@ The row carries the seat's whole view (the bus's, as JSON) rather than a referen
 messages: in a simultaneous round the other speech is stored before the person may see it,
 and only the bus knows what this seat may read at this moment.
 
-The table is the schema's (migration V10, moot.store.schema) and holds only the hand-over
-(the turns' records are in `messages`, `model_calls` and `verdicts`, as for any seat).
-
-    pending -> shown (a person opened it) -> answered
-            -> timeout (the time limit passed after it was shown; the run moved on)
-            -> cancelled (the run stopped, e.g. Ctrl-C; a resumed run asks again)
-    shown -> pending (the person quit without answering: the turn waits for someone else)
+The table is the schema's (migration V10; its statements in moot.store.turns) and holds
+only the hand-over (the turns' records are in `messages`, `model_calls` and `verdicts`, as
+for any seat).
 """
 
 from __future__ import annotations
 
-import sqlite3
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -38,14 +32,9 @@ from typing import Any
 import anyio
 
 from moot.agents.human import SLACK_S, HumanSeat, TurnAnswer, TurnRequest
+from moot.store.turns import HumanTurns
 
 __all__ = ["JoinDesk", "StoreDesk", "attach_store"]
-
-def _connect(path: Path) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, timeout=30, check_same_thread=False, isolation_level=None)
-    conn.execute("PRAGMA busy_timeout = 30000")
-    return conn
-
 
 def attach_store(seats: Iterable[Any], path: Path, notify: Callable[[str], None] | None = None) -> None:
     """Give every person's seat the run database as its desk, for when the process has none
@@ -75,43 +64,30 @@ class StoreDesk:
         self.path = Path(path)
         self.poll = poll
         self.notify = notify or _say
-        self._conn: sqlite3.Connection | None = None
-        self._lock = threading.Lock()
+        self._turns: HumanTurns | None = None
         self._told: set[str] = set()
 
-    def _db(self) -> sqlite3.Connection:
-        if self._conn is None:
-            conn = _connect(self.path)  # the run's database: its migrations made human_turns
-            # turns left by an earlier process of this run were never answered for it
-            conn.execute("UPDATE human_turns SET status = 'cancelled' WHERE status IN ('pending', 'shown')")
-            self._conn = conn
-        return self._conn
+    def _table(self) -> HumanTurns:
+        if self._turns is None:
+            turns = HumanTurns(self.path)  # the run's database: its migrations made the table
+            turns.cancel_open()
+            self._turns = turns
+        return self._turns
 
-    def _do(self, sql: str, args: tuple[Any, ...]) -> Any:
-        with self._lock:
-            cur = self._db().execute(sql, args)
-            return cur.lastrowid if sql.startswith("INSERT") else (cur.rowcount, cur.fetchall())
-
-    async def _sql(self, sql: str, *args: Any) -> Any:
-        return await anyio.to_thread.run_sync(self._do, sql, args)
+    async def _do(self, method: str, *args: Any) -> Any:
+        return await anyio.to_thread.run_sync(lambda: getattr(self._table(), method)(*args))
 
     async def ask(self, request: TurnRequest) -> TurnAnswer:
-        turn_id = await self._sql(
-            "INSERT INTO human_turns (episode, seat, kind, round, request, time_limit, asked_at,"
-            " status) VALUES (?,?,?,?,?,?,?, 'pending')",
-            request.episode, request.seat, request.kind, request.round, request.to_json(),
-            request.time_limit, time.time(),
-        )  # fmt: skip
+        turn_id = await self._do(
+            "ask", request.episode, request.seat, request.kind, request.round, request.to_json(), request.time_limit
+        )
         if request.seat not in self._told:
             self._told.add(request.seat)
             self.notify(f"waiting for a person in seat {request.seat}: moot join {self.path} --seat {request.seat}")
         done = False
         try:
             while True:
-                _, rows = await self._sql(
-                    "SELECT status, shown_at, answer FROM human_turns WHERE id = ?", turn_id
-                )
-                status, shown_at, answer = rows[0]
+                status, shown_at, answer = await self._do("state", turn_id)
                 if status == "answered":
                     done = True
                     return TurnAnswer.from_json(answer)
@@ -119,11 +95,7 @@ class StoreDesk:
                     status == "shown" and request.time_limit is not None
                     and time.time() > shown_at + request.time_limit + SLACK_S
                 ):  # fmt: skip
-                    changed, _ = await self._sql(
-                        "UPDATE human_turns SET status = 'timeout', answered_at = ?"
-                        " WHERE id = ? AND status = 'shown'", time.time(), turn_id,
-                    )  # fmt: skip
-                    if changed:
+                    if await self._do("time_out", turn_id, time.time()):
                         done = True
                         return TurnAnswer(timed_out=True, shown_at=shown_at, answered_at=time.time())
                     continue  # answered just now: read it
@@ -131,10 +103,7 @@ class StoreDesk:
         finally:
             if not done:  # cancelled (Ctrl-C): the turn is withdrawn; a resumed run asks again
                 with anyio.CancelScope(shield=True):
-                    await self._sql(
-                        "UPDATE human_turns SET status = 'cancelled' WHERE id = ?"
-                        " AND status IN ('pending', 'shown')", turn_id,
-                    )  # fmt: skip
+                    await self._do("withdraw", turn_id)
 
 
 @dataclass(slots=True)
@@ -151,13 +120,10 @@ class JoinDesk:
     def __init__(self, path: str | Path, seat: str) -> None:
         self.path = Path(path)
         self.seat = seat
-        self.conn = _connect(self.path)
-        # the app calls from its own thread and from workers: one statement at a time
-        self.lock = threading.RLock()
+        self.turns = HumanTurns(self.path)
 
     def close(self) -> None:
-        with self.lock:
-            self.conn.close()
+        self.turns.close()
 
     def seats(self) -> dict[str, bool]:
         """The run's seats, each with whether a person sits in it (from its stored scenario)."""
@@ -173,47 +139,25 @@ class JoinDesk:
         return out
 
     def run_status(self) -> str:
-        with self.lock:
-            row = self.conn.execute("SELECT status FROM runs LIMIT 1").fetchone()
-            return row[0] if row else "starting"
+        return self.turns.run_status() or "starting"
 
     def take(self) -> PendingTurn | None:
         """Claim the seat's earliest pending turn (atomically: one person per turn)."""
-        with self.lock:
-            now = time.time()
-            with self.conn:
-                self.conn.execute("BEGIN IMMEDIATE")
-                row = self.conn.execute(
-                    "SELECT id, request FROM human_turns WHERE seat = ? AND status = 'pending'"
-                    " ORDER BY episode, id LIMIT 1", (self.seat,),
-                ).fetchone()  # fmt: skip
-                if row is None:
-                    return None
-                self.conn.execute(
-                    "UPDATE human_turns SET status = 'shown', shown_at = ? WHERE id = ?", (now, row[0])
-                )
-            return PendingTurn(row[0], TurnRequest.from_json(row[1]), now)
+        got = self.turns.take(self.seat)
+        if got is None:
+            return None
+        turn_id, request, shown_at = got
+        return PendingTurn(turn_id, TurnRequest.from_json(request), shown_at)
 
     def answer(self, turn: PendingTurn, answer: TurnAnswer) -> bool:
         """Hand the answer to the run; False if the run no longer waits for it."""
-        with self.lock:
-            answer.shown_at = turn.shown_at
-            answer.answered_at = answer.answered_at or time.time()
-            cur = self.conn.execute(
-                "UPDATE human_turns SET status = 'answered', answer = ?, answered_at = ?"
-                " WHERE id = ? AND status = 'shown'", (answer.to_json(), answer.answered_at, turn.id),
-            )  # fmt: skip
-            return cur.rowcount == 1
+        answer.shown_at = turn.shown_at
+        answer.answered_at = answer.answered_at or time.time()
+        return self.turns.answer(turn.id, answer.to_json(), answer.answered_at)
 
     def give_back(self, turn: PendingTurn) -> None:
         """The person left without answering: the turn waits for the next one to join."""
-        with self.lock:
-            self.conn.execute(
-                "UPDATE human_turns SET status = 'pending', shown_at = NULL WHERE id = ? AND status = 'shown'",
-                (turn.id,),
-            )
+        self.turns.give_back(turn.id)
 
     def still_open(self, turn: PendingTurn) -> bool:
-        with self.lock:
-            row = self.conn.execute("SELECT status FROM human_turns WHERE id = ?", (turn.id,)).fetchone()
-            return row is not None and row[0] == "shown"
+        return self.turns.state(turn.id)[0] == "shown"

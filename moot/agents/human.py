@@ -29,10 +29,9 @@ from moot import judging
 from moot import quotes as quoting
 from moot.agents.base import Judgement, Reply, Turn, View
 from moot.agents.prompts import Templates
-from moot.events import ModelCall
+from moot.events import Message, ModelCall
 
 if TYPE_CHECKING:
-    from moot.events import Message
     from moot.models.gateway import CallSink
 
 __all__ = [
@@ -59,7 +58,7 @@ def is_human(model: str | None) -> bool:
 
 
 def message_record(m: Message) -> dict[str, Any]:
-    """A message as plain data, in the shape the store's readers use (`MessageRow`)."""
+    """A message as plain data (a person's turn carries its view as JSON)."""
     quotes = [
         {"text": q.text, "start": q.start, "end": q.end, "verified": q.verified,
          "source_span": list(q.source_span) if q.source_span else None, "score": q.score}
@@ -71,6 +70,15 @@ def message_record(m: Message) -> dict[str, Any]:
         "audience": None if m.audience is None else sorted(m.audience),
         "created_at": m.created_at, "call_seq": m.call_seq, "quotes": quotes,
     }  # fmt: skip
+
+
+def message_from_record(d: dict[str, Any]) -> Message:
+    """`message_record`, read back."""
+    return Message(
+        d["episode"], d["seq"], d["round"], d["phase"], d["seat"], d["role"], d["side"], d["content"],
+        None if d.get("audience") is None else frozenset(d["audience"]), d["created_at"], d.get("call_seq"),
+        tuple(quoting.from_record(q) for q in d.get("quotes") or ()) or None,
+    )  # fmt: skip
 
 
 @dataclass(slots=True)

@@ -26,7 +26,7 @@ def register(sub: Any) -> dict[str, Any]:
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
-    from moot.tui.reader import check_database
+    from moot.store.reader import check_database
     from moot.tui.watch import LiveApp
 
     LiveApp(check_database(args.db)).run()
@@ -41,16 +41,16 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_join(args: argparse.Namespace) -> int:
+    from moot.store.reader import check_database
     from moot.tui.join import JoinApp
-    from moot.tui.reader import check_database
 
     JoinApp(check_database(args.db), args.seat).run()
     return 0
 
 
 def cmd_judge(args: argparse.Namespace) -> int:
+    from moot.store.reader import check_database
     from moot.tui.join import JudgeApp
-    from moot.tui.reader import check_database
 
     app = JudgeApp(check_database(args.db), args.name, seat=args.seat, time_limit=args.time_limit)
     app.run()

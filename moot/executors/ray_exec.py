@@ -45,7 +45,7 @@ from moot.errors import ConfigError
 from moot.executors.ray_worker import ChunkJob, run_chunk
 from moot.models.gateway import Model
 from moot.scenario.model import Scenario
-from moot.store.merge import Merged, merge_shard
+from moot.store.merge import merge_shard
 from moot.workflows.run import (
     CellPlan,
     Interrupted,
@@ -194,17 +194,6 @@ async def execute_ray(
     running: set[Any] = set()
     status = "failed"
 
-    def merged(m: Merged) -> None:
-        stats.episodes_started += m.episodes
-        stats.episodes_done += m.done
-        stats.episodes_failed += m.failed
-        stats.model_calls += m.model_calls
-        stats.tokens += m.tokens
-        stats.cost += m.cost
-        stats.verdicts += m.verdicts
-        stats.correct += m.correct
-        stats.invalid += m.invalid
-
     async def run_piece(cell: CellPlan, specs: list[EpisodeSpec]) -> None:
         left = {s.index: s for s in specs}
         attempt = 0
@@ -222,7 +211,7 @@ async def execute_ray(
                 try:
                     async for ref in gen:
                         ids, shard = await ref
-                        merged(merge_shard(conn, shard))  # on this loop: one at a time
+                        stats.add(merge_shard(conn, shard))  # on this loop: one at a time
                         for i in ids:
                             left.pop(i, None)
                     if left:  # cannot happen (every episode ends, done or failed): never lose one
@@ -275,6 +264,6 @@ async def execute_ray(
             ray.kill(actor)
         with anyio.CancelScope(shield=True):
             store.finish_run(conn, run_id, status, time.time())
-    summary = summarize(conn, path, time.perf_counter() - t0)
+    summary = summarize(path, time.perf_counter() - t0)
     conn.close()
     return summary

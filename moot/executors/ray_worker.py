@@ -87,16 +87,9 @@ class ShardSink:
             await anyio.sleep(self.flush)
 
     def _shard(self, events: list[Event]) -> bytes:
-        import sqlite3
+        from moot.store.merge import shard_of
 
-        from moot.store.writer import StoreWriter
-
-        conn = sqlite3.connect(":memory:", check_same_thread=False)
-        conn.deserialize(self._template)
-        StoreWriter(conn).write_now(events)
-        data = conn.serialize()
-        conn.close()
-        return data
+        return shard_of(self._template, events)
 
 
 _TEMPLATE: bytes | None = None

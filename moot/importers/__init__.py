@@ -11,7 +11,6 @@ schema, JSON shapes and views of a generated one, and every moot tool reads it.
 from __future__ import annotations
 
 import importlib
-import json
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -72,11 +71,11 @@ def import_path(fmt: str, source: str | Path, out: str | Path) -> ImportSummary:
     out = Path(out)
     conn = store.connect(out, create=True)
     try:
-        run = conn.execute("SELECT config FROM runs").fetchone()
-        if run is not None and "imported" not in json.loads(run[0]):
+        run = store.run_record(conn)
+        if run is not None and "imported" not in run[1]:
             raise ConfigError(f"{out}: holds a moot run; import into a database of its own")
-        known = {k for (k,) in conn.execute("SELECT attributes ->> '$.import_key' FROM episodes")}
-        (next_id,) = conn.execute("SELECT coalesce(max(id) + 1, 0) FROM episodes").fetchone()
+        known = store.import_keys(conn)
+        next_id = store.next_episode_id(conn)
         events: list[Event] = []
         imported = 0
         for item in items:
@@ -90,10 +89,11 @@ def import_path(fmt: str, source: str | Path, out: str | Path) -> ImportSummary:
             events.extend(batch)
             imported += 1
         if run is None:
+            run = (f"import-{fmt}-{int(time.time())}", {})
             store.create_run(
                 conn,
                 {
-                    "id": f"import-{fmt}-{int(time.time())}",
+                    "id": run[0],
                     "name": f"import-{fmt}",
                     "scenario_yaml": "",
                     "config": {"imported": {"format": fmt, "source": str(src.resolve())}},
@@ -103,7 +103,7 @@ def import_path(fmt: str, source: str | Path, out: str | Path) -> ImportSummary:
                 },
             )
         rows = StoreWriter(conn).write_now(events) if events else 0
-        store.finish_run(conn, conn.execute("SELECT id FROM runs").fetchone()[0], "done", time.time())
+        store.finish_run(conn, run[0], "done", time.time())
     finally:
         conn.close()
     return ImportSummary(out, imported, len(items) - imported, rows)

@@ -71,6 +71,22 @@ def create_cells(conn: sqlite3.Connection, cells: list[tuple[str | None, int, di
         )
 
 
+def run_record(conn: sqlite3.Connection) -> tuple[str, dict[str, Any]] | None:
+    """The database's run: its id and resolved config (None: no run yet)."""
+    row = conn.execute("SELECT id, config FROM runs").fetchone()
+    return None if row is None else (row[0], json.loads(row[1]))
+
+
+def import_keys(conn: sqlite3.Connection) -> set[str]:
+    """The keys of the published items already imported (an import adds each once)."""
+    return {k for (k,) in conn.execute("SELECT attributes ->> '$.import_key' FROM episodes") if k}
+
+
+def next_episode_id(conn: sqlite3.Connection) -> int:
+    (n,) = conn.execute("SELECT coalesce(max(id) + 1, 0) FROM episodes").fetchone()
+    return int(n)
+
+
 def finish_run(conn: sqlite3.Connection, run_id: str, status: str, ended_at: float) -> None:
     with conn:
         conn.execute("UPDATE runs SET status=?, ended_at=? WHERE id=?", (status, ended_at, run_id))

@@ -19,33 +19,22 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from moot.errors import ConfigError
+from moot.events import Event, Totals
 from moot.store import EPISODE_TABLES
 from moot.store.schema import SCHEMA_VERSION
 
 
 @dataclass(slots=True)
-class Merged:
-    """What one shard added to the run (the driver's progress totals grow by these)."""
+class Merged(Totals):
+    """What one shard added to the run (the driver's totals grow by these), and what it left."""
 
-    episodes: int = 0
-    done: int = 0
-    failed: int = 0
     skipped: int = 0  # finished in the shard, but already done in the run
     unfinished: int = 0  # still running when the shard was cut: not merged
-    model_calls: int = 0
-    tokens: int = 0
-    cost: float = 0.0
-    verdicts: int = 0
-    correct: int = 0
-    invalid: int = 0
-
-    def add(self, other: Merged) -> None:
-        for name in self.__slots__:
-            setattr(self, name, getattr(self, name) + getattr(other, name))
 
 
 def _columns(conn: sqlite3.Connection, table: str, row_id: bool = True) -> list[str]:
@@ -129,9 +118,13 @@ def _merge(conn: sqlite3.Connection) -> Merged:
         "SELECT count(*), coalesce(sum(status = 'done'), 0), coalesce(sum(status = 'failed'), 0)"
         " FROM shard.episodes WHERE id IN (SELECT id FROM temp.merging)"
     ).fetchone()
-    m.model_calls, m.tokens, m.cost = conn.execute(
+    m.model_calls, m.tokens, m.cost, m.cached = conn.execute(
         "SELECT count(*), coalesce(sum(prompt_tokens + completion_tokens), 0),"
-        " coalesce(sum(cost), 0) FROM shard.model_calls WHERE episode IN (SELECT id FROM temp.merging)"
+        " coalesce(sum(cost), 0), coalesce(sum(cached), 0) FROM shard.model_calls"
+        " WHERE episode IN (SELECT id FROM temp.merging)"
+    ).fetchone()
+    (m.messages,) = conn.execute(
+        "SELECT count(*) FROM shard.messages WHERE episode IN (SELECT id FROM temp.merging)"
     ).fetchone()
     m.verdicts, m.correct, m.invalid = conn.execute(
         "SELECT count(*), coalesce(sum(correct), 0), coalesce(sum(parse_status != 'ok'), 0)"
@@ -160,6 +153,19 @@ def merge_files(out: str | Path, shards: list[str | Path]) -> Merged:
     finally:
         conn.close()
     return total
+
+
+def shard_of(template: bytes, events: Iterable[Event]) -> bytes:
+    """Events written into a copy of a serialized empty shard, serialized again."""
+    from moot.store.writer import StoreWriter
+
+    conn = sqlite3.connect(":memory:", check_same_thread=False)
+    try:
+        conn.deserialize(template)
+        StoreWriter(conn).write_now(events)
+        return conn.serialize()
+    finally:
+        conn.close()
 
 
 def empty_shard() -> sqlite3.Connection:

@@ -1,96 +1,29 @@
-"""Reading a stored run back into moot's own types: its scenario per cell, its episodes and
-their messages as the engine posted them. Re-judging, forking and replay start here."""
+"""A stored run as the workflows that start from one see it: its scenario (per cell), read
+back through the one reader (`moot.store.reader.RunReader`). Re-judging, forking, replay,
+offline judging and the desk start here."""
 
 from __future__ import annotations
 
 import json
-import sqlite3
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from moot.errors import ConfigError
-from moot.events import Message
-from moot.quotes import Quote, from_record
 from moot.scenario.model import Scenario
+from moot.store.reader import RunReader
 
 
-@dataclass(slots=True)
-class StoredEpisode:
-    id: int
-    question_id: str
-    question: str
-    answers: tuple[str, ...]
-    correct: int | None
-    source: str | None
-    protocol: str
-    assignments: dict[str, int]
-    seats: dict[str, dict[str, Any]]  # seat -> role, sees_source
-    status: str
-    cell: str | None
-
-
-def open_run(path: str | Path) -> tuple[sqlite3.Connection, Scenario, Path | None]:
-    """The run's database (migrated) and its resolved scenario; a one-line error if the file
-    is not a moot run."""
-    from moot import store
-
+def open_run(path: str | Path) -> tuple[RunReader, Scenario, Path | None]:
+    """A stored run (migrated to this moot's schema first) with its resolved scenario and
+    the directory its dataset paths are relative to; a one-line error if the file is not a
+    moot run."""
     p = Path(path)
-    conn = store.connect(p)
-    try:
-        scenario, _, base = stored_scenario(p)
-    except Exception:
-        conn.close()
-        raise
-    return conn, scenario, base
+    scenario, _, base = stored_scenario(p)  # migrates
+    return RunReader(p), scenario, base
 
 
 def cell_scenarios(scenario: Scenario) -> dict[str | None, Scenario]:
     """Each cell's scenario by the name its episodes carry (None outside a sweep)."""
     return {c.name: c.scenario for c in scenario.cells()}
-
-
-def episodes(conn: sqlite3.Connection, status: str | None = "done") -> list[StoredEpisode]:
-    sql = (
-        "SELECT id, question_id, question, answers, correct, source, protocol, assignments,"
-        " seats, status, cell FROM episodes"
-    )
-    rows = conn.execute(sql + (" WHERE status = ?" if status else "") + " ORDER BY id",
-                        (status,) if status else ()).fetchall()  # fmt: skip
-    return [
-        StoredEpisode(
-            r[0], r[1], r[2], tuple(json.loads(r[3])), r[4], r[5], r[6], json.loads(r[7] or "{}"),
-            json.loads(r[8]), r[9], r[10],
-        )
-        for r in rows
-    ]
-
-
-def _quotes(text: str | None) -> tuple[Quote, ...] | None:
-    if not text:
-        return None
-    return tuple(from_record(q) for q in json.loads(text))
-
-
-def messages(conn: sqlite3.Connection, episode: int) -> list[Message]:
-    """An episode's messages in posting order, as the engine posted them."""
-    rows = conn.execute(
-        "SELECT episode, seq, round, phase, seat, role, side, content, audience, created_at,"
-        " call_seq, quotes FROM messages WHERE episode = ? ORDER BY seq",
-        (episode,),
-    ).fetchall()
-    return [
-        Message(
-            r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7],
-            None if r[8] is None else frozenset(json.loads(r[8])), r[9], r[10], _quotes(r[11]),
-        )
-        for r in rows
-    ]
-
-
-def visible(messages: list[Message], seat: str) -> tuple[Message, ...]:
-    """What a seat may read of these messages (the bus's rule: no audience means everyone)."""
-    return tuple(m for m in messages if m.audience is None or seat in m.audience)
 
 
 def parse_episodes(text: str, known: list[int]) -> set[int]:

@@ -14,14 +14,14 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Footer, Static
 
-from moot.tui.reader import Episode, RunReader
+from moot.store.reader import RunReader, StoredEpisode
 from moot.tui.text import plain, plain_text
 from moot.tui.widgets import STATUS_STYLE, Transcript, call_summary, colour, letter, message_details
 
 SPEEDS = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0)  # messages per second when playing
 
 
-def episode_header(ep: Episode, view: str | None) -> Text:
+def episode_header(ep: StoredEpisode, view: str | None) -> Text:
     t = Text(end="")
     t.append(f"episode {ep.id}", style="bold")
     t.append(f" · {plain(ep.protocol)} · ")
@@ -131,7 +131,7 @@ class EpisodeScreen(Screen[None]):
         self.neighbour = neighbour or reader.neighbour
         self.reader = reader
         self.episode_id = episode
-        self.ep: Episode | None = None
+        self.ep: StoredEpisode | None = None
         self.views: list[str | None] = [None]
         self.view_index = 0
         self.speed_index = 2

@@ -36,8 +36,14 @@ from textual.widget import Widget
 from textual.widgets import Footer, Static, TextArea
 
 from moot import quotes as quoting
-from moot.agents.human import PROBABILITY_TURNS, TurnAnswer, TurnRequest, speech_problems, speech_size
-from moot.tui.reader import MessageRow
+from moot.agents.human import (
+    PROBABILITY_TURNS,
+    TurnAnswer,
+    TurnRequest,
+    message_from_record,
+    speech_problems,
+    speech_size,
+)
 from moot.tui.text import plain
 from moot.tui.widgets import Transcript, colour, letter
 
@@ -230,7 +236,7 @@ class HumanTurnScreen(Screen[TurnAnswer]):
     def on_mount(self) -> None:
         tr = self.query_one(Transcript)
         tr.set_verdicts([])
-        tr.show([MessageRow(**m) for m in self.request.messages])
+        tr.show([message_from_record(m) for m in self.request.messages])
         if self.probability_turn:
             self.query_one(ProbabilityBar).focus()
         else:
@@ -410,8 +416,8 @@ class WaitingScreen(Screen[None]):
         else:
             t.append("waiting for your next turn…", style="bold")
         if state is not None:
-            e = state.totals.episodes
-            t.append(f"\nepisodes {e.get('done', 0)}/{sum(e.values())} done", style="dim")
+            e = state.totals
+            t.append(f"\nepisodes {e.done}/{e.episodes} done", style="dim")
         t.append("\n\nThe live view stays hidden while people take part here (it shows what every seat "
                  f"said and the correct answers). Watch it from another terminal: moot watch {plain(str(self.path))}",
                  style="dim")  # fmt: skip

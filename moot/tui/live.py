@@ -12,24 +12,8 @@ from bisect import bisect_left, insort
 from collections import deque
 from dataclasses import dataclass, field
 
-from moot.tui.reader import RunReader
-
-
-@dataclass(slots=True)
-class Totals:
-    episodes: dict[str, int] = field(default_factory=dict)  # per status
-    messages: int = 0
-    calls: int = 0
-    tokens: int = 0
-    cost: float = 0.0
-    verdicts: int = 0  # final verdicts of finished episodes
-    correct: int = 0
-    invalid: int = 0
-
-    @property
-    def accuracy(self) -> float | None:
-        valid = self.verdicts - self.invalid
-        return self.correct / valid if valid else None
+from moot.events import Totals
+from moot.store.reader import RunReader
 
 
 @dataclass(slots=True)
@@ -57,38 +41,15 @@ class LiveState:
         self._rate: deque[tuple[float, int]] = deque(maxlen=50)
 
     def load(self) -> None:
-        """Count what is there already, in one read transaction (seconds on a huge run:
-        call it from a worker thread)."""
-        conn = self.reader.connect()  # this thread's own
-        try:
-            conn.execute("BEGIN")
-            last = {}
-            for table in ("messages", "model_calls", "verdicts"):
-                (last[table],) = conn.execute(f"SELECT coalesce(max(rowid), 0) FROM {table}").fetchone()
-            ids = self.reader.episode_ids(conn=conn)
-            counts = dict(conn.execute("SELECT status, count(*) FROM episodes GROUP BY status"))
-            running = {r[0] for r in conn.execute("SELECT id FROM episodes WHERE status = 'running'")}
-            (messages,) = conn.execute("SELECT count(*) FROM messages").fetchone()
-            calls, tokens, cost = conn.execute(
-                "SELECT count(*), coalesce(sum(prompt_tokens + completion_tokens), 0),"
-                " coalesce(sum(cost), 0) FROM model_calls"
-            ).fetchone()
-            verdicts, correct, invalid = conn.execute(
-                "SELECT count(*), coalesce(sum(v.correct), 0), coalesce(sum(v.parse_status != 'ok'), 0)"
-                " FROM verdicts v JOIN episodes e ON e.id = v.episode WHERE e.status != 'running'"
-                " AND v.id IN (SELECT max(id) FROM verdicts GROUP BY episode)"
-            ).fetchone()
-            row = conn.execute("SELECT status FROM runs LIMIT 1").fetchone()
-            conn.execute("COMMIT")
-        finally:
-            conn.close()
-        self.ids = ids
-        self.max_episode = ids[-1] if ids else -1
-        self.running = running
-        self.last = last
-        self.totals = Totals(counts, messages, calls, tokens, cost, verdicts, correct, invalid)
-        self.run_status = row[0] if row else "?"
-        self._rate.append((time.monotonic(), calls))
+        """Count what is there already (seconds on a huge run: call it from a worker thread)."""
+        snap = self.reader.snapshot()
+        self.ids = snap.ids
+        self.max_episode = snap.ids[-1] if snap.ids else -1
+        self.running = snap.running
+        self.last = snap.last
+        self.totals = snap.totals
+        self.run_status = snap.status or "?"
+        self._rate.append((time.monotonic(), snap.totals.model_calls))
 
     def _add_episode(self, eid: int, status: str, changes: Changes) -> None:
         i = bisect_left(self.ids, eid)
@@ -96,12 +57,23 @@ class LiveState:
             return
         insort(self.ids, eid)
         self.max_episode = max(self.max_episode, eid)
-        self.totals.episodes[status] = self.totals.episodes.get(status, 0) + 1
+        self._count(status, +1)
         if status == "running":
             self.running.add(eid)
         else:
             changes.finished.append(eid)
         changes.new_episodes.append(eid)
+
+    def _count(self, status: str, n: int) -> None:
+        t = self.totals
+        if status == "running":
+            t.episodes += n
+        elif status == "done":
+            t.done += n
+            t.episodes += n
+        elif status == "failed":
+            t.failed += n
+            t.episodes += n
 
     def known(self, eid: int) -> bool:
         i = bisect_left(self.ids, eid)
@@ -127,7 +99,7 @@ class LiveState:
         calls = r.new_calls(self.last["model_calls"])
         if calls:
             self.last["model_calls"] = calls[-1][0]
-            t.calls += len(calls)
+            t.model_calls += len(calls)
             t.tokens += sum(c[1] for c in calls)
             t.cost += sum(c[2] for c in calls)
         verdicts = r.new_verdicts(self.last["verdicts"])
@@ -138,23 +110,17 @@ class LiveState:
             for eid, status in r.statuses(sorted(self.running)).items():
                 if status != "running":
                     self.running.discard(eid)
-                    t.episodes["running"] = t.episodes.get("running", 1) - 1
-                    t.episodes[status] = t.episodes.get(status, 0) + 1
+                    self._count("running", -1)
+                    self._count(status, +1)
                     ch.finished.append(eid)
         if ch.finished:
             self._count_verdicts(ch.finished)
-        row = r.conn.execute("SELECT status FROM runs LIMIT 1").fetchone()
-        self.run_status = row[0] if row else "?"
-        self._rate.append((time.monotonic(), t.calls))
+        self.run_status = r.status() or "?"
+        self._rate.append((time.monotonic(), t.model_calls))
         return ch
 
     def _count_verdicts(self, episodes: list[int]) -> None:
-        marks = ",".join("?" * len(episodes))
-        rows = self.reader.conn.execute(
-            "SELECT correct, parse_status FROM verdicts WHERE id IN"
-            f" (SELECT max(id) FROM verdicts WHERE episode IN ({marks}) GROUP BY episode)",
-            tuple(episodes),
-        ).fetchall()
+        rows = self.reader.rulings(episodes)
         t = self.totals
         t.verdicts += len(rows)
         t.correct += sum(1 for c, _ in rows if c)

@@ -19,9 +19,9 @@ from textual.widgets.option_list import Option
 from textual.worker import get_current_worker
 
 from moot.errors import ConfigError
+from moot.store.reader import Filters, RunReader
 from moot.tui.episode import EpisodeScreen
 from moot.tui.help import HelpScreen
-from moot.tui.reader import Filters, RunReader
 from moot.tui.text import one_line, plain
 from moot.tui.widgets import STATUS_STYLE, EpisodeList
 
@@ -322,7 +322,7 @@ class RunsScreen(Screen[None]):
                 reader = RunReader(p)
                 try:
                     run = reader.run() or {}
-                    (n,) = reader.conn.execute("SELECT count(*) FROM episodes").fetchone()
+                    n = reader.count()
                 finally:
                     reader.close()
             except (ConfigError, sqlite3.Error):

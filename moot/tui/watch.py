@@ -18,10 +18,10 @@ from textual.widgets import Footer, Static
 from textual.worker import Worker, WorkerState
 
 from moot.errors import ConfigError
+from moot.store.reader import RunReader
 from moot.tui.episode import EpisodeScreen
 from moot.tui.help import HelpScreen
 from moot.tui.live import LiveState
-from moot.tui.reader import RunReader
 from moot.tui.text import one_line, plain
 from moot.tui.widgets import STATUS_STYLE, EpisodeList, Transcript, colour, letter
 
@@ -30,16 +30,14 @@ RUN_STYLE = {"running": "#e5c07b", "done": "#98c379", "failed": "#e06c75", "inte
 
 def stats_line(state: LiveState, following: bool, name: str) -> Text:
     t = state.totals
-    e = t.episodes
-    total = sum(e.values())
     out = Text(end="", no_wrap=True, overflow="ellipsis")
     out.append(plain(name), style="bold")
     out.append(f" {state.run_status}", style=RUN_STYLE.get(state.run_status, ""))
-    out.append(f"  episodes {e.get('done', 0):,}/{total:,} done", style="")
-    if e.get("running"):
-        out.append(f" {e['running']:,} running", style=STATUS_STYLE["running"])
-    if e.get("failed"):
-        out.append(f" {e['failed']:,} failed", style=STATUS_STYLE["failed"])
+    out.append(f"  episodes {t.done:,}/{t.episodes:,} done", style="")
+    if t.running:
+        out.append(f" {t.running:,} running", style=STATUS_STYLE["running"])
+    if t.failed:
+        out.append(f" {t.failed:,} failed", style=STATUS_STYLE["failed"])
     acc = t.accuracy
     out.append("  judge ")
     out.append("n/a" if acc is None else f"{acc:.1%}", style="bold")
@@ -47,7 +45,7 @@ def stats_line(state: LiveState, following: bool, name: str) -> Text:
     if t.invalid:
         out.append(f", {t.invalid:,} invalid", style=STATUS_STYLE["failed"])
     out.append("\n")
-    out.append(f"{t.messages:,} messages  {t.calls:,} calls  {state.calls_per_s():,.0f} calls/s  "
+    out.append(f"{t.messages:,} messages  {t.model_calls:,} calls  {state.calls_per_s():,.0f} calls/s  "
                f"{t.tokens:,} tokens  ${t.cost:.4f}  ")  # fmt: skip
     out.append("following newest" if following else "following paused", style="#56b6c2" if following else "dim")
     return out

@@ -19,8 +19,9 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.widgets import Static
 
-from moot.quotes import from_record, render_for_judge
-from moot.tui.reader import EpisodeRow, MessageRow, RunReader, VerdictRow
+from moot.events import Message, Verdict
+from moot.quotes import render_for_judge
+from moot.store.reader import EpisodeRow, RunReader
 from moot.tui.text import one_line, plain, plain_text
 
 ROLE_COLOURS = {
@@ -254,7 +255,7 @@ class EpisodeList(ScrollView, can_focus=True):
 # -- a transcript ---------------------------------------------------------------------------
 
 
-def message_title(m: MessageRow) -> Text:
+def message_title(m: Message) -> Text:
     t = Text(end="")
     t.append(plain(m.seat), style=f"bold {colour(m.role, m.side)}")
     t.append(f" · {plain(m.role)}")
@@ -267,18 +268,18 @@ def message_title(m: MessageRow) -> Text:
 _MARKED = re.compile(r"<(v|u)_quote>(.*?)</\1_quote>", re.S)
 
 
-def as_seen(m: MessageRow) -> str | None:
+def as_seen(m: Message) -> str | None:
     """The content as the other seats read it: quotes re-tagged by the engine as verified
     (`<v_quote>`) or not (`<u_quote>`), as in their prompts. None when nothing differs."""
     if not m.quotes:
         return None
     try:
-        return render_for_judge(m.content, [from_record(q) for q in m.quotes])
-    except (KeyError, TypeError, ValueError):
+        return render_for_judge(m.content, list(m.quotes))
+    except (TypeError, ValueError):
         return None
 
 
-def message_body(m: MessageRow, view: str | None = None) -> Text:
+def message_body(m: Message, view: str | None = None) -> Text:
     """The content, with quoted spans marked: verified green, unverified red and struck.
 
     In a seat's view (`view` set), the text is what that seat read, engine marks and all."""
@@ -292,17 +293,12 @@ def message_body(m: MessageRow, view: str | None = None) -> Text:
         return text
     text = plain_text(m.content)
     if text.plain == m.content:  # offsets hold only if nothing was made visible
-        for q in m.quotes:
-            try:
-                start, end = int(q["start"]), int(q["end"])
-            except (KeyError, TypeError, ValueError):
-                continue
-            style = "underline #98c379" if q.get("verified") else "strike #e06c75"
-            text.stylize(style, start, end)
+        for q in m.quotes or ():
+            text.stylize("underline #98c379" if q.verified else "strike #e06c75", q.start, q.end)
     return text
 
 
-def verdict_line(v: VerdictRow, gold: bool = True) -> Text:
+def verdict_line(v: Verdict, gold: bool = True) -> Text:
     """The judge's probabilities and choice; with `gold`, whether it was right."""
     t = Text(end="")
     t.append(f"verdict of {plain(v.judge)}: ", style="bold #e5c07b")
@@ -325,7 +321,7 @@ class MessageBox(Static):
     MessageBox.hidden-from-view { opacity: 45%; }
     """
 
-    def __init__(self, m: MessageRow, verdicts: list[VerdictRow], view: str | None = None) -> None:
+    def __init__(self, m: Message, verdicts: list[Verdict], view: str | None = None) -> None:
         super().__init__(self.body(m, verdicts, view), markup=False)
         self.message = m
         self.verdicts = verdicts
@@ -334,14 +330,14 @@ class MessageBox(Static):
         self.styles.border = ("round", colour(m.role, m.side))
 
     @staticmethod
-    def body(m: MessageRow, verdicts: list[VerdictRow], view: str | None = None) -> Text:
+    def body(m: Message, verdicts: list[Verdict], view: str | None = None) -> Text:
         body = message_body(m, view)
         for v in verdicts:
             body.append("\n")
             body.append_text(verdict_line(v, gold=view is None))
         return body
 
-    def set_verdicts(self, verdicts: list[VerdictRow]) -> None:
+    def set_verdicts(self, verdicts: list[Verdict]) -> None:
         self.verdicts = verdicts
         self.update(self.body(self.message, verdicts, self.view))
 
@@ -369,8 +365,8 @@ class Transcript(VerticalScroll, can_focus=True):
     def __init__(self, window: int = 60, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.window = window
-        self.messages: list[MessageRow] = []
-        self.verdicts: dict[tuple[str, int | None], list[VerdictRow]] = {}
+        self.messages: list[Message] = []
+        self.verdicts: dict[tuple[str, int | None], list[Verdict]] = {}
         self.view: str | None = None
         self.step: int | None = None  # index of the current message, or None: show all
         self.follow = True  # stay at the bottom as messages arrive
@@ -385,12 +381,12 @@ class Transcript(VerticalScroll, can_focus=True):
         self._note = None
         self.remove_children()
 
-    def set_verdicts(self, verdicts: list[VerdictRow]) -> None:
+    def set_verdicts(self, verdicts: list[Verdict]) -> None:
         self.verdicts = {}
         for v in verdicts:
             self.verdicts.setdefault((v.judge, v.call_seq), []).append(v)
 
-    def _box(self, m: MessageRow) -> MessageBox:
+    def _box(self, m: Message) -> MessageBox:
         verdicts = self.verdicts.get((m.seat, m.call_seq), []) if m.call_seq is not None else []
         return MessageBox(m, verdicts, self.view)
 
@@ -414,12 +410,12 @@ class Transcript(VerticalScroll, can_focus=True):
             return max(0, len(self.messages) - self.window)
         return max(0, self.step - self.window + 10)  # room to step on before remounting
 
-    def show(self, messages: list[MessageRow]) -> None:
+    def show(self, messages: list[Message]) -> None:
         self.messages = list(messages)
         self._mount_window(self._wanted_start())
         self.apply()
 
-    def extend(self, messages: list[MessageRow]) -> None:
+    def extend(self, messages: list[Message]) -> None:
         if not messages:
             return
         end = self._start + len(self._boxes)
@@ -437,7 +433,7 @@ class Transcript(VerticalScroll, can_focus=True):
         self.mount_all(boxes)
         self.apply()
 
-    def refresh_verdicts(self, verdicts: list[VerdictRow]) -> None:
+    def refresh_verdicts(self, verdicts: list[Verdict]) -> None:
         """New verdicts for messages already shown: rebuild those boxes."""
         self.set_verdicts(verdicts)
         for box in self._boxes:
@@ -498,11 +494,11 @@ def call_summary(call: dict[str, Any] | None) -> Text:
     return t
 
 
-def message_details(m: MessageRow, seats: dict[str, dict[str, Any]], call: dict[str, Any] | None) -> Text:
+def message_details(m: Message, seats: dict[str, dict[str, Any]], call: dict[str, Any] | None) -> Text:
     t = Text(end="")
     t.append_text(message_title(m))
     t.append("\n")
-    seen_by = "every seat" if m.audience is None else (", ".join(plain(s) for s in m.audience) or "no seat")
+    seen_by = "every seat" if m.audience is None else (", ".join(plain(s) for s in sorted(m.audience)) or "no seat")
     t.append("seen by ", style="dim")
     t.append(seen_by + "\n")
     judges = [s for s, info in seats.items() if info.get("role") == "judge"]
@@ -511,10 +507,9 @@ def message_details(m: MessageRow, seats: dict[str, dict[str, Any]], call: dict[
         t.append(f"{plain(j)} ", style="dim")
         t.append("sees it\n" if ok else "does not see it\n", style="#98c379" if ok else "#e06c75")
     if m.quotes:
-        t.append(f"quotes  {sum(bool(q.get('verified')) for q in m.quotes)}/{len(m.quotes)} verified\n", style="dim")
+        t.append(f"quotes  {sum(q.verified for q in m.quotes)}/{len(m.quotes)} verified\n", style="dim")
         for q in m.quotes[:8]:
-            ok = bool(q.get("verified"))
-            t.append(" ✓ " if ok else " ✗ ", style="#98c379" if ok else "#e06c75")
-            t.append(one_line(q.get("text", ""), 60) + "\n")
+            t.append(" ✓ " if q.verified else " ✗ ", style="#98c379" if q.verified else "#e06c75")
+            t.append(one_line(q.text, 60) + "\n")
     t.append_text(call_summary(call))
     return t

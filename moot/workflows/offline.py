@@ -17,22 +17,19 @@ judged under the label are skipped.
 
 from __future__ import annotations
 
-import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from moot.agents.human import TurnAnswer, TurnRequest, judgement_of, verdict_text
+from moot import events
+from moot.agents.human import HumanCallRecord, TurnAnswer, TurnRequest, judgement_of, message_record, verdict_text
 from moot.errors import ConfigError
+from moot.events import ModelCall, Verdict
+from moot.store.reader import RunReader
+from moot.store.writer import StoreWriter
 
 __all__ = ["OfflineJudging"]
-
-_MESSAGES = (
-    "SELECT m.episode, m.seq, m.round, m.phase, m.seat, m.role, m.side, m.content, m.audience,"
-    " m.created_at, m.call_seq, {quotes} FROM messages m WHERE m.episode = ? ORDER BY m.seq"
-)
-
 
 def ruling_phases(path: Path) -> set[str]:
     """The run's verdict phases (their messages are rulings, not part of the exchange), from
@@ -71,11 +68,10 @@ class OfflineJudging:
         self.label = f"human:{name}"
         self.seat = seat
         self.time_limit = time_limit
-        self.conn = store.connect(self.path)  # read-write: verdicts are added
-        cols = {r[1] for r in self.conn.execute("PRAGMA table_info(messages)")}
-        self._sql = _MESSAGES.format(quotes="m.quotes" if "quotes" in cols else "NULL")
+        self.conn = store.connect(self.path)  # migrated; read-write: verdicts are added
+        self.reader = RunReader(self.path)
         self.rulings = ruling_phases(self.path)
-        self.episodes = [r[0] for r in self.conn.execute("SELECT id FROM episodes WHERE status = 'done' ORDER BY id")]
+        self.episodes = self.reader.done_ids()
         if not self.episodes:
             raise ConfigError(f"{self.path}: no finished episodes to judge")
         self.judged = 0  # verdicts given in this session
@@ -83,6 +79,7 @@ class OfflineJudging:
         self._position = 0
 
     def close(self) -> None:
+        self.reader.close()
         self.conn.close()
 
     def _judge_seat(self, seats: dict[str, Any]) -> str:
@@ -100,22 +97,14 @@ class OfflineJudging:
         return len(self.episodes) - self._position
 
     def _turns(self, episode: int) -> list[OfflineTurn]:
-        row = self.conn.execute(
-            "SELECT question, answers, correct, source, seats FROM episodes WHERE id = ?", (episode,)
-        ).fetchone()
-        question, answers, correct, source, seats = row[0], json.loads(row[1]), row[2], row[3], json.loads(row[4])
-        seat = self._judge_seat(seats)
-        info = seats.get(seat, {})
-        visible = []
-        for r in self.conn.execute(self._sql, (episode,)):
-            audience = json.loads(r[8]) if r[8] else None
-            if (audience is not None and seat not in audience) or r[3] in self.rulings:
-                continue
-            visible.append({
-                "episode": r[0], "seq": r[1], "round": r[2], "phase": r[3], "seat": r[4],
-                "role": r[5], "side": r[6], "content": r[7], "audience": audience,
-                "created_at": r[9], "call_seq": None, "quotes": json.loads(r[11]) if r[11] else [],
-            })  # fmt: skip
+        ep = self.reader.episode(episode)
+        assert ep is not None  # one of the run's finished episodes
+        seat = self._judge_seat(ep.seats)
+        info = ep.seats.get(seat, {})
+        visible = [
+            message_record(replace(m, call_seq=None))
+            for m in events.visible(self.reader.messages(episode), seat) if m.phase not in self.rulings
+        ]  # fmt: skip
         # A round is judged once its last word from another seat is in: the judge seat's
         # own words after that (a question between rounds) open the next step.
         cutoff: dict[int, int] = {}
@@ -123,20 +112,19 @@ class OfflineJudging:
             if m["seat"] != seat:
                 cutoff[m["round"]] = max(cutoff.get(m["round"], -1), m["seq"])
         rounds = sorted(cutoff) or [1]
-        done = {r for (r,) in self.conn.execute(
-            "SELECT round FROM verdicts WHERE episode = ? AND judge = ?", (episode, self.label))}  # fmt: skip
+        done = self.reader.rounds_judged(episode, self.label)
         out = []
         for rnd in rounds:
             if rnd in done:
                 continue
             request = TurnRequest(
                 seat=self.label, role="judge", episode=episode, kind="verdict", phase="offline",
-                round=rnd, rounds=rounds[-1], question=question, answers=answers, side=None,
-                source=source if info.get("sees_source") else None,
+                round=rnd, rounds=rounds[-1], question=ep.question, answers=list(ep.answers), side=None,
+                source=ep.source if info.get("sees_source") else None,
                 messages=[m for m in visible if m["seq"] <= cutoff.get(rnd, -1)], time_limit=self.time_limit,
                 title=f"offline judging as {self.label}",
             )  # fmt: skip
-            out.append(OfflineTurn(request, correct))
+            out.append(OfflineTurn(request, ep.correct))
         return out
 
     def next(self) -> TurnRequest | None:
@@ -158,28 +146,24 @@ class OfflineJudging:
         shown = answer.shown_at or now
         answered = answer.answered_at or now
         text = verdict_text(j.probabilities, tuple("ABCDEFGH"[: len(r.answers)]))
-        with self.conn:
-            (seq,) = self.conn.execute(
-                "SELECT coalesce(max(seq), -1) + 1 FROM model_calls WHERE episode = ?", (r.episode,)
-            ).fetchone()
-            self.conn.execute(
-                "INSERT INTO model_calls (episode, seq, seat, role, model, system, prompt, params,"
-                " response, prompt_tokens, completion_tokens, cost, latency_s, attempts, started_at,"
-                " error) VALUES (?,?,?,?,?,?,?,?,?,0,0,0.0,?,1,?,?)",
-                (r.episode, seq, self.label, "judge", "human", f"{self.label}: offline judging",
-                 r.describe(), json.dumps({"kind": "verdict", "time_limit": r.time_limit,
-                                           "timed_out": answer.timed_out, "offline": True}),
-                 text, max(0.0, answered - shown), shown,
-                 "time limit reached" if answer.timed_out else None),
-            )  # fmt: skip
-            self.conn.execute(
-                "INSERT INTO verdicts (episode, judge, model, round, choice, probabilities, correct,"
-                " method, parse_status, raw, call_seq, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                (r.episode, self.label, "human", r.round, j.choice,
-                 None if j.probabilities is None else json.dumps(j.probabilities),
-                 None if j.choice is None or turn.correct is None else int(j.choice == turn.correct),
-                 j.method, j.parse_status, text, seq, answered),
-            )  # fmt: skip
+        seq = self.reader.next_call_seq(r.episode)
+        StoreWriter(self.conn).write_now([
+            ModelCall(
+                r.episode, seq, self.label, "judge", "human",
+                HumanCallRecord(  # type: ignore[arg-type]
+                    [{"role": "system", "content": f"{self.label}: offline judging"},
+                     {"role": "user", "content": r.describe()}],
+                    {"kind": "verdict", "time_limit": r.time_limit, "timed_out": answer.timed_out, "offline": True},
+                ),
+                text, 0, 0, 0.0, max(0.0, answered - shown), 1, shown,
+                "time limit reached" if answer.timed_out else None,
+            ),
+            Verdict(
+                r.episode, self.label, "human", r.round, j.choice, j.probabilities,
+                None if j.choice is None or turn.correct is None else j.choice == turn.correct,
+                j.method, j.parse_status, text, seq, answered,
+            ),
+        ])  # fmt: skip
         self.judged += 1
         if not self._queue:
             self._position += 1

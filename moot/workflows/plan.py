@@ -312,7 +312,7 @@ def _walk(cell: CellPlan, settings: dict[str, ModelSettings]) -> tuple[_Tally, i
     bus = Bus()
     engine = Engine(cell.protocol.compile(), probes, bus, concurrency=1)
     anyio.run(engine.run, sample)
-    failed = bus.stats.episodes_failed
+    failed = bus.stats.failed
     if failed:
         raise ConfigError(f"plan: the {cell.protocol.name} protocol could not be walked")
     return tally, len(sample)

@@ -25,11 +25,12 @@ from moot.agents.base import Turn, View
 from moot.agents.model_seat import ModelSeat, SeatPrompts
 from moot.analysis.agreement import cohen_kappa, fleiss_kappa
 from moot.errors import ConfigError
-from moot.events import Message, ModelCall, Verdict
+from moot.events import Message, ModelCall, Verdict, visible
 from moot.models.gateway import Model, ModelCallFailed, is_scripted, make_api, with_defaults
 from moot.models.keys import require_key
 from moot.scenario.model import Prompts, Scenario
-from moot.store.transcripts import StoredEpisode, cell_scenarios, episodes, messages, open_run, visible
+from moot.store.reader import RunReader, StoredEpisode
+from moot.store.transcripts import cell_scenarios, open_run
 
 PREFIX = "rejudge:"
 FLUSH = 64  # verdicts kept in memory before they are written
@@ -128,26 +129,22 @@ class RejudgeSummary:
         return out
 
 
-def cases(conn: Any, scenario: Scenario) -> list[Case]:
+def cases(reader: RunReader, scenario: Scenario) -> list[Case]:
     """Every finished episode's final judge view, rebuilt from the stored messages."""
     from moot.protocols import registry
 
     by_cell = cell_scenarios(scenario)
     rounds = {name: registry.build(sc).settings.get("rounds", 1) for name, sc in by_cell.items()}
     out = []
-    for ep in episodes(conn):
+    for ep in reader.episodes():
         judges = [s for s, info in ep.seats.items() if info.get("role") == "judge"]
         if not judges:
             continue
-        row = conn.execute(
-            "SELECT judge, round, choice, call_seq FROM verdicts WHERE episode = ? AND judge IN"
-            f" ({','.join('?' * len(judges))}) ORDER BY id DESC LIMIT 1",
-            (ep.id, *judges),
-        ).fetchone()
+        row = reader.final_ruling(ep.id, judges)
         if row is None:
             continue
         seat, round_, choice, call_seq = row
-        msgs = messages(conn, ep.id)
+        msgs = reader.messages(ep.id)
         ruling = next((m for m in msgs if m.seat == seat and m.call_seq == call_seq), None)
         before = [m for m in msgs if ruling is None or m.seq < ruling.seq]
         sees = bool(ep.seats[seat].get("sees_source"))
@@ -203,26 +200,23 @@ def rejudge(
         raise ConfigError("rejudge: a --judge is given twice")
     templates = load_prompt(prompt) if prompt else None
     p = Path(path)
-    conn, scenario, _ = open_run(p)
+    from moot import store
+
+    reader, scenario, _ = open_run(p)
+    conn = store.connect(p)  # the new calls and verdicts are added
     try:
         for m in judges:  # a missing key: one line now, not a failed call per episode
             require_key(m, scenario.model_for(m), ask_litellm=False)
-        todo = cases(conn, scenario)
-        if not todo and not conn.execute("SELECT 1 FROM episodes LIMIT 1").fetchone():
+        todo = cases(reader, scenario)
+        if not todo and not reader.has_episodes():
             raise ConfigError(f"{p}: holds no episodes to re-judge")
         if not todo:
             raise ConfigError(f"{p}: no finished episode has a judge seat to re-judge")
         tag = Path(prompt).stem if prompt else None
         variants = [(m, s) for m in judges for s in ((False, True) if swap else (False,))]
         labels = {(m, s): label_for(m, swapped=s, prompt=tag) for m, s in variants}
-        seen = defaultdict(set)
-        for ep, judge in conn.execute(
-            f"SELECT episode, judge FROM verdicts WHERE judge LIKE '{PREFIX}%'"
-        ):
-            seen[judge].add(ep)
-        next_seq = defaultdict(int)
-        for ep, seq in conn.execute("SELECT episode, max(seq) + 1 FROM model_calls GROUP BY episode"):
-            next_seq[ep] = seq
+        seen: defaultdict[str, set[int]] = defaultdict(set, reader.judged_by(PREFIX))
+        next_seq: defaultdict[int, int] = defaultdict(int, reader.next_call_seqs())
         sink = _Calls(next_seq)
         cache = _cache(scenario, judges)
         models = {m: _model(m, scenario, sink, cache) for m in judges}  # unknown model: fails here
@@ -291,11 +285,12 @@ def rejudge(
             errors=errors,
         )
         summary.table, summary.fleiss = compare(
-            conn, list(stats), {c.episode.id: c.original for c in todo}
+            reader, list(stats), {c.episode.id: c.original for c in todo}
         )
         return summary
     finally:
         conn.close()
+        reader.close()
 
 
 def _cache(scenario: Scenario, judges: list[str]) -> Any:
@@ -341,7 +336,7 @@ def _write(conn: Any, calls: list[Any], verdicts: list[Verdict]) -> None:
 
 
 def compare(
-    conn: Any, labels: list[str], original: dict[int, int | None]
+    reader: RunReader, labels: list[str], original: dict[int, int | None]
 ) -> tuple[dict[str, tuple[int, int, int, int, float | None]], float | None]:
     """Per label: verdicts, correct, valid, how often it flips the original judge's choice,
     and Cohen's kappa with it; Fleiss' kappa over the original and all labels, on the
@@ -349,9 +344,7 @@ def compare(
     table = {}
     choices: dict[str, dict[int, int | None]] = {}
     for label in labels:
-        rows = conn.execute(
-            "SELECT episode, choice, correct FROM verdicts WHERE judge = ?", (label,)
-        ).fetchall()
+        rows = reader.choices_of(label)
         got = {ep: c for ep, c, _ in rows}
         choices[label] = got
         valid = sum(c is not None for c in got.values())

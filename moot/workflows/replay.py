@@ -12,8 +12,6 @@ seats (some on other models) play the rest. The new run records its parent in
 
 from __future__ import annotations
 
-import json
-import sqlite3
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -28,6 +26,8 @@ from moot.engine import EpisodeFailed
 from moot.errors import ConfigError
 from moot.events import ModelCall
 from moot.models.base import GenerateRequest, GenerateResult, ProviderError
+from moot.store.reader import RunReader
+from moot.store.transcripts import parse_episodes, stored_scenario
 from moot.store.writer import call_columns
 
 if TYPE_CHECKING:
@@ -48,35 +48,19 @@ class StoredOutputs:
     and exact request; the probabilities read from them (verdicts, ratings, checks); the
     sides seats chose; the speeches best-of-N selected."""
 
-    def __init__(self, conn: sqlite3.Connection, episodes: set[int]) -> None:
+    def __init__(self, reader: RunReader, episodes: set[int]) -> None:
         self.calls: dict[tuple, deque[StoredCall]] = {}
-        for ep, seq, seat, model, system, prompt, middle, params, response, pt, ct in conn.execute(
-            "SELECT episode, seq, seat, model, system, prompt, messages, params, response,"
-            " prompt_tokens, completion_tokens FROM model_calls"
-            " WHERE error IS NULL AND response IS NOT NULL AND seat NOT LIKE 'rejudge:%'"
-            " ORDER BY episode, seq"
-        ):
+        for ep, seq, seat, model, system, prompt, middle, params, response, pt, ct in reader.answered_calls():
             if ep in episodes:
                 key = (ep, seat, system, prompt, middle, params)
                 self.calls.setdefault(key, deque()).append(StoredCall(seq, model, response, pt, ct))
         self.judged: dict[tuple[int, str, int], tuple[Any, str, str]] = {}
-        for sql in (
-            "SELECT episode, judge, call_seq, probabilities, method, parse_status FROM verdicts",
-            "SELECT episode, rater, call_seq, probabilities, method, parse_status FROM ratings",
-            "SELECT episode, rater, call_seq, probabilities, method, 'ok' FROM qualifications",
-        ):
-            for ep, seat, seq, probs, method, status in conn.execute(sql):
-                if ep in episodes and seq is not None:
-                    self.judged[(ep, seat, seq)] = (probs and tuple(json.loads(probs)), method, status)
-        self.sides = {
-            ep: json.loads(a or "{}")
-            for ep, a in conn.execute("SELECT id, assignments FROM episodes")
-            if ep in episodes
-        }
+        for ep, seat, seq, probs, method, status in reader.readings():
+            if ep in episodes and seq is not None:
+                self.judged[(ep, seat, seq)] = (probs, method, status)
+        self.sides = {ep: a for ep, a in reader.assignments().items() if ep in episodes}
         self.speeches: dict[tuple[int, str, str, int], tuple[str, int | None]] = {}
-        for ep, seat, phase, round_, content, call_seq in conn.execute(
-            "SELECT episode, seat, phase, round, content, call_seq FROM messages ORDER BY episode, seq"
-        ):
+        for ep, seat, phase, round_, content, call_seq in reader.speeches():
             if ep in episodes:
                 self.speeches[(ep, seat, phase, round_)] = (content, call_seq)
 
@@ -218,24 +202,18 @@ def _start(
     out: str | Path | None,
     progress: Any,
 ) -> RunSummary:
-    from moot import store
-    from moot.store.transcripts import parse_episodes, stored_scenario
     from moot.workflows.run import Interrupted, apply_overrides, check_keys, execute, prepare
 
     scenario, text, base = stored_scenario(parent)
-    conn = store.connect(parent)
+    reader = RunReader(parent)
     try:
-        (run_id,) = conn.execute("SELECT id FROM runs").fetchone()
-        done = [i for (i,) in conn.execute("SELECT id FROM episodes WHERE status = 'done' ORDER BY id")]
+        run_id = (reader.run() or {})["id"]
+        done = reader.done_ids()
         if not done:
             raise ConfigError(f"{parent}: no finished episode to start from")
         chosen = parse_episodes(episodes, done) if episodes else set(done)
         if until is not None:
-            marks = ",".join("?" * len(chosen))
-            (last,) = conn.execute(
-                f"SELECT max(round) FROM messages WHERE episode IN ({marks})", sorted(chosen)
-            ).fetchone()  # fmt: skip
-            last = last or 1
+            last = reader.last_round(chosen)
             if last == 1:
                 raise ConfigError(f"--from-round {until}: the stored episodes have one round: nothing to fork")
             if not 1 <= until < last:
@@ -243,7 +221,7 @@ def _start(
                     f"--from-round {until}: the stored episodes have rounds 1-{last}; fork from 1-{last - 1}"
                 )
     finally:
-        conn.close()
+        reader.close()
     if until is not None:
         scenario = apply_overrides(scenario, models=models)
     target = _output(parent, until, out)
@@ -266,14 +244,13 @@ def _start(
 
 
 def _hooks(parent: Path, record: dict[str, Any], chosen: set[int]) -> Hooks:
-    from moot import store
     from moot.workflows.run import Hooks
 
-    conn = store.connect(parent)
+    reader = RunReader(parent)
     try:
-        stored = StoredOutputs(conn, chosen)
+        stored = StoredOutputs(reader, chosen)
     finally:
-        conn.close()
+        reader.close()
     until = record["from_round"]
 
     cache = StoredCache(stored) if until is None else None
@@ -294,24 +271,24 @@ def _hooks(parent: Path, record: dict[str, Any], chosen: set[int]) -> Hooks:
 
 def resume_hooks(path: Path) -> Hooks | None:
     """A fork or a replay resumes as itself (its parent must still be where it was)."""
-    from moot import store
-
-    conn = store.connect(path)
+    stored_scenario(path)  # migrated, or a one-line error
+    reader = RunReader(path)
     try:
-        row = conn.execute("SELECT config FROM runs").fetchone()
+        stored = reader.record()
     finally:
-        conn.close()
-    record = json.loads(row[0]).get("parent") if row else None
+        reader.close()
+    record = stored[1].get("parent") if stored else None
     if not record:
         return None
     parent = Path(record["path"])
     if not parent.is_file():
         raise ConfigError(f"{path}: its parent run {parent} is gone; it cannot be resumed")
-    conn = store.connect(parent)
+    stored_scenario(parent)  # migrated, or a one-line error
+    reader = RunReader(parent)
     try:
-        done = {i for (i,) in conn.execute("SELECT id FROM episodes WHERE status = 'done'")}
+        done = set(reader.done_ids())
     finally:
-        conn.close()
+        reader.close()
     chosen = set(record["episodes"]) if record.get("episodes") else done
     return _hooks(parent, record, chosen)
 

@@ -10,7 +10,7 @@ import time
 import uuid
 import zlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -24,36 +24,24 @@ from moot.agents.model_seat import ModelSeat, SeatPrompts
 from moot.bus import Bus
 from moot.engine import Engine, EpisodeSpec
 from moot.errors import ConfigError
-from moot.events import MemoryEntry
+from moot.events import MemoryEntry, Totals
 from moot.models.gateway import Model, is_scripted, make_api, with_defaults
 from moot.protocols import registry
 from moot.protocols.graph import Protocol
 from moot.scenario.model import Scenario, SeatConfig
+from moot.store.reader import RunReader
 from moot.store.transcripts import stored_scenario
 
 
 @dataclass(slots=True)
-class RunSummary:
-    path: Path
-    episodes: int
-    done: int
-    failed: int
-    verdicts: int
-    correct: int
-    invalid: int
-    model_calls: int
-    tokens: int
-    cost: float
-    wall_s: float
+class RunSummary(Totals):
+    """A finished (or stopped) run, as the command prints it."""
+
+    path: Path = Path()
+    wall_s: float = 0.0
     errors: list[str] = field(default_factory=list)
-    cached: int = 0  # calls answered from the response cache
     # a sweep's cells: name, episodes done, correct and valid final verdicts
     cells: list[tuple[str, int, int, int]] = field(default_factory=list)
-
-    @property
-    def accuracy(self) -> float | None:
-        valid = self.verdicts - self.invalid
-        return self.correct / valid if valid else None
 
     def lines(self) -> list[str]:
         acc = "n/a" if self.accuracy is None else f"{self.accuracy:.1%}"
@@ -280,7 +268,7 @@ async def execute(
 
     conn, run_id, done = open_run(prep, path, resume, models, cell_seats, hooks.config)
     total -= len(done)
-    carried = _load_memories(prep.cells, cell_seats, conn, resume, prep.base)
+    carried = _load_memories(prep.cells, cell_seats, path, resume, prep.base)
     writer = StoreWriter(conn)
     bus.attach(writer)
     open_desks(cell_seats, path)  # people without a terminal of this run's take turns via the DB
@@ -342,7 +330,7 @@ async def execute(
         with anyio.CancelScope(shield=True):
             store.finish_run(conn, run_id, status, time.time())
     wall = time.perf_counter() - t0  # first episode started -> last row committed
-    summary = summarize(conn, path, wall)
+    summary = summarize(path, wall)
     conn.close()
     return summary
 
@@ -433,7 +421,7 @@ def _seats(
 
 
 def _load_memories(
-    cells: list[CellPlan], cell_seats: list[dict[str, ModelSeat]], conn: sqlite3.Connection,
+    cells: list[CellPlan], cell_seats: list[dict[str, ModelSeat]], path: Path,
     resume: bool, base: Path | None,
 ) -> list[MemoryEntry]:
     """Fill the memories seats start with: on resume, what the run itself holds (entries
@@ -446,11 +434,9 @@ def _load_memories(
             if seat.memory is None or cfg is None:
                 continue
             if resume:  # what this cell's finished episodes wrote (and what it started from)
-                rows = conn.execute(
-                    "SELECT e.question, m.content FROM memories m LEFT JOIN episodes e ON e.id = m.episode"
-                    " WHERE m.seat = ? AND (m.episode IS NULL OR m.episode BETWEEN ? AND ?) ORDER BY m.id",
-                    (seat_id, cell.offset, cell.offset + cell.total - 1)).fetchall()  # fmt: skip
-                seat.memory.entries = [(q or "", c) for q, c in rows]
+                with RunReader(path) as reader:
+                    rows = reader.memories(seat_id, (cell.offset, cell.offset + cell.total - 1))
+                seat.memory.entries = [(q, c) for _, q, c, _ in rows]
             elif cfg.load:
                 source = Path(cfg.load).expanduser()
                 if not source.is_absolute() and base is not None:
@@ -464,16 +450,9 @@ def _load_memories(
 def _saved_memory(path: Path, seat_id: str) -> list[tuple[str, str, str, bool | None]]:
     from moot import store
 
-    conn = store.connect(path)
-    try:
-        return [
-            (kind, q or "", content, None if won is None else bool(won))
-            for kind, q, content, won in conn.execute(
-                "SELECT m.kind, e.question, m.content, m.won FROM memories m"
-                " LEFT JOIN episodes e ON e.id = m.episode WHERE m.seat = ? ORDER BY m.id", (seat_id,))
-        ]  # fmt: skip
-    finally:
-        conn.close()
+    store.connect(path).close()  # migrated, or a one-line error
+    with RunReader(path) as reader:
+        return reader.memories(seat_id)
 
 
 def budget_check(scenario: Scenario, bus: Bus) -> Any:
@@ -517,36 +496,15 @@ def prompts_used(prep: CellPlan, seats: dict[str, ModelSeat]) -> dict[str, dict[
     return out
 
 
-def summarize(conn: sqlite3.Connection, path: Path, wall_s: float) -> RunSummary:
-    episodes, done, failed = conn.execute(
-        "SELECT count(*), coalesce(sum(status='done'),0), coalesce(sum(status='failed'),0) FROM episodes"
-    ).fetchone()
-    # each episode's ruling, as the analysis reads it (store/schema.py, episode_results)
-    verdicts, correct, invalid = conn.execute(
-        "SELECT count(judge), coalesce(sum(correct),0), coalesce(sum(parse_status!='ok'),0)"
-        " FROM episode_results"
-    ).fetchone()
-    calls, tokens, cost, cached = conn.execute(
-        "SELECT count(*), coalesce(sum(prompt_tokens+completion_tokens),0), coalesce(sum(cost),0),"
-        " coalesce(sum(cached),0) FROM model_calls"
-        " WHERE model != 'human' AND model NOT LIKE 'human/%'"  # a person's turns are no calls
-    ).fetchone()
-    errors = [
-        f"episode {i}: {(e or '').splitlines()[0] if e else stop}"
-        for i, stop, e in conn.execute(
-            "SELECT id, stop_reason, error FROM episodes WHERE status='failed' ORDER BY id LIMIT 3"
-        )
-    ]
-    cells = conn.execute(
-        "SELECT c.name, coalesce(sum(r.status = 'done'), 0),"
-        " coalesce(sum(r.correct), 0), coalesce(sum(r.parse_status = 'ok'), 0)"
-        " FROM cells c LEFT JOIN episode_results r ON r.cell = c.name"
-        " GROUP BY c.name ORDER BY c.position"
-    ).fetchall()
-    return RunSummary(
-        path, episodes, done, failed, verdicts, correct, invalid, calls, tokens, cost, wall_s,
-        errors, cached, cells,
-    )  # fmt: skip
+def summarize(path: Path, wall_s: float) -> RunSummary:
+    """The stored run's totals (a resumed run's earlier episodes too: the bus counted only
+    this process's), its first failures and a sweep's cells."""
+    with RunReader(path) as reader:
+        t = reader.totals()
+        errors = [
+            f"episode {i}: {(e or '').splitlines()[0] if e else stop}" for i, stop, e in reader.failures(3)
+        ]
+        return RunSummary(**asdict(t), path=path, wall_s=wall_s, errors=errors, cells=reader.cell_results())
 
 
 def run_scenario(

@@ -1,6 +1,7 @@
-"""Read-only access to a run database, in pages: the TUI never loads a table whole.
+"""The one reader of stored runs: read-only, in pages, returning moot's transcript types.
 
-Every query is bounded (by a primary key, an index or a LIMIT). Live views poll by rowid,
+The TUI, replay and fork, re-judging, offline judging and the desk all read runs through
+`RunReader`; the SQL lives here (and writes in the writer). Every query is bounded (by a primary key, an index or a LIMIT). Live views poll by rowid,
 which only grows as the writer appends: `messages`, `model_calls` and `verdicts` rows newer
 than the last seen are cheap to find however large the run. The connection is opened
 read-only (`mode=ro`, `query_only`), so viewing never writes, migrates or locks out the run.
@@ -12,15 +13,18 @@ import json
 import sqlite3
 import threading
 from array import array
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from moot.errors import ConfigError
+from moot.events import Message, Totals, Verdict
+from moot.quotes import Quote, from_record
 from moot.store.schema import SCHEMA_VERSION
 
-__all__ = ["Episode", "EpisodeRow", "Filters", "MessageRow", "RunReader", "check_database"]
+__all__ = ["EpisodeRow", "Filters", "RunReader", "StoredEpisode", "check_database"]
 
 
 @dataclass(slots=True)
@@ -41,18 +45,18 @@ class EpisodeRow:
 
 
 @dataclass(slots=True)
-class Episode:
+class StoredEpisode:
     """An episode's header: what the transcript is about, and who sits where."""
 
     id: int
     question_id: str
     question: str
-    answers: list[str]
+    answers: tuple[str, ...]
     correct: int | None
     source: str | None
     protocol: str
     assignments: dict[str, int]
-    seats: dict[str, dict[str, Any]]
+    seats: dict[str, dict[str, Any]]  # seat -> role, sees_source
     status: str
     stop_reason: str | None
     outcome: dict[str, Any]
@@ -62,38 +66,14 @@ class Episode:
 
 
 @dataclass(slots=True)
-class MessageRow:
-    episode: int
-    seq: int
-    round: int
-    phase: str
-    seat: str
-    role: str
-    side: int | None
-    content: str
-    audience: list[str] | None  # None: every seat
-    created_at: float
-    call_seq: int | None
-    quotes: list[dict[str, Any]]
+class Snapshot:
+    """A live view's starting point: one consistent read of the run."""
 
-    def visible_to(self, seat: str | None) -> bool:
-        """Whether `seat` could read this message (None: the full view sees everything)."""
-        return seat is None or self.audience is None or seat in self.audience
-
-
-@dataclass(slots=True)
-class VerdictRow:
-    episode: int
-    judge: str
-    model: str
-    round: int
-    choice: int | None
-    probabilities: list[float] | None
-    correct: bool | None
-    method: str
-    parse_status: str
-    raw: str
-    call_seq: int | None
+    ids: array  # every episode id, sorted
+    running: set[int]
+    last: dict[str, int]  # table -> its highest rowid
+    totals: Totals
+    status: str | None  # the run's
 
 
 @dataclass(slots=True)
@@ -136,6 +116,15 @@ class Filters:
 
 # The final verdict of an episode is its last one (interim verdicts come before it).
 _LAST_VERDICT = "(SELECT {col} FROM verdicts v WHERE v.episode = e.id ORDER BY v.id DESC LIMIT 1)"
+
+
+# An episode's ruling: its last verdict from the run's own judges; judges added afterwards
+# (labels with a colon: rejudge:M, human:NAME) rule only where no other did (store/schema.py's
+# episode_results says the same in its view).
+_RULING = (
+    "coalesce((SELECT max(id) FROM verdicts WHERE episode = e.id AND judge NOT LIKE '%:%'),"
+    " (SELECT max(id) FROM verdicts WHERE episode = e.id))"
+)
 
 
 def _last(col: str) -> str:
@@ -207,6 +196,12 @@ class RunReader:
         with self._lock:
             self._conns.append(conn)
         return conn
+
+    def __enter__(self) -> RunReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def close(self) -> None:
         with self._lock:
@@ -329,19 +324,33 @@ class RunReader:
             )  # fmt: skip
         return [by_id[i] for i in ids if i in by_id]
 
-    def episode(self, episode_id: int) -> Episode | None:
-        r = self.conn.execute(
+    def episode(self, episode_id: int) -> StoredEpisode | None:
+        row = self.conn.execute(f"{self._episode_sql} WHERE id = ?", (episode_id,)).fetchone()
+        return None if row is None else _episode(row)
+
+    def episodes(self, status: str | None = "done", limit: int = 10_000_000) -> list[StoredEpisode]:
+        """Episodes in id order (finished ones by default): for workflows that visit each."""
+        where, args = (" WHERE status = ?", (status,)) if status else ("", ())
+        rows = self.conn.execute(f"{self._episode_sql}{where} ORDER BY id LIMIT ?", (*args, limit))
+        return [_episode(r) for r in rows]
+
+    @property
+    def _episode_sql(self) -> str:
+        return (
             "SELECT id, question_id, question, answers, correct, source, protocol, assignments,"
-            " seats, status, stop_reason, outcome, error, started_at,"
-            f" {self._cell} FROM episodes WHERE id = ?",
-            (episode_id,),
-        ).fetchone()
-        if r is None:
-            return None
-        return Episode(
-            r[0], r[1], r[2], _json(r[3]) or [], r[4], r[5], r[6], _json(r[7]) or {},
-            _json(r[8]) or {}, r[9], r[10], _json(r[11]) or {}, r[12], r[13], r[14],
-        )  # fmt: skip
+            f" seats, status, stop_reason, outcome, error, started_at, {self._cell} FROM episodes"
+        )
+
+    def done_ids(self) -> list[int]:
+        return [r[0] for r in self.conn.execute("SELECT id FROM episodes WHERE status = 'done' ORDER BY id")]
+
+    def count(self) -> int:
+        """How many episodes the run holds (one pass over an index)."""
+        (n,) = self.conn.execute("SELECT count(*) FROM episodes").fetchone()
+        return int(n)
+
+    def has_episodes(self) -> bool:
+        return self.conn.execute("SELECT 1 FROM episodes LIMIT 1").fetchone() is not None
 
     def neighbour(self, episode_id: int, step: int) -> int | None:
         """The next (step > 0) or previous episode id, unfiltered."""
@@ -353,29 +362,26 @@ class RunReader:
         return None if row is None else row[0]
 
     # -- one episode -------------------------------------------------------------------
-    def messages(self, episode_id: int, after_seq: int = -1, limit: int = 5000) -> list[MessageRow]:
+    def messages(self, episode_id: int, after_seq: int = -1, limit: int = 1_000_000) -> list[Message]:
+        """An episode's messages in posting order, as the engine posted them."""
         rows = self.conn.execute(
             "SELECT episode, seq, round, phase, seat, role, side, content, audience, created_at,"
             f" call_seq, {self._quotes} FROM messages WHERE episode = ? AND seq > ?"
             " ORDER BY seq LIMIT ?",
             (episode_id, after_seq, limit),
         ).fetchall()
-        return [
-            MessageRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], _json(r[8]), r[9], r[10], _json(r[11]) or [])
-            for r in rows
-        ]
+        return [_message(r) for r in rows]
 
-    def verdicts(self, episode_id: int) -> list[VerdictRow]:
+    def verdicts(self, episode_id: int) -> list[Verdict]:
         rows = self.conn.execute(
             "SELECT episode, judge, model, round, choice, probabilities, correct, method,"
-            " parse_status, raw, call_seq FROM verdicts WHERE episode = ? ORDER BY id LIMIT 1000",
+            " parse_status, raw, call_seq, created_at FROM verdicts WHERE episode = ? ORDER BY id LIMIT 1000",
             (episode_id,),
         ).fetchall()
         return [
-            VerdictRow(r[0], r[1], r[2], r[3], r[4], _json(r[5]),
-                       None if r[6] is None else bool(r[6]), *r[7:])
+            Verdict(r[0], r[1], r[2], r[3], r[4], _probs(r[5]), None if r[6] is None else bool(r[6]), *r[7:])
             for r in rows
-        ]  # fmt: skip
+        ]
 
     def call(self, episode_id: int, seq: int) -> dict[str, Any] | None:
         row = self.conn.execute(
@@ -390,6 +396,187 @@ class RunReader:
                 "params", "response", "prompt_tokens", "completion_tokens", "cost", "latency_s",
                 "attempts", "started_at", "error", "cached")  # fmt: skip
         return dict(zip(keys, row))
+
+    # -- what the workflows start from (replay, fork, rejudge, offline judging, the desk) ----
+    def record(self) -> tuple[str, dict[str, Any]] | None:
+        """The run's scenario file as written and its resolved config (None: no run yet)."""
+        row = self.conn.execute("SELECT scenario_yaml, config FROM runs LIMIT 1").fetchone()
+        return None if row is None else (row[0], json.loads(row[1]))
+
+    def status(self) -> str | None:
+        row = self.conn.execute("SELECT status FROM runs LIMIT 1").fetchone()
+        return None if row is None else row[0]
+
+    def last_round(self, episodes: set[int] | list[int]) -> int:
+        """The highest round any of these episodes reached (1 when none has messages)."""
+        ids = sorted(episodes)
+        marks = ",".join("?" * len(ids))
+        (last,) = self.conn.execute(f"SELECT max(round) FROM messages WHERE episode IN ({marks})", ids).fetchone()
+        return last or 1
+
+    def final_ruling(self, episode: int, judges: list[str]) -> tuple[str, int, int | None, int | None] | None:
+        """(judge, round, choice, call_seq) of the last verdict one of `judges` gave."""
+        marks = ",".join("?" * len(judges))
+        return self.conn.execute(
+            "SELECT judge, round, choice, call_seq FROM verdicts WHERE episode = ?"
+            f" AND judge IN ({marks}) ORDER BY id DESC LIMIT 1", (episode, *judges),
+        ).fetchone()  # fmt: skip
+
+    def choices_of(self, judge: str) -> list[tuple[int, int | None, bool | None]]:
+        """(episode, choice, correct) of every verdict under one judge label."""
+        return [
+            (e, c, None if k is None else bool(k))
+            for e, c, k in self.conn.execute("SELECT episode, choice, correct FROM verdicts WHERE judge = ?", (judge,))
+        ]
+
+    def judged_by(self, prefix: str) -> dict[str, set[int]]:
+        """Judge label -> the episodes it ruled, for labels starting with `prefix`."""
+        out: dict[str, set[int]] = {}
+        sql = "SELECT episode, judge FROM verdicts WHERE judge LIKE ? ESCAPE '\\'"
+        for ep, judge in self.conn.execute(sql, (_escape_like(prefix) + "%",)):
+            out.setdefault(judge, set()).add(ep)
+        return out
+
+    def rounds_judged(self, episode: int, judge: str) -> set[int]:
+        return {r for (r,) in self.conn.execute(
+            "SELECT round FROM verdicts WHERE episode = ? AND judge = ?", (episode, judge))}  # fmt: skip
+
+    def next_call_seqs(self) -> dict[int, int]:
+        """Per episode, the number its next model call takes (after the stored ones)."""
+        return dict(self.conn.execute("SELECT episode, max(seq) + 1 FROM model_calls GROUP BY episode"))
+
+    def next_call_seq(self, episode: int) -> int:
+        (seq,) = self.conn.execute(
+            "SELECT coalesce(max(seq), -1) + 1 FROM model_calls WHERE episode = ?", (episode,)
+        ).fetchone()
+        return int(seq)
+
+    def answered_calls(self) -> Iterator[tuple[Any, ...]]:
+        """Every call that got an answer, in order (re-judges' own left out): (episode, seq,
+        seat, model, system, prompt, messages, params, response, prompt_tokens,
+        completion_tokens). What a replay serves again."""
+        return self.conn.execute(
+            "SELECT episode, seq, seat, model, system, prompt, messages, params, response,"
+            " prompt_tokens, completion_tokens FROM model_calls"
+            " WHERE error IS NULL AND response IS NOT NULL AND seat NOT LIKE 'rejudge:%'"
+            " ORDER BY episode, seq"
+        )
+
+    def readings(self) -> Iterator[tuple[int, str, int | None, tuple[float, ...] | None, str, str]]:
+        """Every probability read from a call: (episode, seat, call_seq, probabilities,
+        method, parse_status) of verdicts, ratings and check questions."""
+        for sql in (
+            "SELECT episode, judge, call_seq, probabilities, method, parse_status FROM verdicts",
+            "SELECT episode, rater, call_seq, probabilities, method, parse_status FROM ratings",
+            "SELECT episode, rater, call_seq, probabilities, method, 'ok' FROM qualifications",
+        ):
+            for ep, seat, seq, probs, method, status in self.conn.execute(sql):
+                yield ep, seat, seq, _probs(probs), method, status
+
+    def assignments(self) -> dict[int, dict[str, int]]:
+        """The sides each episode's seats ended on."""
+        return {ep: _json(a) or {} for ep, a in self.conn.execute("SELECT id, assignments FROM episodes")}
+
+    def speeches(self) -> Iterator[tuple[int, str, str, int, str, int | None]]:
+        """(episode, seat, phase, round, content, call_seq) of every message, in order."""
+        return self.conn.execute(
+            "SELECT episode, seat, phase, round, content, call_seq FROM messages ORDER BY episode, seq"
+        )
+
+    def memories(self, seat: str, episodes: tuple[int, int] | None = None) -> list[tuple[str, str, str, bool | None]]:
+        """(kind, question, content, won) a seat wrote, in order; with `episodes` (lo, hi),
+        only what those episodes wrote and what the seat started from."""
+        sql = (
+            "SELECT m.kind, e.question, m.content, m.won FROM memories m"
+            " LEFT JOIN episodes e ON e.id = m.episode WHERE m.seat = ?"
+        )
+        args: tuple[Any, ...] = (seat,)
+        if episodes is not None:
+            sql += " AND (m.episode IS NULL OR m.episode BETWEEN ? AND ?)"
+            args += episodes
+        return [
+            (kind, q or "", content, None if won is None else bool(won))
+            for kind, q, content, won in self.conn.execute(sql + " ORDER BY m.id", args)
+        ]
+
+    # -- totals ------------------------------------------------------------------------
+    def totals(self) -> Totals:
+        """The whole stored run: episodes by status, calls (a person's turns are not calls),
+        and each finished episode's ruling (the run's own judge's, as the analysis reads it)."""
+        t = Totals()
+        t.episodes, t.done, t.failed = self.conn.execute(
+            "SELECT count(*), coalesce(sum(status='done'),0), coalesce(sum(status='failed'),0) FROM episodes"
+        ).fetchone()
+        (t.messages,) = self.conn.execute("SELECT count(*) FROM messages").fetchone()
+        t.model_calls, t.tokens, t.cost, t.cached = self.conn.execute(
+            "SELECT count(*), coalesce(sum(prompt_tokens+completion_tokens),0), coalesce(sum(cost),0),"
+            f" coalesce(sum({self._cached}),0) FROM model_calls"
+            " WHERE model != 'human' AND model NOT LIKE 'human/%'"
+        ).fetchone()
+        t.verdicts, t.correct, t.invalid = self.conn.execute(
+            "SELECT count(v.id), coalesce(sum(v.correct),0), coalesce(sum(v.parse_status!='ok'),0)"
+            f" FROM episodes e JOIN verdicts v ON v.id = {_RULING} WHERE e.status != 'running'"
+        ).fetchone()
+        return t
+
+    def rulings(self, episodes: list[int]) -> list[tuple[bool | None, str]]:
+        """(correct, parse_status) of these episodes' rulings (those that have one)."""
+        marks = ",".join("?" * len(episodes))
+        return [
+            (None if c is None else bool(c), p)
+            for c, p in self.conn.execute(
+                f"SELECT v.correct, v.parse_status FROM episodes e JOIN verdicts v ON v.id = {_RULING}"
+                f" WHERE e.id IN ({marks})", tuple(episodes))
+        ]  # fmt: skip
+
+    def failures(self, limit: int = 3) -> list[tuple[int, str | None, str | None]]:
+        """(episode, stop_reason, error) of the first failed episodes."""
+        return self.conn.execute(
+            "SELECT id, stop_reason, error FROM episodes WHERE status='failed' ORDER BY id LIMIT ?", (limit,)
+        ).fetchall()
+
+    def cell_results(self) -> list[tuple[str, int, int, int]]:
+        """A sweep's cells in grid order: (name, episodes done, correct and valid rulings)."""
+        try:
+            return self.conn.execute(
+                "SELECT c.name, coalesce(sum(e.status = 'done'), 0), coalesce(sum(v.correct), 0),"
+                " coalesce(sum(v.parse_status = 'ok'), 0)"
+                f" FROM cells c LEFT JOIN episodes e ON e.cell = c.name LEFT JOIN verdicts v ON v.id = {_RULING}"
+                " GROUP BY c.name ORDER BY c.position"
+            ).fetchall()
+        except sqlite3.OperationalError:  # an older database: no cells table
+            return []
+
+    # -- live polling ------------------------------------------------------------------
+    def snapshot(self) -> Snapshot:
+        """Everything a live view starts from, read in one transaction on a connection of
+        its own (seconds on a huge run: call it from a worker thread)."""
+        conn = self.connect()
+        try:
+            conn.execute("BEGIN")
+            last = {}
+            for table in ("messages", "model_calls", "verdicts"):
+                (last[table],) = conn.execute(f"SELECT coalesce(max(rowid), 0) FROM {table}").fetchone()
+            ids = self.episode_ids(conn=conn)
+            running = {r[0] for r in conn.execute("SELECT id FROM episodes WHERE status = 'running'")}
+            t = Totals()
+            t.episodes, t.done, t.failed = conn.execute(
+                "SELECT count(*), coalesce(sum(status='done'),0), coalesce(sum(status='failed'),0) FROM episodes"
+            ).fetchone()
+            (t.messages,) = conn.execute("SELECT count(*) FROM messages").fetchone()
+            t.model_calls, t.tokens, t.cost = conn.execute(
+                "SELECT count(*), coalesce(sum(prompt_tokens + completion_tokens), 0),"
+                " coalesce(sum(cost), 0) FROM model_calls"
+            ).fetchone()
+            t.verdicts, t.correct, t.invalid = conn.execute(
+                "SELECT count(v.id), coalesce(sum(v.correct),0), coalesce(sum(v.parse_status!='ok'),0)"
+                f" FROM episodes e JOIN verdicts v ON v.id = {_RULING} WHERE e.status != 'running'"
+            ).fetchone()
+            row = conn.execute("SELECT status FROM runs LIMIT 1").fetchone()
+            conn.execute("COMMIT")
+        finally:
+            conn.close()
+        return Snapshot(ids, running, last, t, row[0] if row else None)
 
     # -- live polling ------------------------------------------------------------------
     def max_rowids(self) -> dict[str, int]:
@@ -445,3 +632,38 @@ def _json(s: str | None) -> Any:
         return json.loads(s)
     except ValueError:
         return None
+
+
+def _probs(s: str | None) -> tuple[float, ...] | None:
+    v = _json(s)
+    return tuple(v) if isinstance(v, list) else None
+
+
+def _quotes(s: str | None) -> tuple[Quote, ...] | None:
+    """A message's stored quotes; a malformed entry (an edited or foreign file) is left out
+    rather than failing the read."""
+    records = _json(s)
+    if not isinstance(records, list):
+        return None
+    out = []
+    for q in records:
+        try:
+            out.append(from_record(q))
+        except (KeyError, TypeError, ValueError, IndexError):
+            continue
+    return tuple(out)
+
+
+def _message(r: tuple[Any, ...]) -> Message:
+    audience = _json(r[8])
+    return Message(
+        r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7],
+        None if audience is None else frozenset(audience), r[9], r[10], _quotes(r[11]),
+    )  # fmt: skip
+
+
+def _episode(r: tuple[Any, ...]) -> StoredEpisode:
+    return StoredEpisode(
+        r[0], r[1], r[2], tuple(_json(r[3]) or ()), r[4], r[5], r[6], _json(r[7]) or {},
+        _json(r[8]) or {}, r[9], r[10], _json(r[11]) or {}, r[12], r[13], r[14],
+    )  # fmt: skip
