@@ -4,6 +4,9 @@ for its seats, and what the walk put on the bus.
 Each stand-in answers by a rule of the test's (`say`), so what a handler does with the
 replies is all that is being looked at: sealed rounds, sides chosen, drafts hidden, reviews
 that end a loop, ratings and rankings, votes and means, scores and a referee's settlement.
+A handler reads its phase's own typed parameters (a speech's `best_of`, a rate phase's
+`submissions` and `pairwise`, an aggregate's `rule`, a referee phase's `referee`): most
+examples get them from a scenario's options, one writes its graph by hand.
 """
 
 from __future__ import annotations
@@ -12,12 +15,14 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+import networkx as nx
 import pytest
 
 from moot.agents.base import Judgement, Reply, Turn, View
 from moot.bus import Bus
 from moot.engine import Engine, EpisodeSpec
 from moot.events import EpisodeFinished, Message, Qualification, Rating, Verdict
+from moot.protocols.graph import END, Phase, Protocol, SeatSpec
 from moot.protocols.registry import build
 from moot.scenario.model import Scenario
 
@@ -60,8 +65,12 @@ def ruling(choice: int | None, probs: tuple[float, ...] | None = None, text: str
                  Judgement(choice, probs, "text", "ok" if choice is not None else "invalid"))  # fmt: skip
 
 
-async def walk(protocol: dict[str, Any], say: Callable[[View, Turn], Reply | str], spec: EpisodeSpec = SPEC) -> Recorder:
-    compiled = build(Scenario.model_validate({"name": "engine-example", "protocol": protocol})).compile()
+async def walk(protocol: dict[str, Any] | Protocol, say: Callable[[View, Turn], Reply | str],
+               spec: EpisodeSpec = SPEC) -> Recorder:  # fmt: skip
+    """Walk a scenario's protocol (its options, as a scenario file gives them) or a graph."""
+    if isinstance(protocol, dict):
+        protocol = build(Scenario.model_validate({"name": "engine-example", "protocol": protocol}))
+    compiled = protocol.compile()
     seats = {s.id: Stand(s.id, s.role, say) for s in compiled.seats}
     bus, seen = Bus(), Recorder()
     bus.attach(seen)
@@ -158,6 +167,35 @@ async def test_peer_review_qualifies_reviewers_and_ranks_by_weighted_preference(
     # reviewer_1 weighs (1 + 1) / (1 + 2), reviewer_2 (0 + 1) / (1 + 2): author_1 (red) wins
     assert [a for a, _ in json.loads(ranked.raw)] == ["author_1", "author_2"]
     assert (ranked.choice, ranked.correct) == (0, True)
+
+
+async def test_a_rate_phase_scores_the_phase_it_names_and_a_ranking_rules():
+    # a graph by hand: each phase carries its own kind's parameters
+    g = nx.DiGraph()
+    g.add_node("pitch", phase=Phase("pitch", "speech", ("author_a", "author_b"), simultaneous=True))
+    g.add_node("score", phase=Phase("score", "rate", ("critic",), submissions="pitch"))  # pointwise
+    g.add_node("rank", phase=Phase("rank", "aggregate", ("author_a", "author_b"), rule="ranking"))
+    g.add_node(END)
+    for a, b in (("pitch", "score"), ("score", "rank"), ("rank", END)):
+        g.add_edge(a, b)
+    seats = (SeatSpec("author_a", "author", side=0), SeatSpec("author_b", "author", side=1),
+             SeatSpec("critic", "reviewer"))  # fmt: skip
+    protocol = Protocol("pitches", seats, g, start="pitch")
+    assert protocol.problems() == []
+
+    def say(view: View, turn: Turn) -> Reply | str:
+        if turn.kind == "rate":  # 1-9: author_b's pitch is the better one
+            (shown,) = view.messages
+            score = 7 if shown.seat == "author_b" else 3
+            return ruling(score - 1, text=f"Score: {score}")
+        return f"{view.seat}: pick {view.answers[view.side or 0]}"
+
+    seen = await walk(protocol, say)
+    assert {(r.target, r.other, r.score) for r in seen.of(Rating)} == {("author_a", None, 3), ("author_b", None, 7)}
+    (ranked,) = seen.of(Verdict)
+    assert json.loads(ranked.raw) == [["author_b", 7], ["author_a", 3]]
+    assert (ranked.choice, ranked.correct) == (1, False)  # author_b defends blue; the gold is red
+    assert seen.of(EpisodeFinished)[0].outcome["ranking"] == [["author_b", 7], ["author_a", 3]]
 
 
 # -- aggregates: a majority, a jury's mean ----------------------------------------------------

@@ -1,9 +1,16 @@
 """The Model wrapper: retries with backoff, Retry-After, timeouts, the concurrency limit and
-the ModelCall record of every call."""
+the ModelCall record of every call.
+
+What a test pins in time is read on a virtual clock (VirtualClockLoop) wherever the waits are
+the event loop's (sleeps, backoffs, timeouts): exact, and the same however busy the machine.
+The call records' latencies are the wall clock's; they are bounded by the span of the call."""
 
 from __future__ import annotations
 
+import asyncio
+import selectors
 import time
+from typing import Any
 
 import anyio
 import pytest
@@ -27,6 +34,49 @@ def anyio_backend():
 
 
 Sink = RecordingSink
+
+
+class VirtualClockLoop(asyncio.SelectorEventLoop):
+    """An event loop whose clock (`loop.time()`, anyio.current_time()) starts at 0 and moves
+    only when every task waits: where the loop would block until its next timer, the clock
+    jumps to it. Sleeps, timeouts and backoffs then last exactly their length on this clock and
+    next to no time on the wall clock. Every timer made is kept, as its public TimerHandle, in
+    `timers`. For code without threads or sockets: what they would bring is not waited for
+    while a timer is due."""
+
+    def __init__(self) -> None:
+        self.clock = 0.0
+        self.timers: list[asyncio.TimerHandle] = []
+        super().__init__(_JumpingSelector(self))
+
+    def time(self) -> float:
+        return self.clock
+
+    def call_at(self, when: float, callback: Any, *args: Any, context: Any = None) -> asyncio.TimerHandle:
+        handle = super().call_at(when, callback, *args, context=context)
+        self.timers.append(handle)
+        return handle
+
+
+class _JumpingSelector(selectors.DefaultSelector):
+    def __init__(self, loop: VirtualClockLoop) -> None:
+        super().__init__()
+        self.loop = loop
+
+    def select(self, timeout: float | None = None) -> list:
+        ready = super().select(0)
+        if ready or timeout == 0:
+            return ready
+        if timeout is None:  # no timer due: only I/O (a thread's wake-up) can come
+            return super().select(None)
+        self.loop.clock += timeout  # the loop would sleep until its next timer: it is there
+        return []
+
+
+# A test on the virtual clock (the module's `anyio_backend` is the ordinary asyncio loop).
+on_a_virtual_clock = pytest.mark.parametrize(
+    "anyio_backend", [pytest.param(("asyncio", {"loop_factory": VirtualClockLoop}), id="virtual-clock")]
+)
 
 
 class FlakyProvider:
@@ -56,7 +106,7 @@ class FlakyProvider:
 
     async def generate(self, request: GenerateRequest) -> GenerateResult:
         self.calls += 1
-        self.call_times.append(time.perf_counter())
+        self.call_times.append(anyio.current_time())  # the loop's clock: virtual or monotonic
         if self.delay:
             await anyio.sleep(self.delay)
         if self.calls <= self.failures:
@@ -112,6 +162,7 @@ def request(content: str = "hello") -> GenerateRequest:
 
 
 TAG = CallTag(episode=2, seat="debater_a", role="debater")
+EPS = 1e-9  # float rounding on the virtual clock
 
 
 @pytest.mark.anyio
@@ -119,7 +170,9 @@ async def test_success_records_the_call():
     sink = Sink()
     provider = FlakyProvider(text="hi there")
     model = Model("fake/model", provider, ModelSettings(), sink)
+    before = time.time()
     result, seq = await model.generate(request(), TAG)
+    after = time.time()
     assert result.text == "hi there"
     assert seq == 0
     (call,) = sink.calls
@@ -133,7 +186,7 @@ async def test_success_records_the_call():
     assert call.attempts == 1
     assert call.error is None
     assert call.latency_s >= 0
-    assert abs(call.started_at - time.time()) < 5
+    assert before <= call.started_at <= after  # a wall-clock timestamp, taken as the call started
 
 
 @pytest.mark.anyio
@@ -148,35 +201,40 @@ async def test_sequence_numbers_per_episode():
     assert [c.seq for c in sink.calls] == seqs
 
 
+@on_a_virtual_clock
 @pytest.mark.anyio
 async def test_retryable_errors_are_retried_with_backoff():
     sink = Sink()
     provider = FlakyProvider(failures=3)
     model = Model("fake", provider, ModelSettings(backoff=0.01, retries=4), sink)
-    t0 = time.perf_counter()
+    t0 = anyio.current_time()
     result, _ = await model.generate(request(), TAG)
-    elapsed = time.perf_counter() - t0
+    elapsed = anyio.current_time() - t0
     assert result.text == "ok"
     assert provider.calls == 4
     (call,) = sink.calls  # one record for the call, however many attempts
     assert call.attempts == 4
     assert call.error is None
     assert call.response == "ok"
-    # Exponential backoff with jitter in [0.5, 1] of 0.01, 0.02, 0.04.
+    # Exponential backoff with jitter in [0.5, 1] of 0.01, 0.02, 0.04 (the attempts take no time).
     gaps = [b - a for a, b in zip(provider.call_times, provider.call_times[1:])]
+    assert len(gaps) == 3
     assert gaps[0] >= 0.005 and gaps[1] >= 0.01 and gaps[2] >= 0.02
+    assert gaps[0] <= 0.01 + EPS and gaps[1] <= 0.02 + EPS and gaps[2] <= 0.04 + EPS
     assert elapsed >= 0.035
-    assert elapsed < 2
+    assert elapsed <= 0.07 + EPS
 
 
+@on_a_virtual_clock
 @pytest.mark.anyio
 async def test_backoff_is_capped_by_max_backoff():
     sink = Sink()
     provider = FlakyProvider(failures=3)
     settings = ModelSettings(backoff=10.0, max_backoff=0.01, retries=3)
-    t0 = time.perf_counter()
+    t0 = anyio.current_time()
     await Model("fake", provider, settings, sink).generate(request(), TAG)
-    assert time.perf_counter() - t0 < 1.0
+    # three waits of 0.01 s with jitter in [0.5, 1] (uncapped: 10, 20 and 40 s)
+    assert 3 * 0.005 <= anyio.current_time() - t0 <= 3 * 0.01 + EPS
     assert sink.calls[0].attempts == 4
 
 
@@ -198,15 +256,16 @@ async def test_retries_exhausted_fails_with_record():
     assert info.value.call_seq == call.seq == 0
 
 
+@on_a_virtual_clock
 @pytest.mark.anyio
 async def test_non_retryable_error_fails_at_once():
     sink = Sink()
     provider = FlakyProvider(failures=1, retryable=False)
     model = Model("fake", provider, ModelSettings(backoff=5.0, retries=4), sink)
-    t0 = time.perf_counter()
+    t0 = anyio.current_time()
     with pytest.raises(ModelCallFailed) as info:
         await model.generate(request(), TAG)
-    assert time.perf_counter() - t0 < 1.0  # no backoff sleep
+    assert anyio.current_time() == t0  # no backoff sleep: the clock never moved
     assert provider.calls == 1
     (call,) = sink.calls
     assert call.attempts == 1
@@ -232,28 +291,34 @@ async def test_retry_after_is_honoured():
     assert sink.calls[0].latency_s >= 0.3
 
 
+@on_a_virtual_clock
 @pytest.mark.anyio
 async def test_retry_after_on_non_retryable_error_is_not_waited_for():
     sink = Sink()
     provider = FlakyProvider(failures=1, retryable=False, retry_after=5.0)
-    t0 = time.perf_counter()
+    t0 = anyio.current_time()
     with pytest.raises(ModelCallFailed):
         await Model("fake", provider, ModelSettings(), sink).generate(request(), TAG)
-    assert time.perf_counter() - t0 < 1.0
+    assert anyio.current_time() == t0  # not a moment waited
+    assert provider.calls == 1
 
 
+@on_a_virtual_clock
 @pytest.mark.anyio
 async def test_timeout_is_retried_then_recorded():
     sink = Sink()
     provider = SleepyProvider(1.0)
     settings = ModelSettings(timeout=0.05, retries=2, backoff=0.01)
     model = Model("slow", provider, settings, sink)
-    t0 = time.perf_counter()
+    t0 = anyio.current_time()
     with pytest.raises(ModelCallFailed) as info:
         await model.generate(request(), TAG)
-    elapsed = time.perf_counter() - t0
+    elapsed = anyio.current_time() - t0
     assert provider.calls == 3  # a timeout is retryable
-    assert elapsed < 0.9  # each attempt was cut off at 0.05 s
+    # each attempt was cut off at 0.05 s (not let run its 1 s), with backoffs of
+    # 0.005-0.01 and 0.01-0.02 s between them
+    assert 3 * 0.05 + 0.015 - EPS <= elapsed <= 3 * 0.05 + 0.03 + EPS
+    assert elapsed < 0.9
     (call,) = sink.calls
     assert call.attempts == 3
     assert call.error is not None and "timeout" in call.error
@@ -284,6 +349,7 @@ async def test_timeout_then_success():
     assert sink.calls[0].attempts == 2 and sink.calls[0].error is None
 
 
+@on_a_virtual_clock
 @pytest.mark.anyio
 async def test_max_concurrency_holds():
     sink = Sink()
@@ -295,15 +361,15 @@ async def test_max_concurrency_holds():
         result, _ = await model.generate(request(f"q{i}"), CallTag(i, "s", "debater"))
         results[i] = result.text
 
-    t0 = time.perf_counter()
+    t0 = anyio.current_time()
     async with anyio.create_task_group() as tg:
         for i in range(10):
             tg.start_soon(one, i)
-    elapsed = time.perf_counter() - t0
+    elapsed = anyio.current_time() - t0
     assert provider.max_in_flight == 2
     assert results == {i: f"q{i}" for i in range(10)}
     assert len(sink.calls) == 10
-    assert elapsed >= 5 * 0.03 * 0.9  # five waves of two
+    assert elapsed == pytest.approx(5 * 0.03)  # five waves of two
 
 
 @pytest.mark.anyio
@@ -316,15 +382,18 @@ async def test_unlimited_concurrency_runs_all_at_once():
     assert provider.max_in_flight == 10
 
 
+@on_a_virtual_clock
 @pytest.mark.anyio
 async def test_time_queued_for_the_limiter_does_not_count_towards_the_timeout():
     sink = Sink()
     provider = CountingProvider(delay=0.04)
     settings = ModelSettings(max_concurrency=1, timeout=0.2, retries=0)
     model = Model("fake", provider, settings, sink)
+    t0 = anyio.current_time()
     async with anyio.create_task_group() as tg:
         for i in range(8):  # 8 x 0.04 s queued behind one slot: well over the 0.2 s timeout
             tg.start_soon(model.generate, request(), CallTag(i, "s", "debater"))
+    assert anyio.current_time() - t0 == pytest.approx(8 * 0.04)  # one after another
     assert provider.max_in_flight == 1
     assert [c.error for c in sink.calls] == [None] * 8
     assert all(c.attempts == 1 for c in sink.calls)
@@ -334,9 +403,11 @@ async def test_time_queued_for_the_limiter_does_not_count_towards_the_timeout():
 async def test_latency_and_tokens_recorded():
     sink = Sink()
     provider = FlakyProvider(delay=0.05)
+    t0 = time.perf_counter()
     await Model("fake", provider, ModelSettings(), sink).generate(request(), TAG)
+    span = time.perf_counter() - t0
     (call,) = sink.calls
-    assert 0.05 <= call.latency_s < 1.0
+    assert 0.05 <= call.latency_s <= span  # in seconds, and within the call
     assert call.prompt_tokens == 12
     assert call.completion_tokens == 5
     assert call.cost == 0.25
@@ -398,26 +469,27 @@ def test_the_scripted_latency_is_waited_in_full_with_one_timer_per_millisecond()
 
     alarm = Alarm()
     woke: list[float] = []
+    alarms: list[float] = []  # when each timer made while the sleepers set out is due
 
     async def main() -> None:
-        import asyncio
-
         loop = asyncio.get_running_loop()
-        timers_before = len(loop._scheduled)  # type: ignore[attr-defined]
+        assert isinstance(loop, VirtualClockLoop)  # its clock stands still while tasks run
 
         async def sleeper() -> None:
-            t = time.perf_counter()
+            t = loop.time()
             await alarm.sleep(0.05)
-            woke.append(time.perf_counter() - t)
+            woke.append(loop.time() - t)
 
         async with anyio.create_task_group() as tg:
+            timers_before = len(loop.timers)
             for _ in range(200):
                 tg.start_soon(sleeper)
-            await anyio.sleep(0)
-            # 200 sleepers started within a few milliseconds share a handful of timers
-            assert len(loop._scheduled) - timers_before <= 10  # type: ignore[attr-defined]
+            await anyio.sleep(0)  # every sleeper has set out (they ran before this task)
+            alarms.extend(timer.when() for timer in loop.timers[timers_before:])
             with anyio.move_on_after(0.01):  # a cancelled sleeper leaves the others be
                 await alarm.sleep(1.0)
 
-    anyio.run(main)
-    assert len(woke) == 200 and min(woke) >= 0.05 and max(woke) < 0.5
+    anyio.run(main, backend_options={"loop_factory": VirtualClockLoop})
+    # 200 sleepers due in the same millisecond share one timer, due then
+    assert alarms == [0.05]
+    assert len(woke) == 200 and min(woke) >= 0.05 and max(woke) <= 0.051

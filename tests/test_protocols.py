@@ -6,10 +6,14 @@ import sqlite3
 import subprocess
 import sys
 
+import networkx as nx
 import pytest
 
 from moot.errors import ConfigError
+from moot.protocols.graph import END, Phase, Protocol, SeatSpec, Terms
+from moot.protocols.registry import build_protocol
 from moot.scenario.load import parse
+from moot.scenario.model import ProtocolConfig
 from moot.workflows.run import run_scenario
 
 PASSAGE_MARK = "Passage:\n"
@@ -224,6 +228,41 @@ protocol:
 """
     with pytest.raises(ConfigError, match=message):
         parse(text, "bad.yaml")
+
+
+def test_a_protocols_options_become_typed_parameters_of_its_phases():
+    """Each phase carries its own kind's parameters; the protocol's terms hold what the whole
+    walk shares (rounds, the judge's stopping certainty, quote checks)."""
+
+    def built(**options):
+        return build_protocol(ProtocolConfig(**options))
+
+    debate = built(name="debate", rounds=3, stop_threshold=0.8, best_of=3, quote_fuzzy=0.9)
+    assert debate.terms == Terms(rounds=3, stop_threshold=0.8, quotes=True, quote_fuzzy=0.9)
+    assert (debate.phases["speeches"].best_of, debate.phases["verdict"].best_of) == (3, 1)
+    rate = built(name="peer_review", pairwise=True).phases["rate_pairwise"]
+    assert (rate.submissions, rate.pairwise) == ("submit", True)
+    assert built(name="peer_review").phases["rank"].rule == "ranking"
+    assert built(name="multi_agent").phases["majority"].rule == "majority"
+    assert built(name="debate", jury={"aggregate": "mean"}).phases["mean"].rule == "mean"
+    assert built(name="feedback", rubric="Every quote verbatim?").phases["review"].rubric == "Every quote verbatim?"
+    game = built(name="bargaining", rounds=2).phases
+    assert [game[p].round for p in ("brief", "offer_1", "check_respond_1", "offer_2", "settle")] == [0, 1, 1, 2, 2]
+    assert game["brief"].referee is not None and game["settle"].referee is game["brief"].referee
+
+
+def test_a_parameter_on_a_phase_of_another_kind_is_a_problem():
+    g = nx.DiGraph()
+    g.add_node("verdict", phase=Phase("verdict", "verdict", ("judge",), best_of=3))
+    g.add_node("settle", phase=Phase("settle", "referee", ("judge",)))
+    g.add_node(END)
+    g.add_edge("verdict", "settle")
+    g.add_edge("settle", END)
+    protocol = Protocol("odd", (SeatSpec("judge", "judge"),), g, start="verdict")
+    assert protocol.problems() == [
+        "phase 'verdict': best_of is a parameter of a speech phase, not of a verdict",
+        "phase 'settle': a referee phase needs its referee",
+    ]
 
 
 def test_same_scenario_and_seed_give_the_same_transcript_for_every_protocol(tmp_path):

@@ -5,6 +5,8 @@ Scripted models are deterministic, so a run on Ray must store exactly the episod
 messages, calls and verdicts of a local run; only times and row ids may differ.
 """
 
+import asyncio
+import inspect
 import logging
 import os
 import signal
@@ -223,10 +225,18 @@ def test_the_cli_runs_on_ray(cluster, tmp_path, capsys):
     assert "16 done" in capsys.readouterr().out
 
 
+async def parked(*tasks: asyncio.Task) -> None:
+    """Until every task has started and is suspended, waiting on something (or one is done,
+    for the test to say what it thinks of that). Bounded, in case neither ever happens."""
+    async with asyncio.timeout(30):
+        while not any(t.done() for t in tasks) and not all(
+            inspect.getcoroutinestate(t.get_coro()) == inspect.CORO_SUSPENDED for t in tasks
+        ):
+            await asyncio.sleep(0)
+
+
 def test_a_dead_holders_slots_are_given_back():
     """The limits actor's bookkeeping, without Ray: the driver returns a dead worker's slots."""
-    import asyncio
-
     from moot.executors.ray_limits import Limits
 
     async def scenario():
@@ -235,11 +245,11 @@ def test_a_dead_holders_slots_are_given_back():
         await limits.acquire("dead")
         asked = asyncio.create_task(limits.acquire("dead"))  # still waiting when it died
         waiting = asyncio.create_task(limits.acquire("alive"))
-        await asyncio.sleep(0.01)
-        assert not waiting.done()  # both slots are held by a worker that died
+        await parked(asked, waiting)  # both are waiting for a slot
+        assert not asked.done() and not waiting.done()  # both slots are held by a worker that died
         await limits.release_all("dead")
-        await asyncio.wait_for(waiting, 1)
-        await asyncio.wait_for(asked, 1)  # answered, with no slot
+        await asyncio.wait_for(waiting, 30)  # bounds only a hang: no time needs to pass
+        await asyncio.wait_for(asked, 30)  # answered, with no slot
         await limits.release("alive")
         await limits.release("alive")  # more than it holds: ignored
         return await limits.stats()
@@ -248,8 +258,6 @@ def test_a_dead_holders_slots_are_given_back():
 
 
 def test_the_limits_actor_has_no_slot_for_a_retired_holder():
-    import asyncio
-
     from moot.executors.ray_limits import Limits
 
     async def scenario():
@@ -264,16 +272,18 @@ def test_the_limits_actor_has_no_slot_for_a_retired_holder():
 def test_busy_workers_hand_slots_on_without_round_trips():
     """Under load a worker passes a finished call's slot to its next call (a few times, then
     back to the actor): the limit holds across workers, with far fewer round trips."""
-    import asyncio
-
     from moot.executors.ray_limits import Limits, SharedSlots
+
+    sent: list[asyncio.Future] = []  # every request to the actor
 
     class Method:
         def __init__(self, fn):
             self.fn = fn
 
         def remote(self, *args):
-            return asyncio.ensure_future(self.fn(*args))  # runs whether awaited or not
+            request = asyncio.ensure_future(self.fn(*args))  # runs whether awaited or not
+            sent.append(request)
+            return request
 
     class Actor:
         def __init__(self, limits):
@@ -292,13 +302,19 @@ def test_busy_workers_hand_slots_on_without_round_trips():
                 await asyncio.sleep(0.001)
                 now -= 1
 
-        await asyncio.gather(*(call(w) for w in workers for _ in range(60)))
-        await asyncio.sleep(0.01)  # the last releases reach the actor
-        return peak, sum(w.round_trips for w in workers), await limits.stats()
+        async with asyncio.timeout(30):  # a slot lost for good would hang it
+            await asyncio.gather(*(call(w) for w in workers for _ in range(60)))
+            # the last releases reach the actor: every request to it answered, and no worker
+            # waiting for a slot it asked for (one granted now would be handed straight back)
+            while any(w.asked for w in workers) or not all(r.done() for r in sent):
+                await asyncio.sleep(0)
+        held = [w.held for w in workers]
+        return peak, sum(w.round_trips for w in workers), held, await limits.stats()
 
-    peak, trips, stats = asyncio.run(scenario())
+    peak, trips, held, stats = asyncio.run(scenario())
     assert peak == 3
     assert trips <= 2 * 120 / 4, trips  # one acquire and one release per call: 240
+    assert held == [0, 0]  # an idle worker holds nothing
     assert stats["in_use"] == 0 and stats["holders"] == 0
 
 

@@ -19,7 +19,7 @@ import anyio
 
 from moot.agents.base import LearningSeat, Seat
 from moot.bus import Bus, SeatSight
-from moot.engine.episode import Episode, EpisodeFailed, EpisodeSpec, Rules, Table
+from moot.engine.episode import Episode, EpisodeFailed, EpisodeSpec, Table
 from moot.engine.phases import HANDLERS
 from moot.events import EpisodeFinished, EpisodeStarted, MemoryEntry, Verdict
 from moot.models.gateway import ModelCallFailed
@@ -48,8 +48,7 @@ class Engine:
         self.cell = cell
         self.bus = bus
         self.concurrency = concurrency
-        self.table = Table(protocol, Rules.of(protocol.settings), dict(seats), {s.id: s for s in protocol.seats},
-                           bus, {})  # fmt: skip
+        self.table = Table(protocol, dict(seats), {s.id: s for s in protocol.seats}, bus, {})
         self._seat_info = {s.id: {"role": s.role, "sees_source": s.sees_source} for s in protocol.seats}
         self._speech_phases = [p.name for p in protocol.phases.values() if p.kind == "speech"]
         # seats that carry a memory from one episode to the next
@@ -111,7 +110,7 @@ class Engine:
             ),
             {s.id: SeatSight(role=s.role, side=sides[s.id], sees_source=s.sees_source) for s in protocol.seats},
         )  # fmt: skip
-        ep = Episode(spec, PhaseState(visits={}, settings=protocol.settings), self.table)
+        ep = Episode(spec, PhaseState(visits={}, terms=protocol.terms), self.table)
         state = ep.state
         outcome: dict[str, Any] = {}
         status, stop_reason, error = "done", "completed", None
@@ -128,7 +127,7 @@ class Engine:
                 outcome = {"choice": state.ruling.choice, "correct": state.ruling.correct}
                 if state.ruling.method == "ranking":
                     outcome["ranking"] = json.loads(state.ruling.raw)
-            threshold = self.table.rules.stop_threshold
+            threshold = protocol.terms.stop_threshold
             if state.ended:  # the judge decided it had heard enough (a person)
                 stop_reason = "judge_ended"
             elif state.belief is not None and threshold:
@@ -152,11 +151,11 @@ class Engine:
         )
 
     def _round(self, phase: Phase, state: PhaseState) -> int:
-        """The debate round a turn belongs to: speeches so far (a verdict after round 2 is
-        a round-2 verdict), or the phase's own count in a protocol without speeches."""
-        by_phase = self.table.rules.phase_rounds
-        if by_phase is not None:
-            return by_phase[phase.name]
+        """The debate round a turn belongs to: the phase's own where the graph unrolls its
+        rounds (a game's), else speeches so far (a verdict after round 2 is a round-2
+        verdict), or the phase's own count in a protocol without speeches."""
+        if phase.round is not None:
+            return phase.round
         visits = state.visits
         if len(self._speech_phases) == 1:  # most protocols: one speech phase
             speeches = visits.get(self._speech_phases[0], 0)

@@ -43,45 +43,12 @@ class EpisodeFailed(Exception):
         self.reason = reason
 
 
-@dataclass(frozen=True, slots=True)
-class Rules:
-    """The protocol's parameters as the phases use them, read from its settings once."""
-
-    rounds: int
-    quotes: bool
-    quote_fuzzy: float | None
-    best_of: int
-    rubric: str
-    submissions: str | None  # peer review: the phase whose messages are rated
-    pairwise: bool
-    jury_mean: bool
-    referee: Any  # a game's referee (moot.protocols.game)
-    phase_rounds: dict[str, int] | None  # a game's rounds, by phase
-    stop_threshold: float | None
-
-    @classmethod
-    def of(cls, settings: dict[str, Any]) -> Rules:
-        return cls(
-            rounds=settings.get("rounds", 1),
-            quotes=bool(settings.get("quotes")),
-            quote_fuzzy=settings.get("quote_fuzzy"),
-            best_of=settings.get("best_of") or 1,
-            rubric=settings.get("rubric") or "",
-            submissions=settings.get("submissions"),
-            pairwise=bool(settings.get("pairwise")),
-            jury_mean=settings.get("jury") == "mean",
-            referee=settings.get("referee"),
-            phase_rounds=settings.get("phase_rounds"),
-            stop_threshold=settings.get("stop_threshold"),
-        )
-
-
 @dataclass(slots=True)
 class Table:
-    """What every episode of one engine shares: the protocol, its rules, the seats, the bus."""
+    """What every episode of one engine shares: the protocol (its phases carry their own
+    parameters, its terms the walk's), the seats, the bus."""
 
     protocol: CompiledProtocol
-    rules: Rules
     seats: dict[str, Seat]
     specs: dict[str, SeatSpec]
     bus: Bus
@@ -94,10 +61,10 @@ class Table:
                 kind=phase.kind,  # type: ignore[arg-type]  # the seats' kinds of phase
                 phase=phase.name,
                 round=round_,
-                rounds=self.rules.rounds,
+                rounds=self.protocol.terms.rounds,
                 simultaneous=phase.simultaneous,
                 max_tokens=0,
-                rubric=self.rules.rubric if phase.kind == "review" else "",
+                rubric=phase.rubric,  # a review's; empty for every other kind
             )
         return turn
 
@@ -136,8 +103,9 @@ class Episode:
                 raise EpisodeFailed("invalid_choice", f"{seat} named no answer to defend: {reply.content!r}")
             t.bus.assign(ep, seat, j.choice)
         quotes = None
-        if t.rules.quotes and phase.kind == "speech" and spec.source is not None:
-            quotes = tuple(quoting.verify(reply.content, spec.source, fuzzy=t.rules.quote_fuzzy))
+        terms = t.protocol.terms
+        if terms.quotes and phase.kind == "speech" and spec.source is not None:
+            quotes = tuple(quoting.verify(reply.content, spec.source, fuzzy=terms.quote_fuzzy))
         seq, side = t.bus.message_slot(ep, seat)
         await t.bus.post(
             Message(

@@ -58,7 +58,7 @@ async def turns(ep: Episode, phase: Phase, round_: int) -> None:
         return
     for seat in phase.seats:
         view = t.bus.view(i, seat)
-        if t.rules.best_of > 1:
+        if phase.best_of > 1:
             reply = await _act(ep, phase, round_, seat, view, turn)
         else:
             reply = await t.seats[seat].act(view, turn)
@@ -74,8 +74,8 @@ async def _act(ep: Episode, phase: Phase, round_: int, seat: str, view: View, tu
     The drafts and the pick are stored as messages no seat can see (audience: nobody), so
     the transcript shows what was chosen from, and the judge sees only the choice."""
     t = ep.table
-    n = t.rules.best_of
-    if n < 2 or phase.kind != "speech":
+    n = phase.best_of  # a speech's parameter: 1 for every other kind
+    if n < 2:
         return await t.seats[seat].act(view, turn)
     drafts: list[Reply | None] = [None] * n
 
@@ -92,7 +92,7 @@ async def _act(ep: Episode, phase: Phase, round_: int, seat: str, view: View, tu
     spec = ep.spec
     pick = await t.seats["selector"].act(
         View(spec.index, "selector", "selector", spec.question, spec.answers, view.side, None, tuple(posted)),
-        Turn("select", phase.name, round_, t.rules.rounds, False, 0),
+        Turn("select", phase.name, round_, t.protocol.terms.rounds, False, 0),
     )
     await ep.post_hidden(phase.name + ":select", round_, "selector", pick)
     choice = pick.judgement.choice if pick.judgement else None
@@ -108,7 +108,7 @@ async def qualify(ep: Episode, phase: Phase, round_: int) -> None:
     """Each reviewer answers the episode's check questions (known answers, passages shown);
     its weight in the ranking is its smoothed accuracy, (right + 1) / (n + 2)."""
     t = ep.table
-    turn = Turn("verdict", phase.name, round_, t.rules.rounds, True, 0)
+    turn = Turn("verdict", phase.name, round_, t.protocol.terms.rounds, True, 0)
 
     async def answer(rater: str, check: Any) -> None:
         view = View(ep.index, rater, "reviewer", check.question, check.answers, None, check.source, ())
@@ -133,20 +133,21 @@ async def qualify(ep: Episode, phase: Phase, round_: int) -> None:
 
 
 async def rate(ep: Episode, phase: Phase, round_: int) -> None:
-    """Every reviewer rates every submission (pointwise) or every ordered pair of them
-    (pairwise: both orders, so a preference for the first shown cancels out)."""
+    """Every reviewer rates every submission (the latest message of each seat in the phase
+    `phase.submissions`) on its own (pointwise) or every ordered pair of them (pairwise: both
+    orders, so a preference for the first shown cancels out)."""
     t, i, spec = ep.table, ep.index, ep.spec
     latest: dict[str, Message] = {}
     for m in t.bus.transcript(i):
-        if m.phase == t.rules.submissions:
+        if m.phase == phase.submissions:
             latest[m.seat] = m
     subs = list(latest.values())
     shows: list[tuple[Message, Message | None]]
-    if t.rules.pairwise:
+    if phase.pairwise:
         shows = [(x, y) for x in subs for y in subs if x.seat != y.seat]
     else:
         shows = [(x, None) for x in subs]
-    turn = Turn("rate", phase.name, round_, t.rules.rounds, True, 0)
+    turn = Turn("rate", phase.name, round_, t.protocol.terms.rounds, True, 0)
 
     async def one(rater: str, target: Message, other: Message | None) -> None:
         shown = (target,) if other is None else (target, other)
@@ -212,13 +213,8 @@ async def _rank(ep: Episode, phase: Phase, round_: int) -> Verdict:
 
 
 async def aggregate(ep: Episode, phase: Phase, round_: int) -> None:
-    rules = ep.table.rules
-    if rules.submissions:
-        ep.record(await _rank(ep, phase, round_))
-    elif rules.jury_mean:
-        ep.record(await _mean(ep, phase, round_))
-    else:
-        ep.record(await _majority(ep, phase, round_))
+    """The phase's rule combines what its seats said into a ruling (`AGGREGATES`)."""
+    ep.record(await AGGREGATES[phase.rule](ep, phase, round_))
 
 
 async def _majority(ep: Episode, phase: Phase, round_: int) -> Verdict:
@@ -283,7 +279,8 @@ async def referee(ep: Episode, phase: Phase, round_: int) -> None:
     t, i = ep.table, ep.index
     seat = phase.seats[-1]
     said = ep.said(seat)
-    rulings = t.rules.referee.step(phase.name, seat, said[-1] if said else None, ep.state.facts, ep.spec.game)
+    assert phase.referee is not None  # a referee phase without one is a graph's problem
+    rulings = phase.referee.step(phase.name, seat, said[-1] if said else None, ep.state.facts, ep.spec.game)
     for ruling in rulings:
         await t.bus.post(
             Message(
@@ -304,6 +301,14 @@ async def referee(ep: Episode, phase: Phase, round_: int) -> None:
                     )
                 )  # fmt: skip
 
+
+# An aggregate phase's rules: a new rule is a new entry here, and a new value of
+# `moot.protocols.graph.AggregateRule`.
+AGGREGATES: dict[str, Callable[[Episode, Phase, int], Awaitable[Verdict]]] = {
+    "majority": _majority,
+    "mean": _mean,
+    "ranking": _rank,
+}
 
 HANDLERS: dict[str, Handler] = {
     "speech": turns,

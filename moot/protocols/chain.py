@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import networkx as nx
 
-from moot.protocols.graph import END, Phase, Protocol, SeatSpec
+from moot.protocols.graph import END, Phase, Protocol, SeatSpec, Terms
 
 
 def build(rounds: int) -> Protocol:
@@ -35,4 +35,4 @@ def build(rounds: int) -> Protocol:
     g.add_edge("refine", "verify", when="rounds_left", of="refine")
     g.add_edge("refine", "score", when="rounds_done", of="refine")
     g.add_edge("score", END)
-    return Protocol("chain", seats, g, start="generate", settings={"rounds": rounds})
+    return Protocol("chain", seats, g, start="generate", terms=Terms(rounds))

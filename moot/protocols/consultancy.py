@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import networkx as nx
 
-from moot.protocols.graph import END, Phase, Protocol, SeatSpec
+from moot.protocols.graph import END, Phase, Protocol, SeatSpec, Terms
 
 
 def build(rounds: int, *, open_sides: bool = False) -> Protocol:
@@ -35,4 +35,4 @@ def build(rounds: int, *, open_sides: bool = False) -> Protocol:
     g.add_edge("question", "speech")
     g.add_edge("speech", "verdict", when="rounds_done")
     g.add_edge("verdict", END)
-    return Protocol("consultancy", seats, g, start=start, settings={"rounds": rounds})
+    return Protocol("consultancy", seats, g, start=start, terms=Terms(rounds))

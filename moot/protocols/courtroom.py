@@ -41,4 +41,4 @@ def build(*, witness: bool = True) -> Protocol:
     g.add_node(END)
     for a, b in zip([p.name for p in stages], [p.name for p in stages[1:]] + [END]):
         g.add_edge(a, b)
-    return Protocol("courtroom", tuple(seats), g, start="opening", settings={"rounds": 1})
+    return Protocol("courtroom", tuple(seats), g, start="opening")

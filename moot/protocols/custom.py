@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 import networkx as nx
 
-from moot.protocols.graph import END, Phase, Protocol, SeatSpec
+from moot.protocols.graph import END, Phase, Protocol, SeatSpec, Terms
 
 if TYPE_CHECKING:
     from moot.scenario.model import ProtocolConfig
@@ -53,5 +53,5 @@ def build(config: ProtocolConfig) -> Protocol:
             )
         args = {k: v for k, v in (("of", edge.of), ("threshold", edge.threshold)) if v is not None}
         g.add_edge(edge.from_, edge.to, when=edge.when, **args)
-    settings = {"rounds": config.rounds, "stop_threshold": config.stop_threshold}
-    return Protocol("custom", seats, g, start=config.start or "", settings=settings)
+    terms = Terms(config.rounds, stop_threshold=config.stop_threshold)
+    return Protocol("custom", seats, g, start=config.start or "", terms=terms)

@@ -20,7 +20,7 @@ from typing import Any
 
 import networkx as nx
 
-from moot.protocols.graph import END, Phase, Protocol, SeatSpec
+from moot.protocols.graph import END, Phase, Protocol, SeatSpec, Terms
 
 DEBATERS = ("debater_a", "debater_b")
 
@@ -61,5 +61,5 @@ def build(
         g.add_edge("speeches", "verdict")
         g.add_edge("verdict", next_round, when="unsure_rounds_left", of="speeches")
         g.add_edge("verdict", END)  # otherwise: sure, or out of rounds
-    settings = {"rounds": rounds, "stop_threshold": stop_threshold}
-    return Protocol("debate", seats, g, start=start, settings=settings)
+    terms = Terms(rounds, stop_threshold=stop_threshold)
+    return Protocol("debate", seats, g, start=start, terms=terms)

@@ -19,4 +19,4 @@ def build(passage: bool) -> Protocol:
     g.add_node(END)
     g.add_edge("verdict", END)
     seats = (SeatSpec("judge", "judge", sees_source=passage),)
-    return Protocol("direct_qa", seats, g, start="verdict", settings={"rounds": 1})
+    return Protocol("direct_qa", seats, g, start="verdict")

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import networkx as nx
 
-from moot.protocols.graph import END, Phase, Protocol, SeatSpec
+from moot.protocols.graph import END, Phase, Protocol, SeatSpec, Terms
 
 
 def build(rounds: int, *, rubric: str | None = None) -> Protocol:
@@ -26,12 +26,11 @@ def build(rounds: int, *, rubric: str | None = None) -> Protocol:
     )
     g = nx.DiGraph()
     g.add_node("draft", phase=Phase("draft", "speech", ("generator",)))
-    g.add_node("review", phase=Phase("review", "review", ("reviewer",)))
+    g.add_node("review", phase=Phase("review", "review", ("reviewer",), rubric=rubric or ""))
     g.add_node("verdict", phase=Phase("verdict", "verdict", ("judge",)))
     g.add_node(END)
     g.add_edge("draft", "review")
     g.add_edge("review", "draft", when="revise_rounds_left", of="draft")
     g.add_edge("review", "verdict")
     g.add_edge("verdict", END)
-    settings = {"rounds": rounds, "rubric": rubric}
-    return Protocol("feedback", seats, g, start="draft", settings=settings)
+    return Protocol("feedback", seats, g, start="draft", terms=Terms(rounds))

@@ -29,12 +29,11 @@ protocol's defaults, so one file can hold many games.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import Any
 
 import networkx as nx
 
-from moot.protocols.graph import END, Phase, Protocol, SeatSpec
+from moot.protocols.graph import END, Phase, PhaseKind, Protocol, Ruling, SeatSpec, Terms
 
 DEFAULTS: dict[str, dict[str, Any]] = {
     "bargaining": {"money": 100.0, "horizon": 4, "discount": [0.9, 0.9]},
@@ -54,11 +53,12 @@ def build(family: str, horizon: int) -> Protocol:
     first, second = PLAYERS[family]
     seats = (SeatSpec(first, "player"), SeatSpec(second, "player"))
     g = nx.DiGraph()
-    phase_rounds = {}
+    referee = Referee(family, horizon)
 
-    def add(name: str, kind: str, seat: str, r: int) -> None:
-        g.add_node(name, phase=Phase(name, kind, (seat,)))  # type: ignore[arg-type]
-        phase_rounds[name] = r
+    def add(name: str, kind: PhaseKind, seat: str, r: int) -> None:
+        # the rounds are unrolled: each phase knows its own, and a referee phase its referee
+        g.add_node(name, phase=Phase(name, kind, (seat,), round=r,
+                                     referee=referee if kind == "referee" else None))  # fmt: skip
 
     add("brief", "referee", first, 0)
     previous = "brief"
@@ -80,25 +80,13 @@ def build(family: str, horizon: int) -> Protocol:
     g.add_edge(previous, "settle", when="always")  # after the last round, accepted or not
     g.add_node(END)
     g.add_edge("settle", END)
-    settings = {
-        "rounds": horizon,
-        "referee": Referee(family, horizon),
-        "phase_rounds": phase_rounds,
-    }
-    return Protocol(family, seats, g, start="brief", settings=settings)
-
-
-@dataclass(frozen=True, slots=True)
-class Ruling:
-    """What the referee says after a step: a message (to everyone, or to one seat), and
-    at the end the outcome."""
-
-    text: str
-    audience: frozenset[str] | None = None
-    outcome: dict[str, Any] | None = None
+    return Protocol(family, seats, g, start="brief", terms=Terms(horizon))
 
 
 class Referee:
+    """The game's referee (a `moot.protocols.graph.Referee`): `step` is called at every
+    referee phase."""
+
     def __init__(self, family: str, horizon: int) -> None:
         self.family = family
         self.horizon = horizon

@@ -4,12 +4,18 @@ Declared with networkx (readable, checkable, printable); compiled once into plai
 the engine's hot path is dictionary look-ups. Whose turn it is and when to stop are derived
 from what has happened (how often each phase has run, the judge's latest belief), never
 kept in a private loop: one engine walks every protocol.
+
+Every parameter is typed and sits where it acts: a phase carries its kind's own (a speech
+its best-of-N, a rate phase pairwise or not, an aggregate its rule, a referee phase its
+referee), and the protocol's `Terms` hold what the whole walk shares (rounds, the judge's
+stopping certainty, how quotes are checked).
 """
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
@@ -53,6 +59,31 @@ class SeatSpec:
     sees_source: bool = True
 
 
+# How an aggregate phase combines: its seats' latest verdicts by plurality ("majority") or
+# by mean probability ("mean", a jury's), or the ratings of their submissions ("ranking").
+AggregateRule = Literal["majority", "mean", "ranking"]
+AGGREGATE_RULES: tuple[str, ...] = ("majority", "mean", "ranking")
+
+
+@dataclass(frozen=True, slots=True)
+class Ruling:
+    """What a referee says after a step: a message (to everyone, or to one seat), and at the
+    end the outcome."""
+
+    text: str
+    audience: frozenset[str] | None = None
+    outcome: dict[str, Any] | None = None
+
+
+class Referee(typing.Protocol):
+    """Code that runs a game (`moot.protocols.game`): it reads a seat's last move, keeps the
+    game's facts and says what happened."""
+
+    def step(
+        self, phase: str, seat: str, said: str | None, facts: dict[str, Any], game: dict[str, Any] | None
+    ) -> list[Ruling]: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Phase:
     name: str
@@ -61,6 +92,39 @@ class Phase:
     simultaneous: bool = False
     # Who reads what is said in this phase (None: every seat)
     audience: frozenset[str] | None = None
+    # The round the phase belongs to where the graph unrolls its rounds (a game's);
+    # None: counted from the walk (the speeches so far)
+    round: int | None = None
+    # -- each kind's own parameters (`PARAMETERS`; `Protocol.problems` checks the fit) ----
+    best_of: int = 1  # speech: N drafts and the selector seat's pick
+    rubric: str = ""  # review: what the reviewer checks
+    submissions: str | None = None  # rate: the phase whose latest messages are rated
+    pairwise: bool = False  # rate: every ordered pair of submissions, not each one
+    rule: AggregateRule = "majority"  # aggregate: how the seats' verdicts or ratings combine
+    referee: Referee | None = None  # referee: the code that checks moves and settles
+
+
+# Which kind carries which parameter: a phase of another kind leaves it at its default.
+PARAMETERS: dict[str, tuple[str, ...]] = {
+    "best_of": ("speech",),
+    "rubric": ("review",),
+    "submissions": ("rate",),
+    "pairwise": ("rate",),
+    "rule": ("aggregate",),
+    "referee": ("referee",),
+}
+_UNSET: dict[str, Any] = {f.name: f.default for f in fields(Phase) if f.name in PARAMETERS}
+
+
+@dataclass(frozen=True, slots=True)
+class Terms:
+    """What the whole walk shares: the rounds its conditions count to, the judge's certainty
+    that ends it early (adaptive debate), and how quotes in speeches are checked."""
+
+    rounds: int = 1
+    stop_threshold: float | None = None
+    quotes: bool = False  # verify <quote> tags against the source (a scenario's default: on)
+    quote_fuzzy: float | None = None
 
 
 @dataclass(slots=True)
@@ -68,7 +132,7 @@ class PhaseState:
     """What conditions may look at."""
 
     visits: dict[str, int]
-    settings: dict[str, Any]
+    terms: Terms
     belief: tuple[float, ...] | None = None  # the judge's latest probabilities
     approved: bool = False  # the reviewer's latest decision
     latest: dict[str, Any] = field(default_factory=dict)  # seat -> its latest Verdict
@@ -91,7 +155,7 @@ def _rounds_of(phase: str, st: PhaseState, args: dict[str, Any]) -> int:
 def _confident(phase: str, st: PhaseState, args: dict[str, Any]) -> bool:
     if st.ended:  # the judge decided it has heard enough
         return True
-    threshold = args.get("threshold", st.settings.get("stop_threshold"))
+    threshold = args.get("threshold", st.terms.stop_threshold)
     return st.belief is not None and threshold is not None and max(st.belief) >= threshold
 
 
@@ -105,22 +169,22 @@ def _agreed(phase: str, st: PhaseState) -> bool:
 # set rather than arbitrary code. `of` names the phase whose visits count as rounds.
 CONDITIONS: dict[str, Condition] = {
     "always": lambda phase, st, args: True,
-    "rounds_left": lambda phase, st, args: _rounds_of(phase, st, args) < st.settings["rounds"],
-    "rounds_done": lambda phase, st, args: _rounds_of(phase, st, args) >= st.settings["rounds"],
+    "rounds_left": lambda phase, st, args: _rounds_of(phase, st, args) < st.terms.rounds,
+    "rounds_done": lambda phase, st, args: _rounds_of(phase, st, args) >= st.terms.rounds,
     "confident": _confident,
     "unsure": lambda phase, st, args: not _confident(phase, st, args),
     "unsure_rounds_left": lambda phase, st, args: (
-        not _confident(phase, st, args) and _rounds_of(phase, st, args) < st.settings["rounds"]
+        not _confident(phase, st, args) and _rounds_of(phase, st, args) < st.terms.rounds
     ),
     "agreed": lambda phase, st, args: _agreed(phase, st),
     "disagree_rounds_left": lambda phase, st, args: (
-        not _agreed(phase, st) and _rounds_of(phase, st, args) < st.settings["rounds"]
+        not _agreed(phase, st) and _rounds_of(phase, st, args) < st.terms.rounds
     ),
     "approved": lambda phase, st, args: st.approved,
     "offer_made": lambda phase, st, args: st.facts.get("offer") is not None,
     "accepted": lambda phase, st, args: bool(st.facts.get("accepted")),
     "revise_rounds_left": lambda phase, st, args: (
-        not st.approved and _rounds_of(phase, st, args) < st.settings["rounds"]
+        not st.approved and _rounds_of(phase, st, args) < st.terms.rounds
     ),
 }
 
@@ -131,8 +195,20 @@ class Protocol:
     seats: tuple[SeatSpec, ...]
     graph: nx.DiGraph
     start: str
-    settings: dict[str, Any] = field(default_factory=dict)
+    terms: Terms = field(default_factory=Terms)
     description: str = ""
+
+    @property
+    def phases(self) -> dict[str, Phase]:
+        """The declared phases by name, in the graph's order."""
+        return {n: d["phase"] for n, d in self.graph.nodes(data=True) if n != END and "phase" in d}
+
+    def with_phases(self, change: Callable[[Phase], Phase]) -> Protocol:
+        """A copy whose every phase is `change(phase)` (the graph copied, this one intact)."""
+        g = self.graph.copy()
+        for node, phase in self.phases.items():
+            g.nodes[node]["phase"] = change(phase)
+        return replace(self, graph=g)
 
     def compile(self) -> CompiledProtocol:
         phases: dict[str, Phase] = {}
@@ -146,7 +222,7 @@ class Protocol:
                 args = {k: v for k, v in edata.items() if k != "when"}
                 out.append((CONDITIONS[edata.get("when", "always")], args, target))
             edges[node] = tuple(out)
-        return CompiledProtocol(self.name, self.seats, phases, edges, self.start, self.settings)
+        return CompiledProtocol(self.name, self.seats, phases, edges, self.start, self.terms)
 
     def problems(self) -> list[str]:
         """What is wrong with the graph, in words a scenario author can act on."""
@@ -171,6 +247,7 @@ class Protocol:
                     out.append(f"phase {node!r}: unknown seat {seat!r}")
             if phase.kind not in KINDS:
                 out.append(f"phase {node!r}: unknown kind {phase.kind!r}")
+            out += _misfits(node, phase)
             if g.out_degree(node) == 0:
                 out.append(f"phase {node!r} has no way out")
         for a, b, data in g.edges(data=True):
@@ -200,6 +277,22 @@ class Protocol:
         return out
 
 
+def _misfits(node: str, phase: Phase) -> list[str]:
+    """A parameter on a phase of a kind it does not belong to, or a kind missing its own."""
+    out = []
+    for param, kinds in PARAMETERS.items():
+        if phase.kind not in kinds and getattr(phase, param) != _UNSET[param]:
+            out.append(f"phase {node!r}: {param} is a parameter of a {' or '.join(kinds)} phase, "
+                       f"not of a {phase.kind}")  # fmt: skip
+    if phase.best_of < 1:
+        out.append(f"phase {node!r}: best_of must be at least 1")
+    if phase.rule not in AGGREGATE_RULES:
+        out.append(f"phase {node!r}: unknown rule {phase.rule!r} (one of {', '.join(AGGREGATE_RULES)})")
+    if phase.kind == "referee" and phase.referee is None:
+        out.append(f"phase {node!r}: a referee phase needs its referee")
+    return out
+
+
 @dataclass(slots=True)
 class CompiledProtocol:
     name: str
@@ -207,7 +300,7 @@ class CompiledProtocol:
     phases: dict[str, Phase]
     edges: dict[str, tuple[tuple[Condition, dict[str, Any], str], ...]]
     start: str
-    settings: dict[str, Any]
+    terms: Terms
 
     def next_phase(self, current: str, state: PhaseState) -> str:
         for condition, args, target in self.edges[current]:

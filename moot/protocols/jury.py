@@ -62,12 +62,11 @@ def apply(protocol: Protocol, jury: JuryConfig) -> Protocol:
         g.add_node("foreperson", phase=Phase("foreperson", "verdict", jurors[:1], audience=panel))
         closing = "foreperson"
     else:
-        g.add_node(jury.aggregate, phase=Phase(jury.aggregate, "aggregate", jurors))
+        g.add_node(jury.aggregate, phase=Phase(jury.aggregate, "aggregate", jurors, rule=jury.aggregate))
         closing = jury.aggregate
     g.add_edge(last, closing)
     g.add_edge(closing, END)
     seats = tuple(s for s in protocol.seats if s.id != "judge") + tuple(
         replace(judge, id=j) for j in jurors
     )
-    settings = protocol.settings | {"jury": jury.aggregate}
-    return replace(protocol, seats=seats, graph=g, settings=settings)
+    return replace(protocol, seats=seats, graph=g)

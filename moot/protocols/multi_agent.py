@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import networkx as nx
 
-from moot.protocols.graph import END, Phase, Protocol, SeatSpec
+from moot.protocols.graph import END, Phase, Protocol, SeatSpec, Terms
 
 
 def agent_ids(agents: int) -> tuple[str, ...]:
@@ -39,4 +39,4 @@ def build(agents: int, rounds: int, *, final: str = "majority", until_agreed: bo
         g.add_node("majority", phase=Phase("majority", "aggregate", ids))
         g.add_edge("answers", "majority")
         g.add_edge("majority", END)
-    return Protocol("multi_agent", tuple(seats), g, start="answers", settings={"rounds": rounds})
+    return Protocol("multi_agent", tuple(seats), g, start="answers", terms=Terms(rounds))

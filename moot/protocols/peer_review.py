@@ -42,8 +42,8 @@ def build(authors: int, reviewers: int, *, pairwise: bool = False, qualification
     g = nx.DiGraph()
     g.add_node("choose", phase=Phase("choose", "choose", a, simultaneous=True))
     g.add_node("submit", phase=Phase("submit", "speech", a, simultaneous=True))
-    g.add_node(rate, phase=Phase(rate, "rate", r, simultaneous=True))
-    g.add_node("rank", phase=Phase("rank", "aggregate", a))
+    g.add_node(rate, phase=Phase(rate, "rate", r, simultaneous=True, submissions="submit", pairwise=pairwise))
+    g.add_node("rank", phase=Phase("rank", "aggregate", a, rule="ranking"))
     g.add_node(END)
     chain = ["choose", "submit", rate, "rank", END]
     if qualification:  # reviewers first answer questions with known answers: their weights
@@ -51,5 +51,4 @@ def build(authors: int, reviewers: int, *, pairwise: bool = False, qualification
         chain.insert(2, "qualify")
     for x, y in itertools.pairwise(chain):
         g.add_edge(x, y)
-    settings = {"rounds": 1, "pairwise": pairwise, "submissions": "submit"}
-    return Protocol("peer_review", seats, g, start="choose", settings=settings)
+    return Protocol("peer_review", seats, g, start="choose")

@@ -86,7 +86,8 @@ def seat_names(config: ProtocolConfig) -> set[str]:
 
 
 def build_protocol(config: ProtocolConfig) -> Protocol:
-    """The graph a protocol config describes (seats with their default visibility)."""
+    """The graph a protocol config describes (seats with their default visibility): the
+    protocol's own, a jury in its judge's seat, best-of-N on its speeches, its quote checks."""
     protocol = _build_protocol(config)
     if config.jury is not None:
         from moot.protocols import jury
@@ -94,7 +95,11 @@ def build_protocol(config: ProtocolConfig) -> Protocol:
         if not any(s.id == "judge" for s in protocol.seats):
             raise ValueError(f"jury: the {config.name} protocol has no judge to replace")
         protocol = jury.apply(protocol, config.jury)
-    return protocol
+    if config.best_of > 1:  # every speech: N drafts, the selector's pick (`build` adds its seat)
+        n = config.best_of
+        protocol = protocol.with_phases(lambda p: replace(p, best_of=n) if p.kind == "speech" else p)
+    terms = replace(protocol.terms, quotes=config.quotes, quote_fuzzy=config.quote_fuzzy)
+    return replace(protocol, terms=terms)
 
 
 def _build_protocol(config: ProtocolConfig) -> Protocol:
@@ -163,8 +168,4 @@ def build(scenario: Scenario) -> Protocol:
         from moot.protocols.graph import SeatSpec
 
         seats.append(SeatSpec("selector", "selector", sees_source=False))
-        protocol.settings["best_of"] = scenario.protocol.best_of
-    protocol.seats = tuple(seats)
-    protocol.settings["quotes"] = scenario.protocol.quotes
-    protocol.settings["quote_fuzzy"] = scenario.protocol.quote_fuzzy
-    return protocol
+    return replace(protocol, seats=tuple(seats))

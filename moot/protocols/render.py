@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import re
 
-from moot.protocols.graph import END, Protocol
+from moot.protocols.graph import END, Phase, Protocol
+
+RULES = {"majority": "majority vote", "mean": "mean probability", "ranking": "ranking"}
 
 
 def _label(data: dict) -> str:
@@ -26,15 +28,18 @@ def _node_text(protocol: Protocol, node: str) -> str:
     phase = protocol.graph.nodes[node]["phase"]
     seats = ", ".join(phase.seats)
     if phase.kind == "aggregate":
-        if protocol.settings.get("submissions"):
-            rule = "ranking"
-        elif protocol.settings.get("jury") == "mean":
-            rule = "mean probability"
-        else:
-            rule = "majority vote"
-        return f"{node}: {rule}<br/>of {seats}"
+        return f"{node}: {RULES[phase.rule]}<br/>of {seats}"
     how = "together" if phase.simultaneous and len(phase.seats) > 1 else "in turn"
-    return f"{node}: {phase.kind}<br/>{seats}" + (f" ({how})" if len(phase.seats) > 1 else "")
+    return f"{node}: {_kind(phase)}<br/>{seats}" + (f" ({how})" if len(phase.seats) > 1 else "")
+
+
+def _kind(phase: Phase) -> str:
+    """The phase's kind, with the parameters that change what it does."""
+    if phase.best_of > 1:
+        return f"{phase.kind}, best of {phase.best_of}"
+    if phase.pairwise:
+        return f"{phase.kind}, pairwise"
+    return phase.kind
 
 
 def mermaid(protocol: Protocol) -> str:

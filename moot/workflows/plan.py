@@ -350,7 +350,7 @@ def _latency(model: str, s: ModelSettings) -> Any:
 def _structure(cell: CellPlan) -> tuple[str, bool]:
     """The phases of the longest episode, repeats folded: `speeches x2 -> verdict`."""
     compiled = cell.protocol.compile()
-    state = PhaseState(visits={}, settings=compiled.settings)
+    state = PhaseState(visits={}, terms=compiled.terms)
     name, path = compiled.start, list[str]()
     while name != END and len(path) < 10_000:
         state.visits[name] = state.visits.get(name, 0) + 1

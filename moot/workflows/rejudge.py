@@ -134,7 +134,7 @@ def cases(reader: RunReader, scenario: Scenario) -> list[Case]:
     from moot.protocols import registry
 
     by_cell = cell_scenarios(scenario)
-    rounds = {name: registry.build(sc).settings.get("rounds", 1) for name, sc in by_cell.items()}
+    rounds = {name: registry.build(sc).terms.rounds for name, sc in by_cell.items()}
     out = []
     for ep in reader.episodes():
         judges = [s for s, info in ep.seats.items() if info.get("role") == "judge"]

@@ -485,7 +485,7 @@ def prompts_used(prep: CellPlan, seats: dict[str, ModelSeat]) -> dict[str, dict[
     run records exactly what its models were asked (the filled prompts are in model_calls)."""
     out: dict[str, dict[str, dict]] = {}
     acts: list[tuple[str, str, str]] = [(p.name, p.kind, seat) for p in prep.protocol.compile().phases.values() for seat in p.seats]
-    if prep.protocol.settings.get("best_of"):
+    if any(p.best_of > 1 for p in prep.protocol.phases.values()):
         acts.append(("best_of", "select", "selector"))
     for phase, kind, seat in acts:
         if kind in ("aggregate", "score", "referee"):  # the engine's own phases: no prompt
@@ -587,7 +587,7 @@ def human_seat(cell: CellPlan, spec: Any, cfg: SeatConfig, bus: Bus) -> Any:
     p = cell.scenario.protocol
     rules = TurnRules(
         cfg.time_limit, p.char_limit, p.quote_limit,
-        may_end=spec.role == "judge" and cell.protocol.settings.get("stop_threshold") is not None,
+        may_end=spec.role == "judge" and cell.protocol.terms.stop_threshold is not None,
     )  # fmt: skip
     return HumanSeat(spec.id, spec.role, bus, rules, name=cfg.model or "human", title=cell.scenario.name,
                      join=cfg.join)  # fmt: skip
