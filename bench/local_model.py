@@ -18,10 +18,10 @@ import json
 import statistics
 import time
 
-from moot import aio
 from moot.models.base import GenerateRequest
 from moot.models.gateway import CallTag, Model, ModelSettings, make_api
 from moot.models.local import LoadedModel, load
+from moot.workflows import aio
 
 MESSAGES = [
     {"role": "system", "content": "You are a debater. Argue for your answer, citing the passage."},

@@ -20,8 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from moot import aio
 from moot.scenario.model import Scenario
+from moot.workflows import aio
 from moot.workflows.run import execute, prepare
 
 

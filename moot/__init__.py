@@ -13,7 +13,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "analyze": "moot.analysis",
     "frames": "moot.analysis",
-    "Bus": "moot.bus",
+    "Bus": "moot.engine.bus",
     "ConfigError": "moot.errors",
     "Engine": "moot.engine",
     "EpisodeSpec": "moot.engine",

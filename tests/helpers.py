@@ -2,7 +2,7 @@
 
 from collections import defaultdict
 
-from moot.events import ModelCall
+from moot.transcript.events import ModelCall
 
 
 class RecordingSink:

@@ -6,12 +6,12 @@ import anyio
 import pytest
 
 from moot.agents.model_seat import ModelSeat
-from moot.bus import Bus, SeatSight
 from moot.engine import Engine, EpisodeSpec
-from moot.events import EpisodeStarted, Message
+from moot.engine.bus import Bus, SeatSight
 from moot.models.gateway import Model, ModelSettings
 from moot.models.scripted import ScriptedModel
 from moot.protocols import debate
+from moot.transcript.events import EpisodeStarted, Message
 
 pytestmark = pytest.mark.anyio
 

@@ -7,9 +7,9 @@ import sqlite3
 
 import pytest
 
-from moot.datasets import load
 from moot.errors import ConfigError
 from moot.protocols.rules import final_number
+from moot.scenario.datasets import load
 from moot.scenario.load import parse
 from moot.workflows.run import run_scenario
 

@@ -1,6 +1,6 @@
 """Datasets: the shipped reading set, your own JSONL or CSV, and QuALITY.
 
-Whatever the source, `moot.datasets.load` gives `Question`s with exactly two options, one
+Whatever the source, `moot.scenario.datasets.load` gives `Question`s with exactly two options, one
 of them correct; a bad row is a ConfigError that names the file and the line.
 """
 
@@ -18,9 +18,9 @@ from typing import Any
 
 import pytest
 
-from moot import datasets
-from moot.datasets import Question
 from moot.errors import ConfigError
+from moot.scenario import datasets
+from moot.scenario.datasets import Question
 from moot.workflows.run import episode_specs
 
 ROOT = Path(__file__).resolve().parents[1]

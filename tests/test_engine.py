@@ -19,12 +19,12 @@ import networkx as nx
 import pytest
 
 from moot.agents.base import Judgement, Reply, Turn, View
-from moot.bus import Bus
 from moot.engine import Engine, EpisodeSpec
-from moot.events import EpisodeFinished, Message, Qualification, Rating, Verdict
+from moot.engine.bus import Bus
 from moot.protocols.graph import END, Phase, Protocol, SeatSpec
 from moot.protocols.registry import build
 from moot.scenario.model import Scenario
+from moot.transcript.events import EpisodeFinished, Message, Qualification, Rating, Verdict
 
 pytestmark = pytest.mark.anyio
 

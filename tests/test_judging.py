@@ -10,11 +10,11 @@ import pytest
 from helpers import RecordingSink
 
 from moot.agents.base import Judgement, Turn, View
+from moot.agents.judging import from_logprobs, from_text, labels_for
 from moot.agents.model_seat import ANSWER_PREFIX, ModelSeat
-from moot.events import ModelCall
-from moot.judging import from_logprobs, from_text, labels_for
 from moot.models.gateway import Model, ModelSettings
 from moot.models.scripted import ScriptedModel
+from moot.transcript.events import ModelCall
 
 AB = ("A", "B")
 ABC = ("A", "B", "C")

@@ -10,7 +10,7 @@ from moot.agents import prompts
 from moot.agents.base import Turn, View
 from moot.agents.model_seat import ModelSeat
 from moot.agents.prompts import EPISODE_FIELDS, FIELDS, compile_template
-from moot.events import Message
+from moot.transcript.events import Message
 
 VALUES = {name: f"<{name} {{braces}} [b]markup[/b]>" for name in FIELDS} | {"round": 2, "rounds": 3}
 

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from moot.quotes import Quote, find_quotes, render_for_judge, summary, verify
+from moot.transcript.quotes import Quote, find_quotes, render_for_judge, summary, verify
 
 PASSAGE = (
     "The lighthouse keeper\u2019s daughter, Mara, rowed out at dawn.\n"

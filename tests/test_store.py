@@ -6,12 +6,12 @@ import time
 import anyio
 import pytest
 
-from moot.bus import Bus
+from moot.engine.bus import Bus
 from moot.errors import ConfigError
-from moot.events import EpisodeFinished, EpisodeStarted, Message
 from moot.store import connect
 from moot.store.schema import SCHEMA_VERSION
 from moot.store.writer import StoreWriter
+from moot.transcript.events import EpisodeFinished, EpisodeStarted, Message
 
 pytestmark = pytest.mark.anyio
 

@@ -11,9 +11,18 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
-    from moot.events import Message
+    from moot.transcript.events import Message
 
 TurnKind = Literal["speech", "question", "verdict", "choose", "review", "select", "rate"]
+
+
+class EpisodeFailed(Exception):
+    """An episode cannot go on (a seat named no answer to defend, a replay has no stored
+    answer for a turn): the engine ends it as failed with `reason` as its stop reason."""
+
+    def __init__(self, reason: str, detail: str):
+        super().__init__(detail)
+        self.reason = reason
 
 
 @dataclass(slots=True)

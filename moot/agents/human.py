@@ -25,11 +25,11 @@ from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from moot import judging
-from moot import quotes as quoting
+from moot.agents import judging
 from moot.agents.base import Judgement, Reply, Turn, View
 from moot.agents.prompts import Templates
-from moot.events import Message, ModelCall
+from moot.transcript import quotes as quoting
+from moot.transcript.events import Message, ModelCall
 
 if TYPE_CHECKING:
     from moot.models.gateway import CallSink

@@ -7,13 +7,13 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from moot import judging
-from moot import quotes as quoting
+from moot.agents import judging
 from moot.agents.base import Reply, Turn, View
 from moot.agents.memory import REFLECT_TURN, Memory
 from moot.agents.prompts import EPISODE_FIELDS, TURN_FIELDS, Bound, Compiled, Templates, compile_template, defaults
 from moot.models.base import GenerateRequest
 from moot.models.gateway import CallTag, Model
+from moot.transcript import quotes as quoting
 
 
 @lru_cache(maxsize=1024)

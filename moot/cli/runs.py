@@ -41,8 +41,8 @@ def register(sub: Any) -> dict[str, Any]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from moot.cli.progress import ConsoleProgress
     from moot.errors import ConfigError
-    from moot.progress import ConsoleProgress
     from moot.workflows.run import Interrupted, check_keys, locate, plan_resume
 
     scenario_given = any((args.scenario, args.limit, args.model, args.no_cache))

@@ -66,8 +66,8 @@ def cmd_rejudge(args: argparse.Namespace) -> int:
 
 
 def cmd_fork(args: argparse.Namespace) -> int:
+    from moot.cli.progress import ConsoleProgress
     from moot.errors import ConfigError
-    from moot.progress import ConsoleProgress
     from moot.workflows.replay import fork
     from moot.workflows.run import Interrupted
 

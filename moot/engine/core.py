@@ -17,13 +17,13 @@ from typing import Any
 
 import anyio
 
-from moot.agents.base import LearningSeat, Seat
-from moot.bus import Bus, SeatSight
-from moot.engine.episode import Episode, EpisodeFailed, EpisodeSpec, Table
+from moot.agents.base import EpisodeFailed, LearningSeat, Seat
+from moot.engine.bus import Bus, SeatSight
+from moot.engine.episode import Episode, EpisodeSpec, Table
 from moot.engine.phases import HANDLERS
-from moot.events import EpisodeFinished, EpisodeStarted, MemoryEntry, Verdict
 from moot.models.gateway import ModelCallFailed
 from moot.protocols.graph import END, CompiledProtocol, Phase, PhaseState
+from moot.transcript.events import EpisodeFinished, EpisodeStarted, MemoryEntry, Verdict
 
 
 def _on_asyncio() -> bool:

@@ -12,11 +12,11 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from moot import quotes as quoting
-from moot.agents.base import Reply, Seat, Turn
-from moot.bus import Bus
-from moot.events import Message, Verdict
+from moot.agents.base import EpisodeFailed, Reply, Seat, Turn
+from moot.engine.bus import Bus
 from moot.protocols.graph import CompiledProtocol, Phase, PhaseState, SeatSpec
+from moot.transcript import quotes as quoting
+from moot.transcript.events import Message, Verdict
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,14 +33,6 @@ class EpisodeSpec:
     checks: tuple[EpisodeSpec, ...] = ()
     target: str | None = None  # an open task's answer, for the scorer; no seat sees it
     game: dict[str, Any] | None = None  # a game instance's numbers, for the referee
-
-
-class EpisodeFailed(Exception):
-    """An episode cannot go on (e.g. a seat named no answer to defend)."""
-
-    def __init__(self, reason: str, detail: str):
-        super().__init__(detail)
-        self.reason = reason
 
 
 @dataclass(slots=True)

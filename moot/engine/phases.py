@@ -18,9 +18,9 @@ import anyio
 
 from moot.agents.base import Reply, Turn, View
 from moot.engine.episode import Episode
-from moot.events import Message, Qualification, Rating, Verdict
 from moot.protocols.graph import Phase
 from moot.protocols.rules import approves, final_number
+from moot.transcript.events import Message, Qualification, Rating, Verdict
 
 Handler = Callable[[Episode, Phase, int], Awaitable[None]]
 

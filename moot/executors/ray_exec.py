@@ -37,15 +37,15 @@ from typing import Any
 
 import anyio
 
-from moot import aio
 from moot.agents.model_seat import ModelSeat
-from moot.bus import Bus
 from moot.engine import EpisodeSpec
+from moot.engine.bus import Bus
 from moot.errors import ConfigError
 from moot.executors.ray_worker import ChunkJob, run_chunk
 from moot.models.gateway import Model
 from moot.scenario.model import Scenario
 from moot.store.merge import merge_shard
+from moot.workflows import aio
 from moot.workflows.run import (
     CellPlan,
     Interrupted,

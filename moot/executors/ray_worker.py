@@ -18,13 +18,13 @@ from typing import Any
 
 import anyio
 
-from moot import aio
-from moot.bus import Bus
 from moot.engine import Engine, EpisodeSpec
-from moot.events import EpisodeFinished, Event
+from moot.engine.bus import Bus
 from moot.models.gateway import Model
 from moot.scenario.model import Scenario
 from moot.store.merge import empty_shard
+from moot.transcript.events import EpisodeFinished, Event
+from moot.workflows import aio
 from moot.workflows.run import CellPlan, _seats
 
 

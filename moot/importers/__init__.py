@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from moot.errors import ConfigError
-from moot.events import Event
+from moot.transcript.events import Event
 
 # format name -> module with `NAME`, `DESCRIPTION` and `read(path) -> Iterator[Imported]`
 FORMATS = {

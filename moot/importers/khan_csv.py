@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from moot.errors import ConfigError
-from moot.events import EpisodeFinished, EpisodeStarted, Event, Message, Verdict
 from moot.importers import Imported
+from moot.transcript.events import EpisodeFinished, EpisodeStarted, Event, Message, Verdict
 
 NAME = "khan-csv"
 DESCRIPTION = "Khan et al. 2024 human-judge CSV (debate_method, swap, confidence_correct, transcript)"

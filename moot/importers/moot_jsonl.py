@@ -14,11 +14,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from moot.datasets import json_rows
 from moot.errors import ConfigError
-from moot.events import EpisodeFinished, EpisodeStarted, Event, Message, Verdict
 from moot.importers import Imported
-from moot.quotes import Quote, from_record
+from moot.scenario.datasets import json_rows
+from moot.transcript.events import EpisodeFinished, EpisodeStarted, Event, Message, Verdict
+from moot.transcript.quotes import Quote, from_record
 
 NAME = "moot-jsonl"
 DESCRIPTION = "moot's own JSONL export (the folder moot export --format jsonl wrote)"

@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from moot.errors import ConfigError
-from moot.events import EpisodeFinished, EpisodeStarted, Event, Message, Verdict
 from moot.importers import Imported
-from moot.quotes import Quote
+from moot.transcript.events import EpisodeFinished, EpisodeStarted, Event, Message, Verdict
+from moot.transcript.quotes import Quote
 
 NAME = "nyu-debate"
 DESCRIPTION = "Michael et al. 2023 debate and consultancy rooms (folder with debates/)"

@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 import anyio
 
-from moot.events import ModelCall
 from moot.models.base import GenerateRequest, GenerateResult, ModelAPI, ProviderError
+from moot.transcript.events import ModelCall
 
 if TYPE_CHECKING:
     from moot.models.cache import ResponseCache

@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from moot.errors import ConfigError
-from moot.events import Event, Totals
 from moot.store import EPISODE_TABLES
 from moot.store.schema import SCHEMA_VERSION
+from moot.transcript.events import Event, Totals
 
 
 @dataclass(slots=True)

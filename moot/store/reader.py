@@ -20,9 +20,9 @@ from typing import Any
 from urllib.parse import quote
 
 from moot.errors import ConfigError
-from moot.events import Message, Totals, Verdict
-from moot.quotes import Quote, from_record
 from moot.store.schema import SCHEMA_VERSION
+from moot.transcript.events import Message, Totals, Verdict
+from moot.transcript.quotes import Quote, from_record
 
 __all__ = ["EpisodeRow", "Filters", "RunReader", "StoredEpisode", "check_database"]
 

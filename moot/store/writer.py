@@ -25,7 +25,8 @@ from typing import Any
 
 import anyio
 
-from moot.events import (
+from moot.models.base import GenerateRequest
+from moot.transcript.events import (
     EpisodeFinished,
     EpisodeStarted,
     Event,
@@ -36,8 +37,7 @@ from moot.events import (
     Rating,
     Verdict,
 )
-from moot.models.base import GenerateRequest
-from moot.quotes import Quote
+from moot.transcript.quotes import Quote
 
 
 def _no_default(value: object) -> object:

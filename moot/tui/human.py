@@ -35,7 +35,6 @@ from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Footer, Static, TextArea
 
-from moot import quotes as quoting
 from moot.agents.human import (
     PROBABILITY_TURNS,
     TurnAnswer,
@@ -44,6 +43,7 @@ from moot.agents.human import (
     speech_problems,
     speech_size,
 )
+from moot.transcript import quotes as quoting
 from moot.tui.text import plain
 from moot.tui.widgets import Transcript, colour, letter
 

@@ -12,8 +12,8 @@ from bisect import bisect_left, insort
 from collections import deque
 from dataclasses import dataclass, field
 
-from moot.events import Totals
 from moot.store.reader import RunReader
+from moot.transcript.events import Totals
 
 
 @dataclass(slots=True)

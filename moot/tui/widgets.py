@@ -19,9 +19,9 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.widgets import Static
 
-from moot.events import Message, Verdict
-from moot.quotes import render_for_judge
 from moot.store.reader import EpisodeRow, RunReader
+from moot.transcript.events import Message, Verdict
+from moot.transcript.quotes import render_for_judge
 from moot.tui.text import one_line, plain, plain_text
 
 ROLE_COLOURS = {

@@ -22,12 +22,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from moot import events
 from moot.agents.human import HumanCallRecord, TurnAnswer, TurnRequest, judgement_of, message_record, verdict_text
 from moot.errors import ConfigError
-from moot.events import ModelCall, Verdict
 from moot.store.reader import RunReader
 from moot.store.writer import StoreWriter
+from moot.transcript import events
+from moot.transcript.events import ModelCall, Verdict
 
 __all__ = ["OfflineJudging"]
 

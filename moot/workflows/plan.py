@@ -24,8 +24,8 @@ import anyio
 from moot.agents.base import Judgement, Reply, Turn, View
 from moot.agents.human import is_human
 from moot.agents.model_seat import DEFAULT_MAX_TOKENS, ModelSeat, SeatPrompts
-from moot.bus import Bus
 from moot.engine import Engine
+from moot.engine.bus import Bus
 from moot.errors import ConfigError
 from moot.models.gateway import ModelSettings, is_scripted, with_defaults
 from moot.models.keys import missing_key

@@ -20,17 +20,17 @@ from typing import Any
 
 import anyio
 
-from moot import aio
 from moot.agents.base import Turn, View
 from moot.agents.model_seat import ModelSeat, SeatPrompts
 from moot.analysis.agreement import cohen_kappa, fleiss_kappa
 from moot.errors import ConfigError
-from moot.events import Message, ModelCall, Verdict, visible
 from moot.models.gateway import Model, ModelCallFailed, is_scripted, make_api, with_defaults
 from moot.models.keys import require_key
 from moot.scenario.model import Prompts, Scenario
 from moot.store.reader import RunReader, StoredEpisode
 from moot.store.transcripts import cell_scenarios, open_run
+from moot.transcript.events import Message, ModelCall, Verdict, visible
+from moot.workflows import aio
 
 PREFIX = "rejudge:"
 FLUSH = 64  # verdicts kept in memory before they are written

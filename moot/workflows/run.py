@@ -18,19 +18,21 @@ from typing import Protocol as Interface
 
 import anyio
 
-from moot import aio, datasets
 from moot.agents.memory import Memory
 from moot.agents.model_seat import ModelSeat, SeatPrompts
-from moot.bus import Bus
 from moot.engine import Engine, EpisodeSpec
+from moot.engine.bus import Bus
 from moot.errors import ConfigError
-from moot.events import MemoryEntry, Totals
 from moot.models.gateway import Model, is_scripted, make_api, with_defaults
 from moot.protocols import registry
 from moot.protocols.graph import Protocol
+from moot.scenario import datasets
 from moot.scenario.model import Scenario, SeatConfig
 from moot.store.reader import RunReader
 from moot.store.transcripts import stored_scenario
+from moot.transcript.events import MemoryEntry, Totals
+from moot.workflows import aio
+from moot.workflows.hooks import Hooks, resume_hooks
 
 
 @dataclass(slots=True)
@@ -216,18 +218,6 @@ def versions() -> dict[str, str]:
     return out
 
 
-@dataclass(slots=True)
-class Hooks:
-    """How a run that starts from a stored one (a fork, a replay: moot.workflows.replay) differs from
-    a fresh one: how models are made, what wraps each cell's seats, which episodes run, and
-    what the run's config records besides the scenario (its parent)."""
-
-    make_api: Callable[[str, Any], Any] | None = None
-    wrap: Callable[[CellPlan, dict[str, ModelSeat], Bus], dict[str, Any]] | None = None
-    episodes: set[int] | None = None
-    config: dict[str, Any] = field(default_factory=dict)
-
-
 class Interrupted(Exception):
     """The run was stopped (Ctrl-C): what finished is stored and the run can be resumed."""
 
@@ -258,9 +248,7 @@ async def execute(
     models: dict[tuple[str, str], Model] = {}
     cache_box: list[Any] = []
     if hooks is None and resume:
-        from moot.workflows import replay
-
-        hooks = replay.resume_hooks(path)  # a fork or a replay goes on as one
+        hooks = resume_hooks(path)  # a fork or a replay goes on as one
     hooks = hooks or Hooks()
     cell_seats = [_seats(cell, models, bus, cache_box, hooks.make_api) for cell in prep.cells]
     only = hooks.episodes

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     from moot.models.base import GenerateRequest
-    from moot.quotes import Quote
+    from moot.transcript.quotes import Quote
 
 # A message's audience: None means every seat of the episode; otherwise the seat ids.
 Audience = frozenset[str] | None

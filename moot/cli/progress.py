@@ -8,7 +8,7 @@ from typing import TextIO
 
 import anyio
 
-from moot.events import Totals
+from moot.transcript.events import Totals
 
 
 class ConsoleProgress:

@@ -22,7 +22,7 @@ from anyio.abc import ObjectReceiveStream
 from anyio.streams.memory import MemoryObjectSendStream
 
 from moot.agents.base import View
-from moot.events import EpisodeFinished, EpisodeStarted, Event, Message, ModelCall, Totals, Verdict, visible
+from moot.transcript.events import EpisodeFinished, EpisodeStarted, Event, Message, ModelCall, Totals, Verdict, visible
 
 
 class Sink(Protocol):
