@@ -28,26 +28,42 @@ class Transcripts:
         self.next = 0
 
     def episode(self, question, answers, correct, *, cell=None, assignments=None, status="done",
-                protocol="direct_qa", seats=None):  # fmt: skip
+                protocol="direct_qa", seats=None, source=None, attributes=None, stop_reason=None,
+                text="Q?"):  # fmt: skip
         ep = self.next
         self.next += 1
         self.conn.execute(
-            "INSERT INTO episodes (id, question_id, question, answers, correct, protocol,"
-            " assignments, seats, status, started_at, cell) VALUES (?,?,?,?,?,?,?,?,?,0,?)",
-            (ep, question, "Q?", json.dumps(answers), correct, protocol,
-             json.dumps(assignments or {}), json.dumps(seats or {}), status, cell),
+            "INSERT INTO episodes (id, question_id, question, answers, correct, source, protocol,"
+            " assignments, seats, status, stop_reason, started_at, cell, attributes)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,0,?,?)",
+            (ep, question, text, json.dumps(answers), correct, source, protocol,
+             json.dumps(assignments or {}), json.dumps(seats or {}), status, stop_reason, cell,
+             None if attributes is None else json.dumps(attributes)),
         )  # fmt: skip
         return ep
 
-    def verdict(self, ep, choice, probabilities=None, *, judge="judge", round=1, status=None):
+    def verdict(self, ep, choice, probabilities=None, *, judge="judge", round=1, status=None, call_seq=None, at=0.0):
         (correct,) = self.conn.execute("SELECT correct FROM episodes WHERE id = ?", (ep,)).fetchone()
         self.conn.execute(
             "INSERT INTO verdicts (episode, judge, model, round, choice, probabilities, correct,"
-            " method, parse_status, raw, created_at) VALUES (?,?,'m',?,?,?,?,?,?,'',0)",
+            " method, parse_status, raw, call_seq, created_at) VALUES (?,?,'m',?,?,?,?,?,?,'',?,?)",
             (ep, judge, round, choice, None if probabilities is None else json.dumps(probabilities),
              None if choice is None or correct is None else int(choice == correct),
              "text" if probabilities is None else "token_logprobs",
-             status or ("ok" if choice is not None else "invalid")),
+             status or ("ok" if choice is not None else "invalid"), call_seq, at),
+        )  # fmt: skip
+
+    def message(self, ep, round, seat, content, *, role="debater", side=None, quotes=None, phase="speech",
+                audience=None, call_seq=None, at=0.0):  # fmt: skip
+        """A message; `quotes`: (text, verified) pairs, located in `content` by their text."""
+        seq = self.conn.execute("SELECT count(*) FROM messages WHERE episode = ?", (ep,)).fetchone()[0]
+        located = [{"text": q, "start": content.index(q), "end": content.index(q) + len(q), "verified": ok,
+                    "source_span": None, "score": 1.0} for q, ok in (quotes or [])]  # fmt: skip
+        self.conn.execute(
+            "INSERT INTO messages (episode, seq, round, phase, seat, role, side, content, audience,"
+            " created_at, call_seq, quotes) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            (ep, seq, round, phase, seat, role, side, content,
+             None if audience is None else json.dumps(audience), at, call_seq, json.dumps(located)),
         )  # fmt: skip
 
     def call(self, ep, role, prompt_tokens, completion_tokens, cost, latency, seat=None, model="m"):
@@ -137,14 +153,15 @@ def test_comparisons_are_paired_on_the_questions_both_answered(sweep):
 def test_calibration_by_hand(sweep):
     report = analyze([sweep])
     cal = by(report.table("calibration").records(), "condition")
+    scores = by(report.table("scores").records(), "condition")
     # direct QA: p(correct) .8 and .4 (the invalid verdict and the one without probabilities
     # are left out): Brier ((.2)^2 + (.6)^2) / 2; ECE .5 |1 - .8| + .5 |0 - .6|
-    assert cal[DIRECT]["verdicts"] == 2
-    assert cal[DIRECT]["brier"] == pytest.approx(0.2)
+    assert cal[DIRECT]["verdicts"] == 2 and scores[DIRECT]["verdicts"] == 2
+    assert scores[DIRECT]["brier"] == pytest.approx(0.2)
     assert cal[DIRECT]["ece"] == pytest.approx(0.4)
     # debate: p(correct) .7, .5 (the tie), .1, .7 -> Brier (.09 + .25 + .81 + .09) / 4;
     # bins: .7 twice (right), .5 (right), .9 (wrong) -> (2 * .3 + .5 + .9) / 4
-    assert cal[DEBATE]["brier"] == pytest.approx(0.31)
+    assert scores[DEBATE]["brier"] == pytest.approx(0.31)
     assert cal[DEBATE]["ece"] == pytest.approx(0.5)
     bins = [(r["bin_low"], r["verdicts"], r["accuracy"]) for r in report.table("reliability").records()
             if r["condition"] == DEBATE]  # fmt: skip

@@ -296,6 +296,14 @@ def test_three_options(tmp_path: Path):
         datasets.load(str(path))
 
 
+def test_a_row_is_private_only_when_it_says_so_plainly(tmp_path: Path):
+    path = write_jsonl(tmp_path / "rows.jsonl", [GOOD, {**GOOD, "private": True}])
+    assert [q.private for q in datasets.load(str(path))] == [False, True]
+    path = write_jsonl(tmp_path / "bad.jsonl", [{**GOOD, "private": "yes"}])
+    with pytest.raises(ConfigError, match=rf"^{re.escape(str(path))}:1: private must be true or false"):
+        datasets.load(str(path))
+
+
 def test_missing_field(tmp_path: Path):
     path = write_jsonl(tmp_path / "bad.jsonl", [{"question": "Q?", "options": ["a", "b"]}])
     with pytest.raises(ConfigError, match=rf"^{re.escape(str(path))}:1: missing field 'answer'"):

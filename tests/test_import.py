@@ -2,6 +2,7 @@
 (read from ../shared, never copied), and Khan et al.'s CSV layout from a user's file."""
 
 import json
+import re
 import sqlite3
 import subprocess
 import sys
@@ -273,3 +274,39 @@ def test_moot_analyze_reads_the_papers_sample_and_its_conventions_give_table_1(n
         right = np.where(p > 0.5, 1.0, np.where(p == 0.5, 0.5, 0.0))
         assert round(float((p > 0.5).mean()), 2) == accuracy, cond
         assert round(stats.ece(np.maximum(p, 1 - p), right, 10), 2) == ece, cond
+
+
+@needs_nyu
+def test_moot_analyze_prints_table_1s_judge_score_and_rounds(nyu, capsys):
+    """Table 1's judge score S (the rooms' own rule: log2 p(correct) - 0.05 per turn the judge
+    let the debate go on) and mean rounds, as `moot analyze` prints them from the store."""
+    from moot.cli import main
+
+    args = ["analyze", str(nyu), "--where", "included_in_paper=true", "--judge", "judge", "--bootstrap", "50"]
+    assert main([*args, "--format", "json"]) == 0
+    tables = json.loads(capsys.readouterr().out)
+    score = {r["condition"]: r for r in tables["scores"]}
+    rounds = {r["condition"]: r for r in tables["rounds"]}
+    published = {"human debate": (-0.89, 2.7), "human consultancy": (-1.24, 4.0), "AI debate": (-1.20, 3.8),
+                 "AI consultancy": (-1.16, 4.2)}  # fmt: skip
+    for cond, (s, n_rounds) in published.items():
+        assert round(score[cond]["judge_score"], 2) == s, cond
+        assert round(rounds[cond]["rounds_mean"], 1) == n_rounds, cond
+        assert score[cond]["score_low"] < score[cond]["judge_score"] < score[cond]["score_high"]
+    # the rule, applied to the stored transcript, is what the platform paid each judge
+    conn = sqlite3.connect(nyu)
+    paid = dict(conn.execute(
+        "SELECT cell, avg(outcome ->> '$.judge_reward') FROM episodes"
+        " WHERE attributes ->> '$.included_in_paper' AND status = 'done' GROUP BY cell"))  # fmt: skip
+    for cond in published:
+        assert score[cond]["judge_score"] == pytest.approx(paid[cond], abs=1e-9), cond
+    # resampled by story (about five questions each), which the report says
+    assert dict((r["setting"], r["value"]) for r in tables["method"])["resampled"].startswith("passages")
+    # the paper counts the one 50/50 final judgement wrong: --ties wrong gives its 71/96
+    assert main([*args, "--ties", "wrong", "--format", "json"]) == 0
+    acc = {r["condition"]: r for r in json.loads(capsys.readouterr().out)["accuracy"]}
+    assert acc["human consultancy"]["accuracy"] == pytest.approx(71 / 96)
+    # and the markdown a person reads shows S (-0.891: the paper's -0.89)
+    assert main([*args, "--no-plots"]) == 0
+    assert re.search(r"^\| human debate \| 154 \| [^|]+\|[^|]+\|[^|]+\|[^|]+\|[^|]+\|[^|]+\| -0\.891 \|",
+                     capsys.readouterr().out, re.M)  # fmt: skip

@@ -86,3 +86,42 @@ def test_a_player_who_always_wins_is_held_at_the_limit():
     a, b = np.zeros(3, dtype=int), np.ones(3, dtype=int)
     s_a, s_b, t = fit(2, a, b, np.ones(3), np.zeros(3), np.ones(3))
     assert s_a - s_b == pytest.approx(10.0) and t == 0
+
+
+def test_the_log_score_is_ln_p_floored():
+    p = np.array([1.0, 0.5, 0.0])
+    assert stats.log_score(p).tolist() == pytest.approx([0.0, math.log(0.5), math.log(0.01)])
+
+
+def test_the_ece_bootstrap_reweights_whole_clusters():
+    # cluster 0: two verdicts at .9, both right (gaps -.1, -.1); cluster 1: one at .6, wrong (+.6)
+    conf, right = np.array([0.9, 0.9, 0.6]), np.array([1.0, 1.0, 0.0])
+    cluster = np.array([0, 0, 1])
+    assert stats.ece(conf, right) == pytest.approx((0.2 + 0.6) / 3)
+    reps = stats.bootstrap_ece(cluster, conf, right, 2, 4000, np.random.default_rng(0))
+    # a resample is {0, 0} (ECE .1), {1, 1} (.6) or {0, 1} (the full data, 0.8 / 3)
+    assert set(np.round(reps, 6)) == {0.1, 0.6, round(0.8 / 3, 6)}
+    assert np.mean(np.isclose(reps, 0.8 / 3)) == pytest.approx(0.5, abs=0.03)
+
+
+def test_questions_on_one_passage_are_one_cluster():
+    from moot.analysis.clusters import assign
+
+    got = assign(["a", "a", "b", None], "auto")  # questions 0-3 and their passages
+    assert got.by == "source" and got.count == 3 and got.shared == 1
+    assert got.of_question[0] == got.of_question[1] != got.of_question[2] != got.of_question[3]
+    assert assign(["a", "a", "b", None], "question").count == 4
+    assert assign(["a", "b", "c", None], "auto").by == "question"
+    assert assign(["a", "b", "c", None], "source").count == 4  # asked for, yet no passage is shared
+
+
+def test_the_debate_platforms_scoring_rules():
+    from moot.analysis.scoring import judge_score
+
+    log2 = {"LogScoreWithLinearPenalty": {"baseCoefficient": 1.0, "constant": 0.0, "logBase": 2.0, "perTurnPenalty": 0.05}}
+    assert judge_score(log2, [0.01, 0.99], 1, 4) == pytest.approx(math.log2(0.99) - 0.2)
+    quadratic = {"QuadraticScoreWithLinearPenalty": {"baseCoefficient": 1.0, "perTurnPenalty": 0.1}}
+    assert judge_score(quadratic, [0.8, 0.2], 0, 1) == pytest.approx(2 * 0.8 - (0.64 + 0.04) - 0.1)
+    spherical = {"SphericalScoreWithLinearPenalty": {"baseCoefficient": 2.0, "perTurnPenalty": 0.0}}
+    assert judge_score(spherical, [0.6, 0.8], 1, 3) == pytest.approx(2 * 0.8 / 1.0)
+    assert math.isnan(judge_score(None, [0.5, 0.5], 0, 0)) and math.isnan(judge_score({"Other": {}}, [1.0, 0.0], 0, 0))

@@ -3,6 +3,7 @@ the judge's view), the live view (rows written while it runs, `moot run --tui`),
 model text shown literally, and snapshots of the main screens."""
 
 import json
+import math
 import sqlite3
 import subprocess
 import sys
@@ -439,6 +440,16 @@ def test_live_state_finds_episodes_written_out_of_order(live_db):
     assert list(state.ids)[-2:] == [50, 100] and state.totals.messages == before + 6
     assert (state.totals.done, state.totals.running) == (5, 3) and state.totals.verdicts == 5
     assert not state.poll()  # nothing new: an empty poll
+    # the proper score beside accuracy: ln p(correct) of each finished episode's ruling, by hand
+    rulings = sqlite3.connect(live_db).execute(
+        "SELECT v.probabilities, e.correct FROM episodes e JOIN verdicts v ON v.episode = e.id"
+        " WHERE e.status = 'done' AND v.probabilities IS NOT NULL").fetchall()  # fmt: skip
+    scores = [math.log(max(json.loads(p)[c], 0.01)) for p, c in rulings]
+    assert state.totals.scored == len(scores) == 5
+    assert state.totals.mean_log_score == pytest.approx(sum(scores) / 5)
+    fresh = LiveState(RunReader(live_db))  # counted at once, the same
+    fresh.load()
+    assert (fresh.totals.scored, fresh.totals.log_score) == (5, pytest.approx(state.totals.log_score))
 
 
 SCENARIO = """

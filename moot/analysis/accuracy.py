@@ -2,8 +2,9 @@
 position bias: the study's Table 1.
 
 Accuracy counts the valid rulings of finished episodes with a known answer (an invalid
-verdict is reported as a rate of its own, as in the run summary). Intervals are percentile
-intervals of a bootstrap over questions: every question's episodes are drawn together, and
+verdict is reported as a rate of its own, as in the run summary; a tie is invalid or wrong
+by the `--ties` convention). Intervals are percentile intervals of a cluster bootstrap:
+every passage's (or question's) episodes are drawn together (moot.analysis.clusters), and
 one draw serves every number, so conditions on the same questions are compared paired.
 """
 
@@ -36,9 +37,9 @@ class Ratios:
         """Point estimates (per statistic) and bootstrap replicates (reps x statistics)."""
         if not self.nums:  # no condition: a database without episodes
             return np.empty(0), np.empty((0, 0))
-        q = len(self.res.questions)
-        num = stats.cluster_sums(self.res.question, np.column_stack(self.nums), q)
-        den = stats.cluster_sums(self.res.question, np.column_stack(self.dens), q)
+        q = self.res.clusters.count
+        num = stats.cluster_sums(self.res.cluster, np.column_stack(self.nums), q)
+        den = stats.cluster_sums(self.res.cluster, np.column_stack(self.dens), q)
         with np.errstate(invalid="ignore", divide="ignore"):
             est = num.sum(0) / den.sum(0)
         return est, stats.bootstrap_ratios(num, den, reps, rng)
@@ -80,8 +81,8 @@ def accuracy_tables(res: Results, reps: int, rng: np.random.Generator) -> list[T
         (c, label, ratios.add(right * m, ok * m), int((m & ok).sum()))
         for c, label, m in side_splits(res, ok)
     ]
-    first = res.valid & (res.choice == 0)
-    first_ids = [ratios.add(first * m, res.valid * m) for m in in_cond]
+    chose = res.valid & (res.choice >= 0)  # a tie counted wrong chose no position
+    first_ids = [ratios.add((chose & (res.choice == 0)) * m, chose * m) for m in in_cond]
 
     est, boot = ratios.solve(reps, rng)
     lo, hi = stats.percentile_ci(boot)
@@ -99,10 +100,12 @@ def accuracy_tables(res: Results, reps: int, rng: np.random.Generator) -> list[T
             n_b = int(np.sum((qa == 1) & (qb == 0)))
             n_c = int(np.sum((qa == 0) & (qb == 1)))
             mc = stats.mcnemar_exact(n_b, n_c)
+        # the permutation test flips whole clusters: a passage's questions are not independent
+        per_cluster = np.bincount(res.clusters.of_question[shared], weights=qa - qb, minlength=res.clusters.count)
         diffs.append([
             res.conditions[a], res.conditions[b], int(shared.sum()), est[ia], est[ib],
             est[ia] - est[ib], dl[0], dh[0],
-            stats.sign_flip_test(qa - qb, 10_000, rng) if shared.any() else None, mc,
+            stats.sign_flip_test(per_cluster, 10_000, rng) if shared.any() else None, mc,
         ])  # fmt: skip
 
     acc = Table(
@@ -112,7 +115,8 @@ def accuracy_tables(res: Results, reps: int, rng: np.random.Generator) -> list[T
         formats={"accuracy": "pct", "ci_low": "pct", "ci_high": "pct", "invalid": "pct"},
         note=(
             f"Accuracy over valid verdicts; 95% intervals from {reps:,} bootstrap resamples of "
-            "questions. invalid: share of finished episodes whose verdict could not be read; "
+            f"{res.clusters.describe(len(res.questions))}. invalid: share of finished episodes whose "
+            f"verdict could not be read{' or tied (--ties invalid)' if res.ties == 'invalid' else ' (a tie counts wrong: --ties wrong)'}; "
             "failed: episodes that did not finish (not counted)."
         ),
     )
@@ -130,9 +134,10 @@ def accuracy_tables(res: Results, reps: int, rng: np.random.Generator) -> list[T
         diffs,
         note=(
             "On the questions both conditions answered validly. p_permutation: paired sign-flip "
-            "test of the per-question differences (exact up to 16 discordant questions, its normal "
-            "limit from 5,000); "
-            "p_mcnemar: exact McNemar test, when each question has one verdict per condition."
+            f"test of the per-{'passage' if res.clusters.by == 'source' else 'question'} differences "
+            "(exact up to 16 nonzero ones, its normal limit from 5,000); "
+            "p_mcnemar: exact McNemar test, when each question has one verdict per condition "
+            "(it takes questions as independent)."
         ),
         formats={"accuracy_a": "pct", "accuracy_b": "pct", "difference": "pct", "ci_low": "pct", "ci_high": "pct", "p_permutation": "p", "p_mcnemar": "p"},
     )  # fmt: skip
@@ -183,7 +188,8 @@ def position_table(res, est, lo, hi, first_ids) -> Table:
     pairs = np.zeros(len(res.conditions), dtype=int)
     changed = np.zeros(len(res.conditions), dtype=int)
     # only questions judged more than once in a condition can have been shown both ways
-    v = np.flatnonzero(res.valid)
+    chose = res.valid & (res.choice >= 0)  # a tie (counted wrong or not) chose no answer
+    v = np.flatnonzero(chose)
     key = res.condition[v] * nq + res.question[v]
     _, inverse, counts = np.unique(key, return_inverse=True, return_counts=True)
     v, key = v[counts[inverse] > 1], key[counts[inverse] > 1]
@@ -217,7 +223,7 @@ def position_table(res, est, lo, hi, first_ids) -> Table:
     for k, c in enumerate(res.conditions):
         i = first_ids[k]
         t.rows.append([
-            c, int((res.valid & (res.condition == k)).sum()), est[i], lo[i], hi[i], int(pairs[k]),
+            c, int((chose & (res.condition == k)).sum()), est[i], lo[i], hi[i], int(pairs[k]),
             int(changed[k]), changed[k] / pairs[k] if pairs[k] else np.nan,
         ])  # fmt: skip
     return t

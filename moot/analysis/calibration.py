@@ -1,9 +1,11 @@
-"""Calibration of the judge's probabilities: Brier score, expected calibration error and the
-reliability diagram's bins, per condition.
+"""Calibration of the judge's probabilities: expected calibration error (with a cluster-
+bootstrap interval) and the reliability diagram's bins, per condition.
 
 Over valid rulings with a known answer and probabilities (a judge read as text without a
 stated confidence has none, and is left out here, not in accuracy). Confidence is the
-probability the judge gave the answer it chose.
+probability the judge gave the answer it chose; under `--ties wrong` a 50/50 is a wrong
+verdict whose confidence is its top probability. (The Brier and log scores, which need no
+chosen answer, are in moot.analysis.scores.)
 """
 
 from __future__ import annotations
@@ -18,16 +20,18 @@ from moot.analysis.table import Table
 BINS = 10
 
 
-def calibration_tables(res: Results) -> list[Table]:
+def calibration_tables(res: Results, reps: int, rng: np.random.Generator) -> list[Table]:
     ok = scored(res) & ~np.isnan(res.p_correct) & ~np.isnan(res.p_choice)
     summary = Table(
         "calibration",
         "Calibration of the judge's probabilities",
-        ["condition", "verdicts", "brier", "ece", "confidence", "accuracy"],
-        note="brier: mean (1 - p(correct answer))^2 (0.25 = always 50%); ece: expected "
-        f"calibration error over {BINS} equal-width bins of confidence; confidence: mean "
-        "probability of the chosen answer. Verdicts without probabilities are left out.",
-        formats={"brier": "num", "ece": "num", "confidence": "pct", "accuracy": "pct"},
+        ["condition", "verdicts", "ece", "ece_low", "ece_high", "confidence", "accuracy"],
+        note=f"ece: expected calibration error over {BINS} equal-width bins of confidence "
+        f"([k/{BINS}, (k+1)/{BINS}), the last holding 1), with a 95% interval from {reps:,} "
+        f"bootstrap resamples of {res.clusters.describe(len(res.questions))}; confidence: mean "
+        "probability of the chosen answer. Verdicts without probabilities are left out; a "
+        + ("tie is left out (--ties invalid)." if res.ties == "invalid" else "tie is wrong, at its top probability (--ties wrong)."),
+        formats={"ece": "num", "ece_low": "num", "ece_high": "num", "confidence": "pct", "accuracy": "pct"},
     )
     bins = Table(
         "reliability",
@@ -38,8 +42,10 @@ def calibration_tables(res: Results) -> list[Table]:
     for k, c in enumerate(res.conditions):
         m = ok & (res.condition == k)
         conf, right = res.p_choice[m], res.correct[m]
+        boot = stats.bootstrap_ece(res.cluster[m], conf, right, res.clusters.count, reps, rng, BINS)
+        lo, hi = stats.percentile_ci(boot[:, None])
         summary.rows.append([
-            c, int(m.sum()), stats.brier(res.p_correct[m]), stats.ece(conf, right, BINS),
+            c, int(m.sum()), stats.ece(conf, right, BINS), lo[0], hi[0],
             float(conf.mean()) if m.any() else np.nan, float(right.mean()) if m.any() else np.nan,
         ])  # fmt: skip
         bins.rows += [[c, *row] for row in stats.reliability_bins(conf, right, BINS)]

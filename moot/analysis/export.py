@@ -1,9 +1,16 @@
-"""Exports of the transcripts: JSONL, CSV or Parquet files, and pandas DataFrames.
+"""Exports of the transcripts: JSONL, CSV or Parquet files, one HTML page, and pandas
+DataFrames.
 
 Three tables, each row tagged with its condition: `episodes` (one per episode, with its
 ruling and whether it was right, as in the `episode_results` view), `messages` and
 `verdicts` (every verdict row, `final` marking each judge's last one). With several
-databases a `run` column names the file each row came from.
+databases a `run` column names the file each row came from. `html` writes the transcripts
+as one page to read or share (moot.analysis.html).
+
+File exports take a selection (`where`: episode attributes, `episodes`: ids) and leave out
+the episodes marked not for publication (moot.analysis.privacy) unless `include_private`;
+what they left out is listed in `excluded.json` beside the files (and on the HTML page).
+The DataFrames are for analysis on your own machine and hold every episode.
 """
 
 from __future__ import annotations
@@ -11,18 +18,26 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from moot.analysis.load import Study, open_db
+from moot.analysis import privacy
+from moot.analysis.load import Scope, Study, open_db, scoped
 from moot.analysis.table import output_dir
 from moot.errors import ConfigError
 
+# an episode of a private dataset carries the mark in its own attributes, so it stays
+# private when the export is read back (moot import moot-jsonl) without the run's scenario
+CARRIED = (
+    f"CASE WHEN {privacy.dataset_private('e.')} THEN json_set(coalesce(e.attributes, '{{}}'), '$.private',"
+    " json('true')) ELSE e.attributes END"
+)
 SQL = {
-    "episodes": """
+    "episodes": f"""
         SELECT r.condition, e.id AS episode, e.question_id, e.question, e.answers,
             e.correct AS answer, e.source, e.protocol, e.assignments, e.seats, e.status,
-            e.stop_reason, e.outcome, e.error, e.started_at, e.ended_at, e.cell, e.attributes,
+            e.stop_reason, e.outcome, e.error, e.started_at, e.ended_at, e.cell, {CARRIED} AS attributes,
             r.judge, r.choice, r.valid, r.correct, r.p_correct, r.p_choice, r.chosen_answer
         FROM episodes AS e JOIN episode_results AS r ON r.episode = e.id ORDER BY e.id""",
     "messages": """
@@ -40,6 +55,7 @@ SQL = {
 TABLES = tuple(SQL)
 FORMATS = ("jsonl", "csv", "parquet")
 TRAINING = ("preference", "trajectories")  # training data: moot/analysis/training.py
+PAGES = ("html",)  # one page to read: moot/analysis/html.py
 JSON_COLUMNS = {"answers", "assignments", "seats", "outcome", "attributes", "audience", "quotes", "probabilities"}
 
 
@@ -61,14 +77,50 @@ def rows(study: Study, table: str) -> Iterator[dict[str, Any]]:
             conn.close()
 
 
-def export(paths: Sequence[str | Path], out: str | Path, fmt: str = "jsonl") -> list[Path]:
-    """Write episodes, messages and verdicts as `out/<table>.<fmt>` (or training data)."""
-    if fmt in TRAINING:
-        from moot.analysis.training import export_training
+def export(
+    paths: Sequence[str | Path], out: str | Path, fmt: str = "jsonl", *,
+    where: Sequence[tuple[str, Any]] = (), episodes: Sequence[int] = (), include_private: bool = False,
+) -> list[Path]:  # fmt: skip
+    """Write episodes, messages and verdicts as `out/<table>.<fmt>` (or training data, or
+    the HTML page): see `export_files`."""
+    return export_files(paths, out, fmt, where=where, episodes=episodes, include_private=include_private)[0]
 
-        return export_training(list(paths), out, fmt)
-    if fmt not in FORMATS:
-        raise ConfigError(f"--format {fmt}: choose one of {', '.join(FORMATS + TRAINING)}")
+
+def export_files(
+    paths: Sequence[str | Path], out: str | Path, fmt: str = "jsonl", *,
+    where: Sequence[tuple[str, Any]] = (), episodes: Sequence[int] = (), include_private: bool = False,
+) -> tuple[list[Path], privacy.LeftOut]:  # fmt: skip
+    """The files written, and the private episodes of the selection: left out (listed in
+    `excluded.json`), or kept when `include_private`. For `html`, `out` is a directory
+    (`transcripts.html` is written in it) or a file name ending in `.html`."""
+    if fmt not in FORMATS + TRAINING + PAGES:
+        raise ConfigError(f"--format {fmt}: choose one of {', '.join(FORMATS + TRAINING + PAGES)}")
+    scope = Scope(tuple(where), None, tuple(episodes), public=not include_private)
+    with scoped(replace(scope, public=False)):
+        private = privacy.left_out(paths)
+    with scoped(scope):
+        if fmt in TRAINING:
+            from moot.analysis.training import export_training
+
+            written = export_training(list(paths), out, fmt)
+        elif fmt == "html":
+            from moot.analysis import html
+
+            study = Study.open(paths)
+            target = Path(out)
+            if target.suffix.lower() != ".html":
+                target = output_dir(target) / "transcripts.html"
+            else:
+                output_dir(target.parent)
+            written = [html.write(study, target, private, include_private)]
+        else:
+            written = _tables(paths, out, fmt)
+    if fmt != "html" and (note := privacy.write_note(private if not include_private else privacy.LeftOut(), written[0].parent)):
+        written.append(note)
+    return written, private
+
+
+def _tables(paths: Sequence[str | Path], out: str | Path, fmt: str) -> list[Path]:
     study = Study.open(paths)
     d = output_dir(out)
     written = []

@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from moot.analysis import clusters
+from moot.analysis.privacy import PRIVATE
 from moot.errors import ConfigError
 from moot.store.schema import SCHEMA_VERSION, VIEWS
 
@@ -29,18 +31,26 @@ from moot.store.schema import SCHEMA_VERSION, VIEWS
 class Scope:
     """Which part of each database an analysis reads: episodes whose attributes match
     (`where`: key -> value, e.g. an imported dataset's `included_in_paper` -> True), and
-    only one judge's verdicts (`judge`, e.g. a room's own judge beside offline ones)."""
+    only one judge's verdicts (`judge`, e.g. a room's own judge beside offline ones); for
+    exports, only some episodes (`episodes`: ids) and only those fit to publish (`public`:
+    see moot.analysis.privacy)."""
 
     where: tuple[tuple[str, Any], ...] = ()
     judge: str | None = None
+    episodes: tuple[int, ...] = ()
+    public: bool = False
 
     def views(self) -> str:
         """TEMP views named like the tables they narrow: the temp schema is searched first,
         so every query and every analysis view reads only what is in scope."""
         out = []
-        if self.where:
-            conds = " AND ".join(f"json_extract(attributes, {_literal('$.' + k)}) = {_literal(v)}" for k, v in self.where)
-            out.append(f"CREATE TEMP VIEW episodes AS SELECT * FROM main.episodes WHERE {conds};")
+        conds = [f"json_extract(attributes, {_literal('$.' + k)}) = {_literal(v)}" for k, v in self.where]
+        if self.episodes:
+            conds.append(f"id IN ({', '.join(str(int(e)) for e in self.episodes)})")
+        if self.public:
+            conds.append(f"NOT {PRIVATE}")
+        if conds:
+            out.append(f"CREATE TEMP VIEW episodes AS SELECT * FROM main.episodes WHERE {' AND '.join(conds)};")
         if self.judge is not None:
             out.append(f"CREATE TEMP VIEW verdicts AS SELECT * FROM main.verdicts WHERE judge = {_literal(self.judge)};")
         return "\n".join(out)
@@ -73,6 +83,23 @@ def parse_where(items: Sequence[str]) -> tuple[tuple[str, Any], ...]:
             raise ConfigError(f"--where {item}: VALUE must be text, a number, true or false")
         out.append((key, value))
     return tuple(out)
+
+
+_IDS = re.compile(r"^\s*(\d+)\s*(?:-\s*(\d+)\s*)?$")
+
+
+def parse_episodes(text: str | None) -> tuple[int, ...]:
+    """`3,5,10-20`: episode ids and inclusive ranges."""
+    if not text:
+        return ()
+    out: list[int] = []
+    for part in text.split(","):
+        m = _IDS.match(part)
+        if not m or (m.group(2) is not None and int(m.group(2)) < int(m.group(1))):
+            raise ConfigError(f"--episodes {text}: expected episode ids and ranges, e.g. 3,5,10-20 (got {part.strip()!r})")
+        a, b = int(m.group(1)), int(m.group(2) or m.group(1))
+        out.extend(range(a, b + 1))
+    return tuple(dict.fromkeys(out))
 
 
 _scope: ContextVar[Scope] = ContextVar("moot_analysis_scope", default=Scope())  # noqa: B039  (frozen)
@@ -137,6 +164,27 @@ RESULT_COLUMNS = (
     "episode", "condition", "question_id", "protocol", "choice", "valid", "correct",
     "p_correct", "p_choice", "answer", "n_answers", "answers", "assignments",
 )  # fmt: skip
+# Beside the view's columns, per finished episode: the ruling's probabilities
+# (is it a tie?); how many beliefs the ruling judge reported (a scoring rule's turns); the
+# highest round of a speech (the judge's own messages and unchosen drafts are not speeches);
+# and the scoring rule the episode records (an imported room's, e.g. Michael et al.'s).
+RESULTS_SQL = f"""
+SELECT {', '.join('r.' + c for c in RESULT_COLUMNS)},
+    (SELECT v.probabilities FROM verdicts AS v WHERE v.episode = r.episode AND v.judge = r.judge
+     ORDER BY v.id DESC LIMIT 1),
+    (SELECT count(*) FROM verdicts AS v WHERE v.episode = r.episode AND v.judge = r.judge),
+    (SELECT max(m.round) FROM messages AS m WHERE m.episode = r.episode AND m.role != 'judge'
+     AND m.phase NOT LIKE '%:draft'),
+    e.attributes ->> '$.rules.scoringFunction'
+FROM episode_results AS r JOIN episodes AS e ON e.id = r.episode
+WHERE r.status = 'done' ORDER BY r.episode"""
+# each question's passage, from its first episode that has one: one text per question (a
+# story can be tens of kilobytes, and a large run has many episodes per question)
+PASSAGES_SQL = """
+SELECT question_id, source FROM episodes WHERE id IN (
+    SELECT min(id) FROM episodes WHERE source IS NOT NULL AND source != '' AND status = 'done'
+    GROUP BY question_id)"""
+TIES = ("invalid", "wrong")
 
 
 @dataclass
@@ -167,6 +215,15 @@ class Results:
     advocates: np.ndarray  # how many seats were assigned an answer
     advocate_seats: np.ndarray  # those seats, comma-separated
     truth_argued_by: np.ndarray  # the seats that argued the correct answer, or None
+    clusters: clusters.Clusters  # what the bootstrap resamples (passages or questions)
+    cluster: np.ndarray  # each episode's cluster code
+    tie: np.ndarray  # the ruling's top probability is shared: it chose nothing
+    top: np.ndarray  # the ruling's top probability (NaN without probabilities)
+    rounds: np.ndarray  # the highest round of a speech (0: none)
+    reports: np.ndarray  # how many verdicts the ruling judge gave (its beliefs reported)
+    scoring: np.ndarray  # the scoring rule the episode records (JSON text), or None
+    probabilities: np.ndarray  # the ruling's probabilities (JSON text), or None
+    ties: str = "invalid"  # the convention applied: "invalid" or "wrong"
     failed: dict[str, int] = field(default_factory=dict)  # episodes that failed, per condition
 
     def __len__(self) -> int:
@@ -312,24 +369,43 @@ def _fetch(path: Path, sql: str, params: tuple) -> list[tuple]:
         conn.close()
 
 
-def load_results(study: Study) -> Results:
-    """The finished episodes of every database, with their rulings."""
-    per_db_rows = study.rows(
-        f"SELECT {', '.join(RESULT_COLUMNS)} FROM episode_results"
-        " WHERE status = 'done' ORDER BY episode"
-    )
+def load_results(study: Study, ties: str = "invalid", cluster: str = "auto") -> Results:
+    """The finished episodes of every database, with their rulings.
+
+    `ties`: a ruling whose top probability is shared (a 50/50) chose nothing; "invalid"
+    leaves it out of accuracy and calibration like an unreadable verdict, "wrong" counts it
+    as a wrong verdict (Michael et al. 2023's convention), its confidence the top
+    probability. `cluster`: what the bootstrap resamples (see moot.analysis.clusters)."""
+    if ties not in TIES:
+        raise ConfigError(f"--ties {ties}: choose invalid or wrong")
+    per_db_rows = study.rows(RESULTS_SQL)
     source_code = {(d, st): j for j, (d, _, st) in enumerate(study.sources)}
-    cols: list[list] = [[] for _ in RESULT_COLUMNS]
+    cols: list[list] = [[] for _ in range(len(RESULT_COLUMNS) + 4)]
     dbs: list[int] = []
     for i, rows in enumerate(per_db_rows):
         for j, col in enumerate(zip(*rows)):
             cols[j].extend(col)
         dbs.extend([i] * len(rows))
     (episode, condition, question_id, protocol, choice, valid, correct, p_correct,
-     p_choice, answer, n_answers, answers, assignments) = cols  # fmt: skip
+     p_choice, answer, n_answers, answers, assignments, ruling, reports, rounds,
+     scoring) = cols  # fmt: skip
     advocates, advocate_seats, truth_by = advocacy(assignments, answer)
     source = np.array([source_code[(d, c)] for d, c in zip(dbs, condition)], dtype=np.int64)
     questions, qcode = np.unique(np.array(question_id, dtype=object), return_inverse=True)
+    qcode = qcode.astype(np.int64).reshape(-1)
+    passage: dict[str, str | None] = {}
+    for rows in study.rows(PASSAGES_SQL):  # the first database's passage, where several have one
+        for qid, text in rows:
+            passage.setdefault(qid, clusters.source_key(text))
+    groups = clusters.assign([passage.get(str(q)) for q in questions], cluster)
+    top, tie = _ties(ruling, choice)
+    valid_ = np.array(valid, dtype=bool)
+    correct_, p_choice_ = _floats(correct), _floats(p_choice)
+    if ties == "wrong":  # a tie is a verdict, and a wrong one
+        valid_ |= tie
+        known = tie & (_ints(answer) >= 0)
+        correct_[known] = 0.0
+        p_choice_[tie] = top[tie]
     failed: dict[str, int] = {}
     for c, (n,) in study.query(
         "SELECT condition, count(*) FROM episode_results WHERE status != 'done' GROUP BY condition"
@@ -340,14 +416,14 @@ def load_results(study: Study) -> Results:
         questions=[str(q) for q in questions],
         condition=np.array(study.source_condition, dtype=np.int64)[source] if len(source) else source,
         source=source,
-        question=qcode.astype(np.int64).reshape(-1),
+        question=qcode,
         db=np.array(dbs, dtype=np.int64),
         episode=np.array(episode, dtype=np.int64),
         protocol=np.array(protocol, dtype=object),
-        valid=np.array(valid, dtype=bool),
-        correct=_floats(correct),
+        valid=valid_,
+        correct=correct_,
         p_correct=_floats(p_correct),
-        p_choice=_floats(p_choice),
+        p_choice=p_choice_,
         choice=_ints(choice),
         answer=_ints(answer),
         n_answers=_ints(n_answers),
@@ -356,8 +432,35 @@ def load_results(study: Study) -> Results:
         advocates=np.array(advocates, dtype=np.int64),
         advocate_seats=np.array(advocate_seats, dtype=object),
         truth_argued_by=np.array(truth_by, dtype=object),
+        clusters=groups,
+        cluster=groups.of_question[qcode],
+        tie=tie,
+        top=top,
+        rounds=_ints(rounds).clip(min=0),
+        reports=np.array(reports, dtype=np.int64),
+        scoring=np.array(scoring, dtype=object),
+        probabilities=np.array(ruling, dtype=object),
+        ties=ties,
         failed=failed,
     )
+
+
+def _ties(ruling: list[str | None], choice: list[int | None]) -> tuple[np.ndarray, np.ndarray]:
+    """Per ruling: its top probability, and whether it chose nothing because that top is
+    shared by two answers or more."""
+    top = np.full(len(ruling), np.nan)
+    tie = np.zeros(len(ruling), dtype=bool)
+    for i, (text, c) in enumerate(zip(ruling, choice)):
+        if not text:
+            continue
+        try:
+            probs = [float(p) for p in json.loads(text)]
+        except (TypeError, ValueError):
+            continue  # unreadable probabilities: no confidence, not a tie
+        if probs:
+            top[i] = max(probs)
+            tie[i] = c is None and sum(1 for p in probs if p == top[i]) > 1
+    return top, tie
 
 
 def advocacy(assignments: list[str], answers: list[int | None]) -> tuple[list, list, list]:

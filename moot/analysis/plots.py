@@ -114,11 +114,45 @@ def position_plot(report: Report, path: Path) -> Path:
     return path
 
 
+TRAJECTORY_MIN = 5  # rounds fewer episodes reached are in the table only: a mean of 1-4 is noise
+
+
+def trajectory_plot(report: Report, path: Path) -> Path | None:
+    """The judge's mean belief in the correct answer after each round, per condition, with
+    its 95% band; None when no judge ruled more than once."""
+    try:
+        rows = report.table("trajectory").rows
+    except KeyError:
+        return None
+    plt = pyplot()
+    series: dict[str, list] = {}
+    for c, r, n, p, lo, hi, _ in rows:
+        if n >= TRAJECTORY_MIN or r == 0:
+            series.setdefault(c, []).append((r, _num(p), _num(lo), _num(hi)))
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    for c, pts in series.items():
+        x = [q[0] for q in pts]
+        (line,) = ax.plot(x, [q[1] for q in pts], marker="o", label=c)
+        ax.fill_between(x, [q[2] for q in pts], [q[3] for q in pts], color=line.get_color(), alpha=0.15)
+    ax.axhline(0.5, color="grey", lw=0.8, ls="--")
+    ax.set_ylim(0, 1)
+    ax.set_xlabel(f"round (0: the judge's prior; rounds {TRAJECTORY_MIN}+ episodes reached)")
+    ax.set_ylabel("p(correct answer), mean (95% CI)")
+    ax.set_title("The judge's belief, round by round")
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
 def write_all(report: Report, out: Path) -> list[Path]:
     made = [
         accuracy_plot(report, out / "accuracy.png"),
         position_plot(report, out / "position.png"),
         reliability_plot(report, out / "reliability.png"),
         elo_plot(report, out / "elo.png"),
+        trajectory_plot(report, out / "trajectory.png"),
     ]
     return [p for p in made if p is not None]

@@ -6,7 +6,7 @@ seats when every advocate ran on one model (then the rating measures the seat's 
 The model: P(i beats j) = sigmoid(s_i - s_j + t z), z = +1 when i argued the truth, -1 when
 j did, 0 otherwise; t is the truth's advantage, which keeps a player from being rated on
 the side it happened to draw. Fitted by Newton's method; Elo = 1500 + 400 log10(e) s with
-the strengths centred. Intervals: bootstrap over questions.
+the strengths centred. Intervals: bootstrap over passages or questions (--cluster).
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ class Games:
 
 
 def games(study: Study, res: Results) -> Games:
-    keep = np.flatnonzero((res.advocates == 2) & res.valid)
+    keep = np.flatnonzero((res.advocates == 2) & res.valid & (res.choice >= 0))  # a tie has no winner
     models = {int(k): study.seat_models(int(k)) for k in np.unique(res.source[keep])}
     by_model = len({m for seats in models.values() for m in seats.values()}) > 1
     # a run has a handful of (condition, assignments) pairs: resolve each once
@@ -67,7 +67,7 @@ def games(study: Study, res: Results) -> Games:
     player = rank[player] if len(names) else player
     return Games(
         players=ordered,
-        question=res.question[keep],
+        question=res.cluster[keep],  # what the bootstrap resamples: passages or questions
         a=player[combo_code, 0],
         b=player[combo_code, 1],
         won_a=(choice == s1).astype(float),

@@ -11,6 +11,8 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from moot.transcript.events import LOG_FLOOR  # one floor for every log score moot reports
+
 NORMAL_FROM = 5000  # nonzero differences from which the sign-flip test uses its normal limit
 CHUNK_CELLS = 10_000_000  # bootstrap weights held at once (replicates x questions)
 
@@ -139,3 +141,40 @@ def ece(confidence: np.ndarray, correct: np.ndarray, bins: int = 10) -> float:
     if not n:
         return math.nan
     return float(sum(m / n * abs(acc - conf) for _, _, m, conf, acc in reliability_bins(confidence, correct, bins)))
+
+
+
+
+def log_score(p_correct: np.ndarray, floor: float = LOG_FLOOR) -> np.ndarray:
+    """Each verdict's logarithmic score, ln p(correct answer) (natural log; 0 is perfect,
+    ln 0.5 = -0.693 always answering 50%), with p floored at `floor`. Proper: a judge
+    maximises its expected score by reporting what it believes."""
+    return np.log(np.maximum(p_correct, floor))
+
+
+def ece_parts(confidence: np.ndarray, correct: np.ndarray, bins: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    """Per verdict, its bin of confidence and its gap (confidence - correct): the ECE is
+    sum over bins of |sum of gaps in the bin| / n, which a bootstrap can reweight."""
+    k = np.minimum((confidence * bins).astype(int), bins - 1)
+    return k, confidence - correct
+
+
+def bootstrap_ece(
+    cluster: np.ndarray, confidence: np.ndarray, correct: np.ndarray, n_clusters: int,
+    reps: int, rng: np.random.Generator, bins: int = 10,
+) -> np.ndarray:  # fmt: skip
+    """Replicates of the expected calibration error, resampling clusters (passages or
+    questions) with every verdict in them; NaN where a replicate drew no verdict."""
+    if not len(confidence):
+        return np.full(reps, np.nan)
+    k, gap = ece_parts(confidence, correct, bins)
+    gaps = np.zeros((n_clusters, bins))
+    np.add.at(gaps, (cluster, k), gap)
+    counts = np.bincount(cluster, minlength=n_clusters).astype(float)
+    both = np.column_stack([gaps, counts]).astype(np.float32)
+    out = []
+    for w in bootstrap_weights(n_clusters, reps, rng):
+        s = (w @ both).astype(float)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out.append(np.abs(s[:, :bins]).sum(1) / s[:, bins])
+    return np.concatenate(out) if out else np.full(reps, np.nan)

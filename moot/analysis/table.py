@@ -30,7 +30,8 @@ class Table:
     columns: list[str]
     rows: list[list[Any]] = field(default_factory=list)
     note: str = ""
-    # how markdown shows a column: "pct" (0.483 -> 48.3%), "p" (p-values), "num" (3 decimals)
+    # how markdown shows a column: "pct" (0.483 -> 48.3%), "p" (p-values), "num" (3 decimals),
+    # "one" (1 decimal: lengths in characters and tokens)
     formats: dict[str, str] = field(default_factory=dict)
 
     def records(self) -> list[dict[str, Any]]:
@@ -74,6 +75,8 @@ def _show(v: Any, fmt: str) -> str:
             return f"{v:.3f}" if v >= 0.001 else "<0.001"
         if fmt == "int":
             return f"{v:.0f}"
+        if fmt == "one":
+            return f"{v:,.1f}"
         return f"{v:.3f}" if fmt == "num" or abs(v) < 1000 else f"{v:,.0f}"
     if isinstance(v, int) and not isinstance(v, bool):
         return f"{v:,}" if fmt != "raw" else str(v)

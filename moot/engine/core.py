@@ -106,7 +106,7 @@ class Engine:
                 answers=spec.answers, correct=spec.correct, source=spec.source, protocol=protocol.name,
                 assignments={k: v for k, v in sides.items() if v is not None}, seats=self._seat_info,
                 started_at=time.time(), cell=self.cell,
-                attributes=None if spec.target is None else {"target": spec.target},
+                attributes=self._attributes(spec),
             ),
             {s.id: SeatSight(role=s.role, side=sides[s.id], sees_source=s.sees_source) for s in protocol.seats},
         )  # fmt: skip
@@ -150,10 +150,18 @@ class Engine:
             )
         )
 
+    @staticmethod
+    def _attributes(spec: EpisodeSpec) -> dict[str, Any] | None:
+        """Facts about the episode no seat is shown: an open task's target, a private row."""
+        if spec.target is None and not spec.private:
+            return None
+        return ({"target": spec.target} if spec.target is not None else {}) | ({"private": True} if spec.private else {})
+
     def _round(self, phase: Phase, state: PhaseState) -> int:
         """The debate round a turn belongs to: the phase's own where the graph unrolls its
         rounds (a game's), else speeches so far (a verdict after round 2 is a round-2
-        verdict), or the phase's own count in a protocol without speeches."""
+        verdict; one before any speech is the judge's prior, round 0), or the phase's own
+        count in a protocol without speeches."""
         if phase.round is not None:
             return phase.round
         visits = state.visits
@@ -161,6 +169,8 @@ class Engine:
             speeches = visits.get(self._speech_phases[0], 0)
         else:
             speeches = max((visits.get(p, 0) for p in self._speech_phases), default=0)
+        if not speeches and self._speech_phases and phase.kind == "verdict":
+            return 0
         return speeches or visits[phase.name]
 
     async def _remember(self, ep: int, seat_id: str, ruling: Verdict | None) -> None:

@@ -33,6 +33,7 @@ class EpisodeSpec:
     checks: tuple[EpisodeSpec, ...] = ()
     target: str | None = None  # an open task's answer, for the scorer; no seat sees it
     game: dict[str, Any] | None = None  # a game instance's numbers, for the referee
+    private: bool = False  # the row is not for publication (stored with the episode)
 
 
 @dataclass(slots=True)

@@ -40,6 +40,7 @@ class Question:
     split: str | None = None
     target: str | None = None  # an open task's answer (e.g. "592")
     game: dict[str, Any] | None = None  # a game instance's numbers (language games)
+    private: bool = False  # not for publication: exports leave it out (e.g. GPQA's rows)
 
 
 def load(source: str, *, fmt: str = "auto", split: str | None = None, base: Path | None = None) -> list[Question]:
@@ -160,6 +161,9 @@ def _question(row: dict[str, Any], where: str, default_id: str) -> Question:
     passage = row.get("passage")
     if passage is not None and not isinstance(passage, str):
         raise ConfigError(f"{where}: passage must be a string")
+    private = row.get("private", False)
+    if not isinstance(private, bool):
+        raise ConfigError(f"{where}: private must be true or false")
     return Question(
         id=str(row.get("id", default_id)),
         question=str(row["question"]),
@@ -167,6 +171,7 @@ def _question(row: dict[str, Any], where: str, default_id: str) -> Question:
         answer=_answer_index(row["answer"], options, where),
         passage=passage,
         split=row.get("split"),
+        private=private,
     )
 
 

@@ -195,6 +195,9 @@ class DatasetConfig(_Strict):
     both_orders: bool = Field(
         False, description="run every question twice, with the answers in both orders"
     )
+    private: bool = Field(
+        False, description="not for publication (e.g. GPQA): exports leave its episodes out unless --include-private"
+    )
 
 
 class Endpoint(_Strict):

@@ -21,7 +21,7 @@ from urllib.parse import quote
 
 from moot.errors import ConfigError
 from moot.store.schema import SCHEMA_VERSION
-from moot.transcript.events import Message, Totals, Verdict
+from moot.transcript.events import Message, Totals, Verdict, log_score
 from moot.transcript.quotes import Quote, from_record
 
 __all__ = ["EpisodeRow", "Filters", "RunReader", "StoredEpisode", "check_database"]
@@ -127,6 +127,15 @@ _RULING = (
 )
 
 
+_P_CORRECT = "CAST(v.probabilities ->> ('$[' || e.correct || ']') AS REAL)"
+# Finished episodes' rulings: how many, right, invalid, scored, and their summed log score.
+_RULINGS_TOTAL = (
+    "SELECT count(v.id), coalesce(sum(v.correct),0), coalesce(sum(v.parse_status!='ok'),0),"
+    f" count({_P_CORRECT}), coalesce(sum(log_score({_P_CORRECT})), 0.0)"
+    f" FROM episodes e JOIN verdicts v ON v.id = {_RULING} WHERE e.status != 'running'"
+)
+
+
 def _last(col: str) -> str:
     return _LAST_VERDICT.format(col=col)
 
@@ -191,6 +200,7 @@ class RunReader:
         try:
             conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
             conn.execute("PRAGMA query_only = 1")
+            conn.create_function("log_score", 1, log_score, deterministic=True)
         except sqlite3.DatabaseError as exc:
             raise ConfigError(f"{self.path}: cannot open ({exc})") from None
         with self._lock:
@@ -513,19 +523,16 @@ class RunReader:
             f" coalesce(sum({self._cached}),0) FROM model_calls"
             " WHERE model != 'human' AND model NOT LIKE 'human/%'"
         ).fetchone()
-        t.verdicts, t.correct, t.invalid = self.conn.execute(
-            "SELECT count(v.id), coalesce(sum(v.correct),0), coalesce(sum(v.parse_status!='ok'),0)"
-            f" FROM episodes e JOIN verdicts v ON v.id = {_RULING} WHERE e.status != 'running'"
-        ).fetchone()
+        t.verdicts, t.correct, t.invalid, t.scored, t.log_score = self.conn.execute(_RULINGS_TOTAL).fetchone()
         return t
 
-    def rulings(self, episodes: list[int]) -> list[tuple[bool | None, str]]:
-        """(correct, parse_status) of these episodes' rulings (those that have one)."""
+    def rulings(self, episodes: list[int]) -> list[tuple[bool | None, str, float | None]]:
+        """(correct, parse_status, p(correct)) of these episodes' rulings (those that have one)."""
         marks = ",".join("?" * len(episodes))
         return [
-            (None if c is None else bool(c), p)
-            for c, p in self.conn.execute(
-                f"SELECT v.correct, v.parse_status FROM episodes e JOIN verdicts v ON v.id = {_RULING}"
+            (None if c is None else bool(c), status, p)
+            for c, status, p in self.conn.execute(
+                f"SELECT v.correct, v.parse_status, {_P_CORRECT} FROM episodes e JOIN verdicts v ON v.id = {_RULING}"
                 f" WHERE e.id IN ({marks})", tuple(episodes))
         ]  # fmt: skip
 
@@ -568,10 +575,7 @@ class RunReader:
                 "SELECT count(*), coalesce(sum(prompt_tokens + completion_tokens), 0),"
                 " coalesce(sum(cost), 0) FROM model_calls"
             ).fetchone()
-            t.verdicts, t.correct, t.invalid = conn.execute(
-                "SELECT count(v.id), coalesce(sum(v.correct),0), coalesce(sum(v.parse_status!='ok'),0)"
-                f" FROM episodes e JOIN verdicts v ON v.id = {_RULING} WHERE e.status != 'running'"
-            ).fetchone()
+            t.verdicts, t.correct, t.invalid, t.scored, t.log_score = conn.execute(_RULINGS_TOTAL).fetchone()
             row = conn.execute("SELECT status FROM runs LIMIT 1").fetchone()
             conn.execute("COMMIT")
         finally:

@@ -4,7 +4,6 @@ offline judging and the desk start here."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from moot.errors import ConfigError
@@ -50,15 +49,13 @@ def stored_scenario(path: Path) -> tuple[Scenario, str, Path | None]:
     paths are relative to."""
     from moot import store
 
-    conn = store.connect(path)
-    try:
-        row = conn.execute("SELECT scenario_yaml, config FROM runs").fetchone()
-    finally:
-        conn.close()
-    if row is None:
+    store.connect(path).close()  # migrated to this moot's schema, or a one-line error
+    with RunReader(path) as reader:
+        record = reader.record()
+    if record is None:
         raise ConfigError(f"{path}: holds no run to resume")
-    config = json.loads(row[1])
+    text, config = record
     base = config.pop("base", None)
     config.pop("prompts", None)
     config.pop("parent", None)  # a fork or replay's origin (moot.workflows.replay)
-    return Scenario.model_validate(config), row[0], Path(base) if base else None
+    return Scenario.model_validate(config), text, Path(base) if base else None

@@ -6,6 +6,7 @@ the hot path, and they never cross a trust boundary (scenario files do, and are 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Literal
@@ -173,6 +174,14 @@ Event = (
 )
 
 
+LOG_FLOOR = 0.01  # p(correct) below this scores as this: one certain wrong ruling is not -inf
+
+
+def log_score(p_correct: float | None) -> float | None:
+    """The log score of one ruling: ln of the probability it gave the correct answer."""
+    return None if p_correct is None else math.log(max(p_correct, LOG_FLOOR))
+
+
 @dataclass(slots=True)
 class Totals:
     """A run's running totals: what the bus counts as events pass, what a live view counts
@@ -190,6 +199,10 @@ class Totals:
     verdicts: int = 0  # rulings counted (the bus: every verdict; a stored run: each episode's)
     correct: int = 0
     invalid: int = 0
+    # the stored rulings that gave the correct answer a probability, and the sum of their
+    # log scores (ln p(correct), floored): the proper score beside accuracy
+    scored: int = 0
+    log_score: float = 0.0
 
     @property
     def running(self) -> int:
@@ -200,6 +213,10 @@ class Totals:
         """Correct over valid rulings (None before any)."""
         valid = self.verdicts - self.invalid
         return self.correct / valid if valid else None
+
+    @property
+    def mean_log_score(self) -> float | None:
+        return self.log_score / self.scored if self.scored else None
 
     def add(self, other: Totals) -> None:
         for f in fields(self):

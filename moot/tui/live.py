@@ -13,7 +13,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from moot.store.reader import RunReader
-from moot.transcript.events import Totals
+from moot.transcript.events import Totals, log_score
 
 
 @dataclass(slots=True)
@@ -123,8 +123,11 @@ class LiveState:
         rows = self.reader.rulings(episodes)
         t = self.totals
         t.verdicts += len(rows)
-        t.correct += sum(1 for c, _ in rows if c)
-        t.invalid += sum(1 for _, p in rows if p != "ok")
+        t.correct += sum(1 for c, _, _ in rows if c)
+        t.invalid += sum(1 for _, status, _ in rows if status != "ok")
+        scores = [log_score(p) for _, _, p in rows if p is not None]
+        t.scored += len(scores)
+        t.log_score += sum(s for s in scores if s is not None)
 
     def calls_per_s(self, window: float = 2.0) -> float:
         if len(self._rate) < 2:

@@ -42,6 +42,8 @@ def stats_line(state: LiveState, following: bool, name: str) -> Text:
     out.append("  judge ")
     out.append("n/a" if acc is None else f"{acc:.1%}", style="bold")
     out.append(f" of {t.verdicts - t.invalid:,}")
+    if t.mean_log_score is not None:  # the proper score beside accuracy (ln p(correct))
+        out.append(f"  log score {t.mean_log_score:.2f}")
     if t.invalid:
         out.append(f", {t.invalid:,} invalid", style=STATUS_STYLE["failed"])
     out.append("\n")

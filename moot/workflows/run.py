@@ -52,7 +52,8 @@ class RunSummary(Totals):
             f"run        {self.path}",
             f"episodes   {self.episodes} ({self.done} done, {self.failed} failed)",
             f"judge      accuracy {acc} ({self.correct}/{valid} valid verdicts), "
-            f"{self.invalid} invalid",
+            f"{self.invalid} invalid"
+            + ("" if self.mean_log_score is None else f", log score {self.mean_log_score:.3f}"),
             f"model      {self.model_calls} calls"
             + (f" ({self.cached} from the cache)" if self.cached else "")
             + f", {self.tokens:,} tokens, cost ${self.cost:.4f}",
@@ -116,7 +117,7 @@ def episode_specs(
         for swapped in orders:
             answers = (q.options[1], q.options[0]) if swapped else q.options
             correct = 1 - q.answer if swapped else q.answer  # type: ignore[operator]  # options: an answer
-            yield EpisodeSpec(index, q.id, q.question, answers, correct, q.passage, others)
+            yield EpisodeSpec(index, q.id, q.question, answers, correct, q.passage, others, private=q.private)
             index += 1
 
 
