@@ -169,6 +169,23 @@ def main() -> None:
             raise SystemExit(f"bench: {name} failed:\n{proc.stderr[-2000:]}")
         return json.loads(proc.stdout.strip().splitlines()[-1])
 
+    section("local model: continuous batching (moot, fast mode) vs raw llama.cpp batches, same run")
+    bt = script("batching.py", "throughput", "--sizes", "1,4,8,16", "--max-tokens", "32" if q else "64")
+    results["batching"] = bt
+    for n in ("1", "4", "8", "16"):
+        m, r = bt["moot"][n], bt["raw"][n]
+        row(f"{n:>2} concurrent: tokens/s moot / raw llama.cpp",
+            f"{m['tokens_per_s']:.0f} / {r['tokens_per_s']:.0f}",
+            f"x{bt['speedup'][n]:.2f} of 1" + (" (>= 2 at 8)" if n == "8" else ""))
+    for mode in ("exact", "fast"):
+        qs = script("batching.py", "quickstart", "--mode", mode)
+        results[f"quickstart_{mode}"] = qs
+        row(f"quickstart wall time, {mode} mode", f"{qs['wall_s']:.1f} s",
+            "<= 15 s" if mode == "fast" else "(one request at a time)")
+        if mode == "fast":
+            row("quickstart prompt tokens saved by prefix reuse",
+                f"{qs['prompt_tokens_reused']:,} of {qs['prompt_tokens']:,}")
+
     n_analyze = 5_000 if q else 100_000
     section(f"analysis: moot analyze on a {n_analyze:,}-episode database (made once, cached)")
     an = script("analyze.py", "--episodes", str(n_analyze))

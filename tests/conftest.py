@@ -5,6 +5,9 @@ import tempfile
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 # A response cache of the test session's own: tests never answer from a developer's cache.
 os.environ["MOOT_CACHE_DIR"] = tempfile.mkdtemp(prefix="moot-test-cache-")
+# Local models in their deterministic mode: one request at a time, llama-cpp-python's numbers
+# (tests/test_batching.py sets the batched mode where it tests it).
+os.environ.setdefault("MOOT_LLAMA_BATCHING", "exact")
 
 import pytest
 

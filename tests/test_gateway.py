@@ -440,7 +440,7 @@ async def test_scripted_through_make_api():
 
 def test_provider_defaults_fill_what_the_scenario_left_open():
     local = with_defaults("local/smollm2-135m", ModelSettings())
-    assert (local.max_concurrency, local.timeout) == (1, 600.0)
+    assert (local.max_concurrency, local.timeout) == (16, 600.0)  # batched by the loaded model
     api = with_defaults("openai/gpt-4o-mini", ModelSettings())
     assert (api.max_concurrency, api.timeout) == (16, 120.0)
     for name in ("scripted", "scripted/judge"):  # in-process and instant: no limits

@@ -21,8 +21,17 @@ MESSAGES = [
 ]
 
 
+@pytest.fixture(scope="module", autouse=True)
+def exact_mode():
+    """These tests pin llama-cpp-python's own numbers: `exact` batching (one request at a
+    time, no prefix reuse), the mode for tests, replay and fork. `fast` is tests/test_batching."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MOOT_LLAMA_BATCHING", "exact")
+        yield
+
+
 @pytest.fixture(scope="module")
-def smollm():
+def smollm(exact_mode):
     return make_api("local/smollm2-135m", ModelSettings())
 
 

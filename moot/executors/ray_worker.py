@@ -11,6 +11,7 @@ was running. This module imports without Ray: the driver makes `run_chunk` a rem
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 from dataclasses import dataclass, field
@@ -111,6 +112,7 @@ def run_chunk(job: ChunkJob) -> Any:
     """The task: a generator of shards (episode ids, serialized database). The engine runs
     on its own event loop in a thread, so shards leave as soon as they are cut."""
     out: queue.Queue = queue.Queue()
+    _size_llama_threads()
 
     def loop() -> None:
         try:
@@ -126,6 +128,19 @@ def run_chunk(job: ChunkJob) -> Any:
             raise item
         yield item
     thread.join()
+
+
+def _size_llama_threads() -> None:
+    """Local models in this worker get as many llama.cpp threads as the CPUs Ray gave the
+    task, not one per core of the node: copies in several workers would fight for them."""
+    try:
+        import ray
+
+        cpus = ray.get_runtime_context().get_assigned_resources().get("CPU")
+    except Exception:  # not in a Ray task: leave the default
+        return
+    if cpus:
+        os.environ["MOOT_LLAMA_THREADS"] = str(max(1, round(cpus)))
 
 
 async def _chunk(job: ChunkJob, out: queue.Queue) -> None:

@@ -15,7 +15,11 @@ def _json(value: str | tuple[str, ...]) -> str:
 
 @lru_cache(maxsize=256)
 def _params_around_seed(
-    max_tokens: int, temperature: float, labels: tuple[str, ...] | None, prefix: str | None
+    max_tokens: int,
+    temperature: float,
+    labels: tuple[str, ...] | None,
+    prefix: str | None,
+    grammar: str | None = None,
 ) -> tuple[str, str]:
     head = f'{{"max_tokens":{int(max_tokens)},"temperature":{float(temperature)!r},"seed":'
     tail = ""
@@ -23,6 +27,8 @@ def _params_around_seed(
         tail += ',"answer_labels":' + _json(labels)
     if prefix:
         tail += ',"assistant_prefix":' + _json(prefix)
+    if grammar:
+        tail += ',"grammar":' + _json(grammar)
     return head, tail + "}"
 
 
@@ -38,12 +44,19 @@ class GenerateRequest:
     # Text the reply is made to start with, where the backend allows it (llama.cpp does):
     # with "Answer:", the very next token is the answer, and its probabilities are the verdict.
     assistant_prefix: str | None = None
+    # A GBNF grammar (rule "root") the reply must match, where the backend can constrain its
+    # sampling (llama.cpp can); None leaves the reply unconstrained.
+    grammar: str | None = None
 
     def params_json(self) -> str:
         """The sampling parameters as the store keeps them: JSON, built without a generic
         encoder because it runs once per call on the hot path (only the seed varies)."""
         head, tail = _params_around_seed(
-            self.max_tokens, self.temperature, self.answer_labels, self.assistant_prefix
+            self.max_tokens,
+            self.temperature,
+            self.answer_labels,
+            self.assistant_prefix,
+            self.grammar,
         )
         return f"{head}{'null' if self.seed is None else int(self.seed)}{tail}"
 
@@ -59,6 +72,8 @@ class GenerateRequest:
             out["answer_labels"] = list(self.answer_labels)
         if self.assistant_prefix:
             out["assistant_prefix"] = self.assistant_prefix
+        if self.grammar:
+            out["grammar"] = self.grammar
         return out
 
 

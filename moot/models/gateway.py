@@ -277,8 +277,9 @@ def with_defaults(name: str, settings: ModelSettings) -> ModelSettings:
     local = name.startswith("local/")
     scripted = is_scripted(name)
     if settings.max_concurrency is None and not scripted:
-        # one llama.cpp context per process: local calls queue here, not in threads
-        settings.max_concurrency = 1 if local else 16
+        # local calls are batched by the loaded model (moot/models/batcher.py): as many in
+        # flight as it has slots; beyond them they queue there
+        settings.max_concurrency = 16
     if settings.timeout is None and not scripted:
         settings.timeout = 600.0 if local else 120.0
     return settings

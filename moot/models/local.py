@@ -6,8 +6,10 @@ Facts this module is built on (measured, see shared/NOTES.md):
   spun): so every call to a loaded model runs on that model's one thread, in order;
 - llama.cpp's CPU "extra buffer types" segfault in the first decode on hosts with AMX, so
   there they are not used (`open_llama`);
-- the KV prefix cache makes temperature 0 non-deterministic across calls, so `reset()` runs
-  before every request;
+- concurrent requests share each forward pass (`moot.models.batcher`: continuous batching
+  and prefix reuse); batch shapes change llama.cpp's rounding, so `exact` mode
+  (`MOOT_LLAMA_BATCHING=exact`) runs one request at a time from a clean cache, as
+  llama-cpp-python does after `reset()`;
 - `logprobs` needs `logits_all=True` (n_ctx x vocab floats), so the answer's token
   probabilities are read from the next-token logits through a logits processor instead.
 """
@@ -27,6 +29,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from moot.errors import ConfigError
 from moot.models.base import GenerateRequest, GenerateResult, ProviderError
+from moot.models.batcher import Batcher, Job
 
 if TYPE_CHECKING:
     from moot.models.gateway import ModelSettings
@@ -38,8 +41,46 @@ LOCAL_EXTRA_HINT = "install the local extra: pip install 'moot[local]'"
 
 T = TypeVar("T")
 
+# Sequences one loaded model decodes together, and its KV cells per context window: prompts
+# and replies of all running requests and the cached prefixes of idle slots share them.
+SLOTS = 16
+CELLS_PER_CONTEXT = 2
+
+
+BATCHING_MODES = ("fast", "exact")
+
+
+def default_threads() -> int:
+    """llama.cpp threads for a model whose seat names none: what this process was given
+    (`MOOT_LLAMA_THREADS`, set by a Ray worker to the CPUs Ray assigned it), else the CPUs
+    it may run on. Two copies on the same cores, each with a team per core, fight."""
+    given = os.environ.get("MOOT_LLAMA_THREADS")
+    if given and given.isdigit() and int(given) > 0:
+        return int(given)
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def batching_mode() -> str:
+    """How loaded models share their forward passes (`MOOT_LLAMA_BATCHING`):
+
+    - `fast` (the default): up to SLOTS requests decode together and prompts reuse cached
+      prefixes. llama.cpp's CPU kernels round differently for different batch shapes, so a
+      reply at temperature 0 can depend on what else was in flight and on what was cached.
+    - `exact`: one request at a time, every prompt read from scratch: the same numbers as
+      llama-cpp-python's `create_completion` after `reset()`, whatever runs beside it. For
+      tests, replay and fork, and wherever a transcript must be reproduced token for token.
+    """
+    mode = os.environ.get("MOOT_LLAMA_BATCHING", "fast")
+    if mode not in BATCHING_MODES:
+        raise ConfigError(f"MOOT_LLAMA_BATCHING must be one of {', '.join(BATCHING_MODES)}")
+    return mode
+
+
 _lock = threading.Lock()
-_loaded: dict[tuple[str, int, int], LoadedModel] = {}
+_loaded: dict[tuple[str, int, int, str], LoadedModel] = {}
 _hashes: dict[str, str] = {}
 
 
@@ -82,12 +123,13 @@ def check_installed() -> None:
 
 
 def load(path: Path, n_ctx: int, n_threads: int) -> LoadedModel:
-    """The process's one instance of a GGUF (per context size and thread count); its weights
-    are read on its own thread at the first call."""
-    key = (str(path.resolve()), n_ctx, n_threads)
+    """The process's one instance of a GGUF (per context size, thread count and batching
+    mode); its weights are read on its own thread at the first call."""
+    mode = batching_mode()
+    key = (str(path.resolve()), n_ctx, n_threads, mode)
     with _lock:
         if key not in _loaded:
-            _loaded[key] = LoadedModel(path, n_ctx, n_threads)
+            _loaded[key] = LoadedModel(path, n_ctx, n_threads, exact=mode == "exact")
         return _loaded[key]
 
 
@@ -99,10 +141,17 @@ class LoadedModel:
     one cancelled mid-call abandons it (the thread finishes the call, the caller goes on).
     """
 
-    def __init__(self, path: Path, n_ctx: int, n_threads: int) -> None:
+    def __init__(self, path: Path, n_ctx: int, n_threads: int, *, exact: bool = False) -> None:
         self.path, self.n_ctx, self.n_threads = path, n_ctx, n_threads
         self.llm: Any = None
         self.formatter: Any = None
+        self.batcher = Batcher(
+            n_ctx=n_ctx,
+            slots=1 if exact else SLOTS,
+            cells=n_ctx if exact else n_ctx * CELLS_PER_CONTEXT,
+            n_threads=n_threads,
+            reuse=not exact,
+        )
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"moot-llama-{path.stem}")
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
@@ -113,6 +162,11 @@ class LoadedModel:
         """`fn(self, *args)` on the model's thread, waited for by a blocking caller."""
         return self._thread.submit(self._on_thread, fn, args).result()
 
+    def submit(self, job: Job) -> None:
+        """Hand a job to the batcher; start its loop on the model's thread if it is idle."""
+        if self.batcher.submit(job):
+            self._thread.submit(self._on_thread, _run_batcher, ())
+
     def _on_thread(self, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
         if self.llm is None:
             self.llm = open_llama(
@@ -121,6 +175,16 @@ class LoadedModel:
             )  # fmt: skip
             self.formatter = _formatter(self.llm)
         return fn(self, *args)
+
+
+def _run_batcher(model: LoadedModel) -> None:
+    try:
+        if model.batcher.ctx is None:
+            model.batcher.open(model.llm)
+    except Exception as exc:  # the queued requests fail; the next one tries again
+        model.batcher.abort(exc)
+        return
+    model.batcher.run()
 
 
 def open_llama(path: Path, **kwargs: Any) -> Any:
@@ -206,7 +270,7 @@ class LocalModel:
         self.name = name
         self.path = model_path(name)
         self.n_ctx = settings.n_ctx
-        self.n_threads = settings.n_threads or os.cpu_count() or 1
+        self.n_threads = settings.n_threads or default_threads()
         self._label_ids: dict[tuple[str, ...], dict[str, list[int]]] = {}
 
     def describe(self) -> dict[str, Any]:
@@ -220,7 +284,51 @@ class LocalModel:
 
     async def generate(self, request: GenerateRequest) -> GenerateResult:
         model = load(self.path, self.n_ctx, self.n_threads)
-        return await model.call(self._generate, request)
+        if model.llm is None:
+            await model.call(_load_only)
+        if model.formatter is None:  # no chat template: llama-cpp-python's chat path, serial
+            return await model.call(self._generate, request)
+        job = self._job(model, request)
+        model.submit(job)
+        try:
+            text, prompt_tokens, completion_tokens, labels, _ = await asyncio.wrap_future(job.future)
+        except asyncio.CancelledError:
+            job.cancelled = True  # the batcher drops it before its next step
+            raise
+        return GenerateResult(
+            text=text,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            cost=0.0,
+            label_logprobs=labels,
+        )
+
+    def _job(self, model: LoadedModel, request: GenerateRequest) -> Job:
+        """The request rendered with the GGUF's chat template and tokenised as
+        llama-cpp-python's `create_completion` would, with its limits."""
+        llm, formatter = model.llm, model.formatter
+        prefix = request.assistant_prefix
+        rendered = formatter(messages=request.messages)
+        prompt = llm.tokenize((rendered.prompt + (prefix or "")).encode(), special=True)
+        if len(prompt) >= self.n_ctx:
+            raise ProviderError(
+                f"Requested tokens ({len(prompt)}) exceed context window of {self.n_ctx}",
+                retryable=False,
+            )
+        max_tokens = request.max_tokens
+        if max_tokens <= 0 or max_tokens + len(prompt) >= self.n_ctx:
+            max_tokens = self.n_ctx - len(prompt)
+        stop = rendered.stop if isinstance(rendered.stop, list) else [rendered.stop]
+        return Job(
+            prompt=prompt,
+            max_tokens=max_tokens,
+            temperature=request.temperature,
+            seed=request.seed if request.seed is not None else 0,
+            stop=[s.encode() for s in stop if s],
+            grammar=request.grammar,
+            label_ids=self._labels(llm, request.answer_labels) if request.answer_labels else None,
+            answer_first=prefix is not None,
+        )
 
     def _generate(self, model: LoadedModel, request: GenerateRequest) -> GenerateResult:
         """One request, on the model's thread."""
@@ -232,6 +340,13 @@ class LocalModel:
             "temperature": request.temperature,
             "seed": request.seed if request.seed is not None else 0,
         }
+        if request.grammar:
+            from llama_cpp import LlamaGrammar
+
+            try:
+                kwargs["grammar"] = LlamaGrammar.from_string(request.grammar, verbose=False)
+            except ValueError as exc:
+                raise ProviderError(f"invalid grammar (GBNF): {exc}", retryable=False) from None
         if request.answer_labels:
             from llama_cpp import LogitsProcessorList
 
@@ -242,9 +357,7 @@ class LocalModel:
         try:
             if formatter is not None:
                 rendered = formatter(messages=request.messages)
-                out = llm.create_completion(
-                    rendered.prompt + (prefix or ""), stop=rendered.stop, **kwargs
-                )
+                out = llm.create_completion(rendered.prompt + (prefix or ""), stop=rendered.stop, **kwargs)
                 text = out["choices"][0]["text"] or ""
             else:
                 out = llm.create_chat_completion(messages=request.messages, **kwargs)
@@ -272,6 +385,10 @@ class LocalModel:
                         ids[label].append(toks[0])
             self._label_ids[labels] = ids
         return self._label_ids[labels]
+
+
+def _load_only(model: LoadedModel) -> None:
+    """Nothing: calling it on the model's thread loads the model."""
 
 
 class _LabelCapture:
@@ -303,9 +420,7 @@ class _LabelCapture:
             lse = peak + float(np.log(np.exp(scores - peak).sum()))
             self.steps.append(
                 {
-                    lab: float(np.logaddexp.reduce([float(scores[t]) for t in ts])) - lse
-                    if ts
-                    else float("-inf")
+                    lab: float(np.logaddexp.reduce([float(scores[t]) for t in ts])) - lse if ts else float("-inf")
                     for lab, ts in self.label_ids.items()
                 }
             )

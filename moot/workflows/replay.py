@@ -10,6 +10,7 @@ seats (some on other models) play the rest. The new run records its parent in
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -56,6 +57,8 @@ def _start(
 ) -> RunSummary:
     from moot.workflows.run import Interrupted, apply_overrides, check_keys, execute, prepare
 
+    if until is not None:  # a fork plays on: local models in their deterministic mode, unless told
+        os.environ.setdefault("MOOT_LLAMA_BATCHING", "exact")
     scenario, text, base = stored_scenario(parent)
     reader = RunReader(parent)
     try:

@@ -1,0 +1,174 @@
+"""Continuous batching on the embedded model: aggregate tokens/s at 1, 4, 8 and 16 concurrent
+requests through moot, raw llama.cpp at the same batch sizes in the same process as the
+ceiling, and the quickstart's wall time and prompt tokens saved by prefix reuse.
+
+    python bench/batching.py throughput [--sizes 1,4,8,16] [--max-tokens 64]
+    python bench/batching.py quickstart [--mode fast|exact]
+
+Each prints one JSON line. Throughput: every request has its own prompt (a story about a
+different subject, ~40 tokens) and generates up to --max-tokens at temperature 0; tokens/s is
+completion tokens over the wall time from the first request to the last reply, prompt
+reading included. The raw ceiling does the same with llama-cpp-python's low-level API and
+nothing else: one context, all prompts in one batch, then one token per sequence per
+`llama_decode` for --max-tokens steps (never stopping early), greedy by argmax.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import ctypes
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+SUBJECTS = [
+    "a lighthouse", "a red fox", "a clockmaker", "the moon", "a lost key", "a river town",
+    "a violin", "an old map", "a snowstorm", "a tiny robot", "a bakery", "a mountain goat",
+    "a paper boat", "a desert well", "a lantern", "a chess game",
+]  # fmt: skip
+
+
+def messages(i: int) -> list[dict[str, str]]:
+    return [
+        {"role": "system", "content": "You are a storyteller."},
+        {"role": "user", "content": f"Tell a long story about {SUBJECTS[i % len(SUBJECTS)]}."},
+    ]
+
+
+async def through_moot(n: int, max_tokens: int) -> tuple[float, int]:
+    from moot.models.base import GenerateRequest
+    from moot.models.gateway import ModelSettings, make_api
+    from moot.models.local import load
+
+    api = make_api("local/smollm2-135m", ModelSettings())
+    model = load(api.path, api.n_ctx, api.n_threads)
+    await model.call(lambda m: None)
+    requests = [GenerateRequest(messages(i), max_tokens=max_tokens) for i in range(n)]
+    await api.generate(requests[0])  # warm (the context, the OpenMP team)
+    model.batcher.stats.reused_tokens = 0
+    start = time.perf_counter()
+    results = await asyncio.gather(*[api.generate(r) for r in requests])
+    wall = time.perf_counter() - start
+    return wall, sum(r.completion_tokens for r in results)
+
+
+def raw_llama(n: int, max_tokens: int, loaded: object) -> tuple[float, int]:
+    """The ceiling: llama.cpp's own batching with nothing of moot around it, on the model's
+    thread, in a context like moot's."""
+    import llama_cpp as lc
+    import numpy as np
+
+    llm = loaded.llm  # type: ignore[attr-defined]
+    fmt = loaded.formatter  # type: ignore[attr-defined]
+    prompts = [llm.tokenize(fmt(messages=messages(i)).prompt.encode(), special=True) for i in range(n)]
+    params = lc.llama_context_params()
+    ctypes.pointer(params)[0] = llm.context_params
+    params.n_ctx, params.n_seq_max, params.kv_unified = 4096, 16, True
+    ctx = lc.llama_init_from_model(llm.model, params)
+    n_vocab = lc.llama_vocab_n_tokens(llm._model.vocab)
+    batch = lc.llama_batch_init(512 + 16, 0, 1)
+    try:
+        start = time.perf_counter()
+        last: list[int] = []
+        k = 0
+        for s, toks in enumerate(prompts):
+            for p, t in enumerate(toks):
+                batch.token[k], batch.pos[k], batch.n_seq_id[k] = t, p, 1
+                batch.seq_id[k][0] = s
+                batch.logits[k] = p == len(toks) - 1
+                if p == len(toks) - 1:
+                    last.append(k)
+                k += 1
+        batch.n_tokens = k
+        assert lc.llama_decode(ctx, batch) == 0
+        pos = [len(t) for t in prompts]
+        for _ in range(max_tokens):
+            nxt = []
+            for i in last:
+                ptr = lc.llama_get_logits_ith(ctx, i)
+                row = np.ctypeslib.as_array(ctypes.cast(ptr, ctypes.POINTER(ctypes.c_float)), (n_vocab,))
+                nxt.append(int(row.argmax()))
+            for s, t in enumerate(nxt):
+                batch.token[s], batch.pos[s], batch.n_seq_id[s] = t, pos[s], 1
+                batch.seq_id[s][0] = s
+                batch.logits[s] = 1
+                pos[s] += 1
+            batch.n_tokens = n
+            assert lc.llama_decode(ctx, batch) == 0
+            last = list(range(n))
+        return time.perf_counter() - start, n * max_tokens
+    finally:
+        lc.llama_batch_free(batch)
+        lc.llama_free(ctx)
+
+
+def throughput(sizes: list[int], max_tokens: int) -> dict:
+    from moot.models.gateway import ModelSettings, make_api
+    from moot.models.local import load
+
+    os.environ["MOOT_LLAMA_BATCHING"] = "fast"
+    api = make_api("local/smollm2-135m", ModelSettings())
+    out: dict = {"max_tokens": max_tokens, "n_threads": api.n_threads, "moot": {}, "raw": {}}
+    for n in sizes:
+        wall, toks = asyncio.run(through_moot(n, max_tokens))
+        out["moot"][n] = {"tokens_per_s": toks / wall, "tokens": toks, "wall_s": wall}
+        loaded = load(api.path, api.n_ctx, api.n_threads)
+        wall, toks = loaded.run(lambda m, n=n: raw_llama(n, max_tokens, m))
+        out["raw"][n] = {"tokens_per_s": toks / wall, "tokens": toks, "wall_s": wall}
+    one = out["moot"][sizes[0]]["tokens_per_s"]
+    out["speedup"] = {n: out["moot"][n]["tokens_per_s"] / one for n in sizes}
+    out["vs_raw"] = {n: out["moot"][n]["tokens_per_s"] / out["raw"][n]["tokens_per_s"] for n in sizes}
+    return out
+
+
+def quickstart(mode: str) -> dict:
+    os.environ["MOOT_LLAMA_BATCHING"] = mode
+    from moot.models import local
+    from moot.scenario.load import parse
+    from moot.workflows.run import run_scenario
+
+    root = Path(__file__).resolve().parents[1]
+    # every call made, none answered from the response cache
+    text = (root / "scenarios" / "quickstart.yaml").read_text() + "\ncache: false\n"
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        summary = run_scenario(parse(text), text, out=Path(tmp) / "qs.db")
+        wall = time.perf_counter() - start
+    stats = [m.batcher.stats for m in local._loaded.values()]
+    return {
+        "mode": mode,
+        "wall_s": wall,
+        "episodes": summary.episodes,
+        "failed": summary.failed,
+        "requests": sum(s.requests for s in stats),
+        "prompt_tokens": sum(s.prompt_tokens for s in stats),
+        "prompt_tokens_reused": sum(s.reused_tokens for s in stats),
+        "completion_tokens": sum(s.completion_tokens for s in stats),
+        "decode_calls": sum(s.decode_calls for s in stats),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("what", choices=["throughput", "quickstart"])
+    ap.add_argument("--sizes", default="1,4,8,16")
+    ap.add_argument("--max-tokens", type=int, default=64)
+    ap.add_argument("--mode", choices=["fast", "exact"], default="fast")
+    args = ap.parse_args()
+    if args.what == "throughput":
+        try:
+            sizes = [int(s) for s in args.sizes.split(",")]
+        except ValueError:
+            sys.exit("bench: --sizes takes numbers separated by commas")
+        result = throughput(sizes, args.max_tokens)
+    else:
+        result = quickstart(args.mode)
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
