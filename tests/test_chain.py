@@ -20,8 +20,8 @@ seats:
   generator: {{model: scripted/solver}}
   verifier: {{model: scripted/checker}}
   refiner: {{model: scripted/solver}}
-models:
-  scripted/solver: {{replies: ["Step 1: add. Step 2: subtract.\\nAnswer: 48", "It is 1,000.5 or so, maybe 7", "no idea"]}}
+models:  # the solver's replies as written (forms off, not asked again): the scorer reads any text
+  scripted/solver: {{replies: ["Step 1: add. Step 2: subtract.\\nAnswer: 48", "It is 1,000.5 or so, maybe 7", "no idea"], forms: false, form_retries: 0}}
   scripted/checker: {{replies: ["Step 2 is wrong.\\nDecision: revise"]}}
 dataset: {{source: builtin:arithmetic, limit: 8}}
 """

@@ -15,9 +15,9 @@ protocol: {{name: {family}, rounds: {horizon}}}
 seats:
   {a}: {{model: scripted/{a}}}
   {b}: {{model: scripted/{b}}}
-models:
-  scripted/{a}: {{replies: [{a_says}]}}
-  scripted/{b}: {{replies: [{b_says}]}}
+models:  # the moves as written: forms off, not asked again (the referee's own checks)
+  scripted/{a}: {{replies: [{a_says}], forms: false, form_retries: 0}}
+  scripted/{b}: {{replies: [{b_says}], forms: false, form_retries: 0}}
 dataset: {{source: {source}, limit: {limit}}}
 """
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
+    from moot.models.forms import Form
     from moot.transcript.events import Message
 
 TurnKind = Literal["speech", "question", "verdict", "choose", "review", "select", "rate"]
@@ -55,6 +56,7 @@ class Turn:
     max_tokens: int
     candidate: int = 0  # best-of-N: which of the N drafts this is (varies the sampling seed)
     rubric: str = ""  # what a reviewer checks, when the protocol gives a rubric
+    form: Form | None = None  # the form the reply must take (`moot.models.forms`), if declared
 
 
 @dataclass(slots=True)

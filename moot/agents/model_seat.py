@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any
 
 from moot.agents import judging
-from moot.agents.base import Reply, Turn, View
+from moot.agents.base import Judgement, Reply, Turn, View
 from moot.agents.memory import REFLECT_TURN, Memory
 from moot.agents.prompts import EPISODE_FIELDS, TURN_FIELDS, Bound, Compiled, Templates, compile_template, defaults
-from moot.models.base import GenerateRequest
+from moot.models import forms
+from moot.models.base import GenerateRequest, GenerateResult
 from moot.models.gateway import CallTag, Model
 from moot.transcript import quotes as quoting
 
@@ -159,6 +160,8 @@ class ModelSeat:
             system, user = system.text.format_map(values), user.text.format_map(values)
         if self.memory is not None:
             system += self.memory.block(view.question)
+        if turn.form is not None and turn.kind not in LETTER_TURNS:
+            user = f"{user}\n\n{turn.form.instruction()}"
         return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
     def _bind(self, view: View, turn: Turn) -> tuple[Any, Any, frozenset[str]]:
@@ -264,14 +267,30 @@ class ModelSeat:
     async def act(self, view: View, turn: Turn) -> Reply:
         request = self.request(view, turn)
         tag = CallTag(view.episode, self.label or self.id, self.role)
+        labels = request.answer_labels
+        form = turn.form
+        if form is not None and labels is None:  # a free reply in a declared form
+            result, seqs, _ = await self.model.generate_in_form(request, tag, form)
+            return Reply(content=result.text, call_seqs=seqs, model=self.model.name)
         result, seq = await self.model.generate(request, tag)
         reply = Reply(content=result.text, call_seqs=[seq], model=self.model.name)
-        labels = request.answer_labels
         if labels is not None:
-            reply.judgement = judging.from_logprobs(
-                result.label_logprobs, labels
-            ) or judging.from_text(result.text, labels)
+            reply.judgement = self._judgement(result, labels)
+            # a letter or digit in a declared form: read from its probabilities where the
+            # model gives them; asked again, the problem stated, when neither they nor the
+            # text name one
+            retries = self.model.settings.form_retries if form is not None else 0
+            while retries and reply.judgement.parse_status != "ok":
+                retries -= 1
+                why = f"the reply must name one of {', '.join(labels)}"
+                request = replace(request, messages=forms.retry_messages(request.messages, result.text, why, form))  # type: ignore[arg-type]
+                result, seq = await self.model.generate(request, tag)
+                reply = Reply(result.text, self._judgement(result, labels), [*reply.call_seqs, seq], self.model.name)
         return reply
+
+    @staticmethod
+    def _judgement(result: GenerateResult, labels: tuple[str, ...]) -> Judgement:
+        return judging.from_logprobs(result.label_logprobs, labels) or judging.from_text(result.text, labels)
 
     def request(self, view: View, turn: Turn) -> GenerateRequest:
         """The call a turn makes: prompt, sampling and, for a letter, the answer labels."""

@@ -63,8 +63,8 @@ REVIEWER_SYSTEM = (
 )
 REVIEWER_TURN = (
     "Passage:\n{passage}\n\nQuestion: {question}\n{answers}\n\n{transcript}\n{rubric_block}"
-    "Critique the latest draft in under 60 words, then end with one line: "
-    "'Decision: approve' or 'Decision: revise'."
+    "Start with one line: 'Decision: approve' or 'Decision: revise'; then critique the latest "
+    "draft in under 60 words."
 )
 SOLVER_SYSTEM = (
     "You are {name}. Solve the problem step by step, then end with one line: 'Answer: N'."
@@ -80,11 +80,11 @@ VERIFIER_TURN = (
 )
 REFINER_SYSTEM = (
     "You are {name}. Write the final solution to a problem, using a first solution and a "
-    "verifier's check of it. End with one line: 'Answer: N'."
+    "verifier's check of it. Start with one line: 'Answer: N'; then explain."
 )
 REFINER_TURN = (
-    "Problem: {question}\n\n{transcript}\nWrite the corrected final solution. End with "
-    "'Answer: N'."
+    "Problem: {question}\n\n{transcript}\nWrite the corrected final solution. Start with "
+    "'Answer: N', then the working."
 )
 PLAYER_SYSTEM = (
     "You are {name}, a player in a two-player game. Play to gain as much as you can. The "
@@ -92,7 +92,8 @@ PLAYER_SYSTEM = (
 )
 PLAYER_TURN = (
     "{question}\n\n{transcript}\nYour move, {name}: do what the referee's last message asks. "
-    "To propose, write a line 'OFFER: N'; to answer a proposal, write ACCEPT or REJECT."
+    "To propose, start with a line 'OFFER: N'; to answer a proposal, start with ACCEPT or "
+    "REJECT. Your reasons, if any, go on the lines after."
 )
 SELECTOR_SYSTEM = (
     "You pick, from several drafts of an argument, the one a judge who cannot read the "
@@ -147,6 +148,25 @@ RULING_TURN = (
     "Which party should win? Reply with the letter ({label_list}), then one sentence giving "
     "your reason."
 )
+CLIENT_SYSTEM = (
+    "You are {name}, a client in a counselling session. Play the person described below, in "
+    "the first person, as they would speak: share what troubles them a little at a time, not "
+    "all at once.\n\nWho you are:\n{passage}"
+)
+CLIENT_TURN = "{transcript}\nSay what you would say next to the counselor, in under 60 words."
+CLIENT_RATE_TURN = (
+    "The counselor closed the session with:\n{candidates}\n\nHow much did this session help "
+    "you, from 1 (not at all) to 9 (a great deal)? Reply with the number only."
+)
+COUNSELOR_SYSTEM = (
+    "You are {name}, a counselor. Listen, reflect what you hear, ask open questions, and help "
+    "the client find their own next step. Do not diagnose."
+)
+COUNSELOR_TURN = "{transcript}\nReply to the client in under 60 words."
+COUNSELOR_CLOSE_TURN = (
+    "{transcript}\nClose the session: sum up what you heard and the next step you agreed, in "
+    "under 60 words."
+)
 JUDGE_SYSTEM = (
     "You are a judge. Decide which answer to a question about a passage{blind_note} is "
     "correct. Others may argue for an answer; they may be wrong or lying. Quotes marked "
@@ -162,6 +182,17 @@ JUDGE_QUESTION_TURN = (
     "the question."
 )
 
+
+# Argument styles (Breum et al. 2023, "The Persuasive Power of Large Language Models": the
+# dimensions of a convincing argument): a seat's `prompts.style` names one, and `{style}` in
+# its templates is its description, filled in when the scenario is read (a sweep over styles
+# compares them). A style not named here is used as written.
+STYLES = {
+    "facts": "Argue from facts, figures and evidence: say what is known and how we know it.",
+    "credibility": "Argue from trust: cite experts, institutions and your own reliability.",
+    "emotion": "Argue from feelings and values: say how it affects people the listener cares about.",
+    "social": "Argue from what others do and think: norms, communities and shared identity.",
+}
 
 # The fields a template may use; ModelSeat fills every one of them.
 FIELDS = frozenset(
@@ -196,6 +227,10 @@ DEFAULTS: dict[tuple[str, str], Templates] = {
     ("author", "speech"): Templates(AUTHOR_SYSTEM, AUTHOR_TURN),
     ("player", "speech"): Templates(PLAYER_SYSTEM, PLAYER_TURN),
     ("author", "choose"): Templates(AUTHOR_SYSTEM, CHOOSE_TURN),
+    # a counselling role-play (scenarios/counseling.yaml)
+    ("client", "speech"): Templates(CLIENT_SYSTEM, CLIENT_TURN),
+    ("client", "rate"): Templates(CLIENT_SYSTEM, CLIENT_RATE_TURN),
+    ("counselor", "speech"): Templates(COUNSELOR_SYSTEM, COUNSELOR_TURN),
 }
 # A phase may have prompts of its own (the courtroom's ruling gives a reason).
 BY_PHASE: dict[tuple[str, str, str], Templates] = {
@@ -206,6 +241,7 @@ BY_PHASE: dict[tuple[str, str, str], Templates] = {
     ("refiner", "speech", "refine"): Templates(REFINER_SYSTEM, REFINER_TURN),
     ("reviewer", "rate", "rate_pointwise"): Templates(REVIEWER_RATE_SYSTEM, RATE_POINTWISE_TURN),
     ("reviewer", "rate", "rate_pairwise"): Templates(REVIEWER_RATE_SYSTEM, RATE_PAIRWISE_TURN),
+    ("counselor", "speech", "close"): Templates(COUNSELOR_SYSTEM, COUNSELOR_CLOSE_TURN),
 }
 # A role the defaults do not know (a custom protocol's) borrows by what it is asked to do.
 BY_KIND = {

@@ -17,6 +17,7 @@ from moot.analysis.costs import costs_table, judges_table
 from moot.analysis.judges import judge_agreement_table
 from moot.analysis.length import rounds_table, speeches_table, stops_table
 from moot.analysis.load import Results, Scope, Study, load_results, scoped
+from moot.analysis.persuasion import persuasion_table
 from moot.analysis.ratings import debater_table
 from moot.analysis.scores import scores_table
 from moot.analysis.stats import LOG_FLOOR
@@ -76,6 +77,7 @@ def analyze(
         for extra in (
             stops_table(res, study), speeches_table(study), trajectory_table(study, res, bootstrap, rng),
             judges_table(study), judge_agreement_table(study), debater_table(study, res, bootstrap, rng),
+            persuasion_table(study, res, bootstrap, rng),
         ):  # fmt: skip
             if extra is not None:
                 tables.append(extra)

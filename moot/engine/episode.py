@@ -58,6 +58,7 @@ class Table:
                 simultaneous=phase.simultaneous,
                 max_tokens=0,
                 rubric=phase.rubric,  # a review's; empty for every other kind
+                form=phase.form,
             )
         return turn
 

@@ -33,6 +33,8 @@ async def turns(ep: Episode, phase: Phase, round_: int) -> None:
     until all have spoken (the bus seals the round)."""
     t = ep.table
     turn = t.turn(phase, round_)
+    if phase.form_for is not None:  # the form for this episode's game (a bargaining offer's range)
+        turn = replace(turn, form=phase.form_for(ep.spec.game))
     i = ep.index
     if phase.kind == "verdict":
         ep.state.choices = {}
@@ -147,7 +149,7 @@ async def rate(ep: Episode, phase: Phase, round_: int) -> None:
         shows = [(x, y) for x in subs for y in subs if x.seat != y.seat]
     else:
         shows = [(x, None) for x in subs]
-    turn = Turn("rate", phase.name, round_, t.protocol.terms.rounds, True, 0)
+    turn = Turn("rate", phase.name, round_, t.protocol.terms.rounds, True, 0, form=phase.form)
 
     async def one(rater: str, target: Message, other: Message | None) -> None:
         shown = (target,) if other is None else (target, other)

@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import random
 import time
-from dataclasses import dataclass, field
+from collections.abc import Awaitable
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 import anyio
 
+from moot.models import forms as forming
 from moot.models.base import GenerateRequest, GenerateResult, ModelAPI, ProviderError
 from moot.transcript.events import ModelCall
 
@@ -54,6 +56,9 @@ class ModelSettings:
     replies: list[str] | None = None
     verdict: str | None = None
     logprobs: bool = True
+    forms: bool = True  # replies in a declared form (False: ignores forms, like an API without)
+    # a reply out of its declared form is asked for again this many times, the problem stated
+    form_retries: int = forming.DEFAULT_RETRIES
     # local model only
     n_ctx: int = 4096
     n_threads: int | None = None
@@ -160,8 +165,31 @@ class Model:
         wrapper is a coroutine frame more to enter and resume, on every call)."""
         return self._limiter is None and self._rate is None and self.settings.timeout is None
 
-    async def generate(self, request: GenerateRequest, tag: CallTag) -> tuple[GenerateResult, int]:
-        """Returns the result and the call's sequence number in its episode."""
+    async def generate_in_form(
+        self, request: GenerateRequest, tag: CallTag, form: forming.Form
+    ) -> tuple[GenerateResult, list[int], str | None]:
+        """A reply in `form`: constrained where the backend can be (a llama.cpp grammar for
+        local models, `response_format` for providers with JSON-schema support), checked
+        always, and asked for again (up to `form_retries` times, the problem stated) when it
+        does not fit. Every attempt is a stored call. Returns the last result, the calls'
+        sequence numbers, and the problem with the last reply (None: it fits)."""
+        if self.name.startswith("local/") and "grammar" in GenerateRequest.__dataclass_fields__:
+            request = replace(request, grammar=forming.grammar(form))
+        seqs: list[int] = []
+        attempt = request
+        while True:
+            result, seq = await self.generate(attempt, tag, form)
+            seqs.append(seq)
+            why = forming.problem(form, result.text)
+            if why is None or len(seqs) > self.settings.form_retries:
+                return result, seqs, why
+            attempt = replace(attempt, messages=forming.retry_messages(attempt.messages, result.text, why, form))
+
+    async def generate(
+        self, request: GenerateRequest, tag: CallTag, form: forming.Form | None = None
+    ) -> tuple[GenerateResult, int]:
+        """Returns the result and the call's sequence number in its episode. A provider
+        that can constrain a reply itself (`generate_in_form`) is given the form."""
         seq = self.sink.next_call_seq(tag.episode)
         started = time.time()
         t0 = time.perf_counter()
@@ -171,7 +199,8 @@ class Model:
         s = self.settings
         cache_key = None
         if self.cache is not None:
-            cache_key = self.cache.key(self.name, request, self._cache_extra)
+            extra = self._cache_extra if form is None else {**self._cache_extra, "form": form.record()}
+            cache_key = self.cache.key(self.name, request, extra)
             hit = self.cache.get(cache_key)
             if hit is not None:
                 hit.cost = 0.0  # nothing paid this time; the first run recorded the price
@@ -187,9 +216,9 @@ class Model:
             attempts += 1
             try:
                 if self._direct:
-                    result = await self.api.generate(request)
+                    result = await self._call(request, form)
                 else:
-                    result = await self._attempt(request)
+                    result = await self._attempt(request, form)
                 break
             except TimeoutError:
                 error, retryable, wait = f"timeout after {s.timeout:g}s", True, None
@@ -220,27 +249,34 @@ class Model:
         return result, seq
 
 
-    async def _attempt(self, request: GenerateRequest) -> GenerateResult:
+    def _call(self, request: GenerateRequest, form: forming.Form | None) -> Awaitable[GenerateResult]:
+        if form is not None:
+            constrained = getattr(self.api, "generate_in_form", None)
+            if constrained is not None:
+                return constrained(request, form)
+        return self.api.generate(request)
+
+    async def _attempt(self, request: GenerateRequest, form: forming.Form | None = None) -> GenerateResult:
         if self._rate is not None:
             await self._rate.acquire()
-            result = await self._attempt_now(request)
+            result = await self._attempt_now(request, form)
             self._rate.spend(result.prompt_tokens + result.completion_tokens)
             return result
-        return await self._attempt_now(request)
+        return await self._attempt_now(request, form)
 
-    async def _attempt_now(self, request: GenerateRequest) -> GenerateResult:
+    async def _attempt_now(self, request: GenerateRequest, form: forming.Form | None = None) -> GenerateResult:
         # No cancel scope when there is nothing to time out: it is a real cost per call.
         timeout = self.settings.timeout
         if self._limiter is None:
             if timeout is None:
-                return await self.api.generate(request)
+                return await self._call(request, form)
             with anyio.fail_after(timeout):
-                return await self.api.generate(request)
+                return await self._call(request, form)
         async with self._limiter:
             if timeout is None:
-                return await self.api.generate(request)
+                return await self._call(request, form)
             with anyio.fail_after(timeout):
-                return await self.api.generate(request)
+                return await self._call(request, form)
 
 
 def make_api(name: str, settings: ModelSettings) -> ModelAPI:
@@ -254,6 +290,7 @@ def make_api(name: str, settings: ModelSettings) -> ModelAPI:
             replies=settings.replies,
             verdict=settings.verdict,
             logprobs=settings.logprobs,
+            forms=settings.forms,
         )
     if name.startswith("local/"):
         from moot.models.local import LocalModel

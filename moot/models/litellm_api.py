@@ -15,6 +15,7 @@ from datetime import UTC
 from typing import TYPE_CHECKING, Any
 
 from moot.errors import ConfigError
+from moot.models import forms as forming
 from moot.models.base import GenerateRequest, GenerateResult, ProviderError
 from moot.models.keys import require_key
 
@@ -68,10 +69,30 @@ class LiteLLMModel:
         env = self.settings.api_key_env
         return os.environ.get(env) if env else None
 
-    async def generate(self, request: GenerateRequest) -> GenerateResult:
+    def takes_schema(self) -> bool:
+        """Whether the provider constrains a reply to a JSON schema (`response_format`):
+        litellm's model table says so, or the scenario's `params` set `response_format`
+        support explicitly (`schema_format: true`, for a local server litellm does not know)."""
+        explicit = self.settings.params.get("schema_format")
+        if explicit is not None:
+            return bool(explicit)
+        try:
+            return bool(self._litellm.supports_response_schema(model=self.name))
+        except Exception:
+            return False
+
+    async def generate_in_form(self, request: GenerateRequest, form: forming.Form) -> GenerateResult:
+        """A call with the form's `response_format` where the provider takes one (the
+        gateway checks the reply either way)."""
+        fmt = forming.response_format(form) if form.kind == "schema" and self.takes_schema() else None
+        return await self.generate(request, fmt)
+
+    async def generate(self, request: GenerateRequest, response_format: dict[str, Any] | None = None) -> GenerateResult:
         litellm = self._litellm
         s = self.settings
-        kwargs: dict[str, Any] = dict(s.params)
+        kwargs: dict[str, Any] = {k: v for k, v in s.params.items() if k != "schema_format"}
+        if response_format is not None:
+            kwargs["response_format"] = response_format
         kwargs.update(
             model=self.name,
             messages=request.messages,

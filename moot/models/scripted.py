@@ -19,6 +19,7 @@ from typing import Any
 import anyio
 
 from moot.models.base import GenerateRequest, GenerateResult
+from moot.models.forms import Form, example, problem
 
 ARGUMENT = (
     "I maintain that answer {label} holds because the passage states it plainly, while the "
@@ -32,6 +33,7 @@ class ScriptedModel:
 
     For a judging request (`answer_labels` set) it returns label log-probabilities derived
     from a hash of the prompt (or, with `logprobs=False`, only text: `verdict` if given).
+    Given a reply form, it answers in it (`generate_in_form`), as a constrained decoder does.
     """
 
     def __init__(
@@ -42,6 +44,7 @@ class ScriptedModel:
         replies: list[str] | None = None,
         verdict: str | None = None,
         logprobs: bool = True,
+        forms: bool = True,
     ) -> None:
         self.name = name
         self.latency = latency
@@ -49,9 +52,22 @@ class ScriptedModel:
         self.replies = replies
         self.verdict = verdict
         self.logprobs = logprobs
+        self.forms = forms
 
     def describe(self) -> dict[str, Any]:
         return {"provider": "scripted", "latency": self.latency}
+
+    async def generate_in_form(self, request: GenerateRequest, form: Form) -> GenerateResult:
+        """As a constrained decoder would: its own reply where that fits the form, else one
+        made to fit (varied by the prompt and seed, reproducible). With `forms=False` it
+        ignores forms, as an unconstrained provider does (the gateway then asks again)."""
+        result = await self.generate(request)
+        if not self.forms or problem(form, result.text) is None:
+            return result
+        prompt = request.messages[-1]["content"] if request.messages else ""
+        text = example(form, zlib.crc32(prompt.encode()) + (request.seed or 0))
+        result.text, result.completion_tokens = text, len(text) // 4 + 1
+        return result
 
     async def generate(self, request: GenerateRequest) -> GenerateResult:
         # The reply is worked out first, then the latency waited: what depends on the request

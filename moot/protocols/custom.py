@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 
 import networkx as nx
 
+from moot.models.forms import from_record
 from moot.protocols.graph import END, Phase, Protocol, SeatSpec, Terms
 
 if TYPE_CHECKING:
@@ -40,9 +41,11 @@ def build(config: ProtocolConfig) -> Protocol:
     g = nx.DiGraph()
     for name, p in (config.phases or {}).items():
         audience = frozenset(p.audience) if p.audience is not None else None
+        form = from_record(p.form) if p.form is not None else None
         g.add_node(
             name,
-            phase=Phase(name, p.kind, tuple(p.seats), simultaneous=p.simultaneous, audience=audience),
+            phase=Phase(name, p.kind, tuple(p.seats), simultaneous=p.simultaneous, audience=audience, form=form,
+                        submissions=p.submissions, pairwise=p.pairwise),
         )
     g.add_node(END)
     for edge in config.edges or []:

@@ -33,6 +33,7 @@ from typing import Any
 
 import networkx as nx
 
+from moot.models.forms import Form, up_to
 from moot.protocols.graph import END, Phase, PhaseKind, Protocol, Ruling, SeatSpec, Terms
 
 DEFAULTS: dict[str, dict[str, Any]] = {
@@ -43,6 +44,25 @@ PLAYERS = {"bargaining": ("alice", "bob"), "negotiation": ("seller", "buyer")}
 
 _OFFER = re.compile(r"OFFER\s*[:=]\s*\$?\s*(-?\d+(?:\.\d+)?)", re.I)
 _ANSWER = re.compile(r"\b(ACCEPT|REJECT)\b", re.I)
+
+# The moves' forms: the structured line first (so a small model constrained to the form makes
+# its move before anything else), then, optionally, its reasons on the lines after
+REASONS = r"(\n[^\n]*)*"
+OFFER_FORM = Form.of_pattern(r"OFFER: [0-9]{1,6}(\.[0-9]{1,2})?" + REASONS)
+ANSWER_FORM = Form.of_pattern(r"(ACCEPT|REJECT)" + REASONS)
+
+
+def offer_form(family: str) -> Any:
+    """An offer's form for one game instance: in bargaining, whole dollars from 0 to the sum
+    (so a constrained model's offer is always in range); a price has no upper bound."""
+
+    def form(game: dict[str, Any] | None) -> Form:
+        if family != "bargaining":
+            return OFFER_FORM
+        money = (DEFAULTS[family] | (game or {}))["money"]
+        return Form.of_pattern("OFFER: " + up_to(int(money)) + REASONS)
+
+    return form
 
 
 def seat_ids(family: str) -> tuple[str, str]:
@@ -55,18 +75,19 @@ def build(family: str, horizon: int) -> Protocol:
     g = nx.DiGraph()
     referee = Referee(family, horizon)
 
-    def add(name: str, kind: PhaseKind, seat: str, r: int) -> None:
+    def add(name: str, kind: PhaseKind, seat: str, r: int, form: Form | None = None) -> None:
         # the rounds are unrolled: each phase knows its own, and a referee phase its referee
-        g.add_node(name, phase=Phase(name, kind, (seat,), round=r,
+        g.add_node(name, phase=Phase(name, kind, (seat,), round=r, form=form,
+                                     form_for=offer_form(family) if form is OFFER_FORM else None,
                                      referee=referee if kind == "referee" else None))  # fmt: skip
 
     add("brief", "referee", first, 0)
     previous = "brief"
     for r in range(1, horizon + 1):
         proposer, responder = (first, second) if r % 2 else (second, first)
-        add(f"offer_{r}", "speech", proposer, r)
+        add(f"offer_{r}", "speech", proposer, r, OFFER_FORM)
         add(f"check_offer_{r}", "referee", proposer, r)
-        add(f"respond_{r}", "speech", responder, r)
+        add(f"respond_{r}", "speech", responder, r, ANSWER_FORM)
         add(f"check_respond_{r}", "referee", responder, r)
         g.add_edge(previous, f"offer_{r}")
         g.add_edge(f"offer_{r}", f"check_offer_{r}")

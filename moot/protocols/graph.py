@@ -18,6 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any, Literal
 
+from moot.models.forms import Form
+
 if TYPE_CHECKING:
     import networkx as nx
 
@@ -95,6 +97,11 @@ class Phase:
     # The round the phase belongs to where the graph unrolls its rounds (a game's);
     # None: counted from the walk (the speeches so far)
     round: int | None = None
+    # The form every reply in this phase takes (one of labels, a pattern, a JSON schema):
+    # constrained on local models, checked and asked again elsewhere (`moot.models.forms`)
+    form: Form | None = None
+    # The form for one game instance (its numbers: a bargaining offer's range), over `form`
+    form_for: Callable[[dict[str, Any] | None], Form] | None = None
     # -- each kind's own parameters (`PARAMETERS`; `Protocol.problems` checks the fit) ----
     best_of: int = 1  # speech: N drafts and the selector seat's pick
     rubric: str = ""  # review: what the reviewer checks
@@ -113,6 +120,9 @@ PARAMETERS: dict[str, tuple[str, ...]] = {
     "rule": ("aggregate",),
     "referee": ("referee",),
 }
+# The kinds whose replies a form can shape: free replies, and a rating (its digit or letter
+# is read from the token probabilities where the model gives them, from the text where not)
+FORMED: tuple[str, ...] = ("speech", "question", "review", "rate")
 _UNSET: dict[str, Any] = {f.name: f.default for f in fields(Phase) if f.name in PARAMETERS}
 
 
@@ -288,6 +298,13 @@ def _misfits(node: str, phase: Phase) -> list[str]:
         out.append(f"phase {node!r}: best_of must be at least 1")
     if phase.rule not in AGGREGATE_RULES:
         out.append(f"phase {node!r}: unknown rule {phase.rule!r} (one of {', '.join(AGGREGATE_RULES)})")
+    if phase.form_for is not None and phase.form is None:
+        out.append(f"phase {node!r}: form_for refines a form: declare the form too (shown by moot graph)")
+    if phase.form is not None:
+        if phase.kind not in FORMED:
+            out.append(f"phase {node!r}: a {phase.kind} phase has no reply a form could shape "
+                       f"(forms go on {', '.join(FORMED)} phases)")  # fmt: skip
+        out += [f"phase {node!r}: form: {p}" for p in phase.form.problems()]
     if phase.kind == "referee" and phase.referee is None:
         out.append(f"phase {node!r}: a referee phase needs its referee")
     return out

@@ -22,7 +22,12 @@ import itertools
 
 import networkx as nx
 
+from moot.models.forms import Form
 from moot.protocols.graph import END, Phase, Protocol, SeatSpec
+
+# A rating's form: a digit 1-9 for one submission, the better one's letter for a pair
+POINTWISE_FORM = Form.of_labels(*"123456789")
+PAIRWISE_FORM = Form.of_labels("A", "B")
 
 
 def author_ids(n: int) -> tuple[str, ...]:
@@ -42,7 +47,9 @@ def build(authors: int, reviewers: int, *, pairwise: bool = False, qualification
     g = nx.DiGraph()
     g.add_node("choose", phase=Phase("choose", "choose", a, simultaneous=True))
     g.add_node("submit", phase=Phase("submit", "speech", a, simultaneous=True))
-    g.add_node(rate, phase=Phase(rate, "rate", r, simultaneous=True, submissions="submit", pairwise=pairwise))
+    form = PAIRWISE_FORM if pairwise else POINTWISE_FORM
+    g.add_node(rate, phase=Phase(rate, "rate", r, simultaneous=True, submissions="submit",
+                                 pairwise=pairwise, form=form))  # fmt: skip
     g.add_node("rank", phase=Phase("rank", "aggregate", a, rule="ranking"))
     g.add_node(END)
     chain = ["choose", "submit", rate, "rank", END]

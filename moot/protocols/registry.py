@@ -10,7 +10,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from moot.protocols.graph import Protocol
+    from moot.protocols.graph import Phase, Protocol
     from moot.scenario.model import ProtocolConfig, Scenario
 
 # protocol -> role -> seat ids
@@ -168,4 +168,32 @@ def build(scenario: Scenario) -> Protocol:
         from moot.protocols.graph import SeatSpec
 
         seats.append(SeatSpec("selector", "selector", sees_source=False))
-    return replace(protocol, seats=tuple(seats))
+    protocol = replace(protocol, seats=tuple(seats))
+    return _seat_forms(protocol, scenario)
+
+
+def _seat_forms(protocol: Protocol, scenario: Scenario) -> Protocol:
+    """A seat's declared form on the phases it replies in that declare none (a phase's own
+    form wins; seats of one phase with different forms are the scenario's problem)."""
+    from moot.models.forms import from_record
+    from moot.protocols.graph import FORMED
+
+    declared = {}
+    for spec in protocol.seats:
+        raw = scenario.seat(spec.id, spec.role).form
+        if raw is not None:
+            declared[spec.id] = from_record(raw)
+    if not declared:
+        return protocol
+
+    def change(phase: Phase) -> Phase:
+        if phase.form is not None or phase.kind not in FORMED:
+            return phase
+        found = {declared.get(s) for s in phase.seats}
+        if len(found) > 1:
+            raise ValueError(f"phase {phase.name!r}: its seats declare different forms; declare "
+                             "the form on the phase (or give its seats the same one)")  # fmt: skip
+        (form,) = found
+        return phase if form is None else replace(phase, form=form)
+
+    return protocol.with_phases(change)

@@ -30,7 +30,8 @@ def _node_text(protocol: Protocol, node: str) -> str:
     if phase.kind == "aggregate":
         return f"{node}: {RULES[phase.rule]}<br/>of {seats}"
     how = "together" if phase.simultaneous and len(phase.seats) > 1 else "in turn"
-    return f"{node}: {_kind(phase)}<br/>{seats}" + (f" ({how})" if len(phase.seats) > 1 else "")
+    form = f"<br/>reply: {phase.form.describe()}" if phase.form is not None else ""
+    return f"{node}: {_kind(phase)}<br/>{seats}" + (f" ({how})" if len(phase.seats) > 1 else "") + form
 
 
 def _kind(phase: Phase) -> str:

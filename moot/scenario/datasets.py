@@ -27,6 +27,10 @@ BUILTIN = {
     "builtin:arithmetic": "arithmetic.jsonl",  # word problems with numeric answers (chains)
     "builtin:bargaining": "bargaining.jsonl",  # games: sums to divide, discount factors
     "builtin:negotiation": "negotiation.jsonl",  # games: the seller's and buyer's values
+    # claims for a persuasion study: the answer is the position the convincer argues
+    "builtin:claims": "claims.jsonl",
+    # client profiles for a counselling role-play: the passage is the profile
+    "builtin:clients": "clients.jsonl",
 }
 
 
@@ -41,10 +45,28 @@ class Question:
     target: str | None = None  # an open task's answer (e.g. "592")
     game: dict[str, Any] | None = None  # a game instance's numbers (language games)
     private: bool = False  # not for publication: exports leave it out (e.g. GPQA's rows)
+    # a multiple-choice set reduced to two answers: how many options there were, which were
+    # kept (correct, incorrect) and the seed that drew the incorrect one (moot.scenario.formats)
+    reduced: dict[str, Any] | None = None
+    images: tuple[tuple[str, bytes], ...] = ()  # (file name, bytes): shown with the question
 
 
-def load(source: str, *, fmt: str = "auto", split: str | None = None, base: Path | None = None) -> list[Question]:
-    if source in BUILTIN:
+def load(
+    source: str, *, fmt: str = "auto", split: str | None = None, base: Path | None = None, seed: int = 0
+) -> list[Question]:
+    """A dataset's questions. `fmt` names a task format (`moot.scenario.formats`: boolq,
+    mmlu, gpqa, truthfulqa, prontoqa, mmmu), whose options are reduced to two by `seed`."""
+    from moot.scenario.formats import FORMATS
+
+    if fmt in FORMATS:
+        path = Path(source).expanduser()
+        if not path.is_absolute() and base is not None:
+            path = base / path
+        if not path.is_file():
+            raise ConfigError(f"dataset.source: no such file {path}")
+        where = str(path)
+        questions = list(FORMATS[fmt](path, seed))
+    elif source in BUILTIN:
         text = resources.files("moot.data").joinpath(BUILTIN[source]).read_text("utf-8")
         where = source
         questions = list(_moot_jsonl(_lines(text), where))
@@ -142,6 +164,10 @@ def _question(row: dict[str, Any], where: str, default_id: str) -> Question:
         if not isinstance(game, dict) or not all(isinstance(v, (int, float, list)) for v in game.values()):
             raise ConfigError(f"{where}: game must be an object of numbers")
         return Question(str(row.get("id", default_id)), str(row.get("question", "")), (), None, game=game)
+    if "answer" not in row and "options" not in row and isinstance(row.get("passage"), str):
+        # a role-play: no answer to find, only what one seat knows (a client's profile)
+        return Question(str(row.get("id", default_id)), str(row.get("question", "")), (), None,
+                        passage=row["passage"], split=row.get("split"))  # fmt: skip
     for key in ("question", "answer"):
         if key not in row:
             raise ConfigError(f"{where}: missing field {key!r}")
@@ -172,7 +198,34 @@ def _question(row: dict[str, Any], where: str, default_id: str) -> Question:
         passage=passage,
         split=row.get("split"),
         private=private,
+        images=_images(row.get("images"), where),
     )
+
+
+IMAGE_TYPES = {b"\x89PNG\r\n\x1a\n": "png", b"\xff\xd8\xff": "jpeg", b"GIF87a": "gif", b"GIF89a": "gif"}
+
+
+def _images(value: Any, where: str) -> tuple[tuple[str, bytes], ...]:
+    """A row's images: local files (a JSONL list, or a CSV cell of paths separated by `;`),
+    relative to the dataset's own folder; each read once, its type checked by its bytes."""
+    if value is None or value == "" or value == []:
+        return ()
+    paths = value.split(";") if isinstance(value, str) else value
+    if not isinstance(paths, list) or not all(isinstance(p, str) and p.strip() for p in paths):
+        raise ConfigError(f"{where}: images must be a list of file paths")
+    folder = Path(where.rsplit(":", 1)[0]).parent
+    out = []
+    for p in paths:
+        file = Path(p.strip()).expanduser()
+        file = file if file.is_absolute() else folder / file
+        try:
+            data = file.read_bytes()
+        except OSError:
+            raise ConfigError(f"{where}: images: no such file {file}") from None
+        if not any(data.startswith(magic) for magic in IMAGE_TYPES):
+            raise ConfigError(f"{where}: images: {file.name} is not a PNG, JPEG or GIF image")
+        out.append((file.name, data))
+    return tuple(out)
 
 
 def _moot_jsonl(lines: list[str], where: str) -> Iterator[Question]:
@@ -193,7 +246,7 @@ def _csv(text: str, where: str) -> Iterator[Question]:
                 raise ConfigError(f"{where}:{n}: options must be a JSON list") from None
         elif "option_a" in row and "option_b" in row:
             row["options"] = [row.pop("option_a"), row.pop("option_b")]
-        for optional in ("passage", "split", "id"):
+        for optional in ("passage", "split", "id", "images"):
             if row.get(optional) == "":
                 row.pop(optional)
         yield _question(row, f"{where}:{n}", default_id=str(record))

@@ -13,6 +13,7 @@ from pydantic import (
     PrivateAttr,
     ValidationError,
     ValidationInfo,
+    field_serializer,
     field_validator,
     model_validator,
 )
@@ -30,11 +31,32 @@ class CustomSeat(_Strict):
     sees_source: bool = True
 
 
+def _form(value: Any) -> Any:
+    """A reply form as written ({labels: [...]}, {pattern: ...} or {schema: {...}}), checked
+    here so a bad one is named with its field before anything runs."""
+    if value is not None:
+        from moot.models.forms import FormError, from_record
+
+        try:
+            from_record(value)
+        except FormError as exc:
+            raise ValueError(str(exc)) from None
+    return value
+
+
 class CustomPhase(_Strict):
     kind: Literal["speech", "question", "verdict", "choose", "review", "rate", "aggregate"]
     seats: list[str] = Field(min_length=1)
     simultaneous: bool = False
     audience: list[str] | None = None
+    # the form of every reply in the phase (moot.models.forms): {labels: [...]},
+    # {pattern: '...'} or {schema: {...}}
+    form: dict[str, Any] | None = None
+    # a rate phase: the phase whose latest messages are rated, and whether in pairs
+    submissions: str | None = None
+    pairwise: bool = False
+
+    _check_form = field_validator("form")(_form)
 
 
 class CustomEdge(_Strict):
@@ -137,6 +159,15 @@ class Prompts(_Strict):
 
     system: str | None = None
     turn: str | None = None
+    # an argument style (moot.agents.prompts.STYLES, or your own words): `{style}` in the
+    # templates is filled with it when the scenario is read, so a sweep can compare styles
+    style: str | None = None
+    _raw: dict[str, str] = PrivateAttr(default_factory=dict)  # the templates before {style}
+
+    @field_serializer("system", "turn")
+    def _as_written(self, value: str | None, info: Any) -> str | None:
+        """Dumped as written, `{style}` and all (a sweep's cells set another style)."""
+        return self._raw.get(info.field_name, value)
 
     @field_validator("system", "turn")
     @classmethod
@@ -150,9 +181,24 @@ class Prompts(_Strict):
         except ValueError as exc:
             raise ValueError(f"not a valid template ({exc}); write literal braces as {{{{ }}}}") from None
         for name in names:
-            if name not in FIELDS:
-                raise ValueError(f"unknown template field {{{name}}} (known: {', '.join(sorted(FIELDS))})")
+            if name not in FIELDS and name != "style":
+                raise ValueError(f"unknown template field {{{name}}} (known: {', '.join(sorted(FIELDS | {'style'}))})")
         return template
+
+    @model_validator(mode="after")
+    def _fill_style(self) -> Prompts:
+        from moot.agents.prompts import STYLES
+
+        for key in ("system", "turn"):
+            template = getattr(self, key)
+            if template is None or "{style}" not in template:
+                continue
+            if self.style is None:
+                raise ValueError(f"{key}: uses {{style}} but no style is given")
+            text = STYLES.get(self.style, self.style).replace("{", "{{").replace("}", "}}")
+            self._raw[key] = template
+            setattr(self, key, template.replace("{style}", text))
+        return self
 
 
 class MemoryConfig(_Strict):
@@ -177,6 +223,10 @@ class SeatConfig(_Strict):
     # debate judge is blind (the information gap the protocol exists to bridge).
     sees_source: bool | None = None
     memory: MemoryConfig | None = None
+    # the form of this seat's free replies where its phase declares none (moot.models.forms)
+    form: dict[str, Any] | None = None
+
+    _check_form = field_validator("form")(_form)
 
 
 class BudgetConfig(_Strict):
@@ -188,7 +238,10 @@ class BudgetConfig(_Strict):
 
 class DatasetConfig(_Strict):
     source: str = "builtin:reading"
-    format: Literal["auto", "moot", "quality"] = "auto"
+    format: Literal["auto", "moot", "quality", "boolq", "mmlu", "gpqa", "truthfulqa", "prontoqa", "mmmu"] = Field(
+        "auto", description="a task format as its authors distribute it (moot.scenario.formats), or moot's own"
+    )
+    reduce_seed: int = Field(0, description="draws the incorrect answer kept of a multiple-choice set's options")
     split: str | None = None
     limit: int | None = Field(None, ge=1)
     shuffle_seed: int | None = None
@@ -238,6 +291,8 @@ class ModelConfig(_Strict):
     replies: list[str] | None = None
     verdict: str | None = None
     logprobs: bool = True
+    forms: bool = Field(True, description="scripted only: replies in a declared form (false: ignores forms)")
+    form_retries: int = Field(2, ge=0, le=10, description="a reply out of its declared form is asked for again this many times")
     n_ctx: int = Field(4096, ge=256)
     n_threads: int | None = Field(None, ge=1)
     endpoints: list[Endpoint] | None = Field(

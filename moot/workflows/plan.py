@@ -88,6 +88,7 @@ class Plan:
     concurrency: int
     checks: list[Check]
     budget: str | None = None  # the scenario's spending limit, in words
+    forms: list[str] = field(default_factory=list)  # "phases: form", the replies' declared forms
 
     @property
     def calls(self) -> int:
@@ -130,6 +131,8 @@ class Plan:
         ]
         for name, n, structure in self.cells:
             out.append(f"rounds     {structure}" + (f"  [{name}: {n} episodes]" if name else ""))
+        for form in self.forms:
+            out.append(f"form       {form}")
         out.append(f"calls      {self.calls:,}{bound}")
         for (role, model), u in sorted(self.uses.items()):
             out.append(
@@ -282,8 +285,18 @@ def make_plan(prep: Prepared) -> Plan:
         budget = f"no new episode once {' or '.join(limits)} are spent" if limits else None
     return Plan(
         scenario.name, dataset, len(prep.questions), prep.total, cells, upper, dict(uses), prices,
-        seconds, scenario.concurrency, checks, budget,
+        seconds, scenario.concurrency, checks, budget, _forms(prep.cells),
     )  # fmt: skip
+
+
+def _forms(cells: list[CellPlan]) -> list[str]:
+    """Each declared form with the phases that take it: `offer_1, offer_2: matching /.../`."""
+    by_form: dict[str, list[str]] = {}
+    for cell in cells:
+        for name, phase in cell.protocol.phases.items():
+            if phase.form is not None and name not in (found := by_form.setdefault(phase.form.describe(), [])):
+                found.append(name)
+    return [f"{', '.join(names)}: {form}" for form, names in by_form.items()]
 
 
 def _walk(cell: CellPlan, settings: dict[str, ModelSettings]) -> tuple[_Tally, int]:

@@ -168,7 +168,9 @@ class Prepared:
 
 def prepare(scenario: Scenario, scenario_text: str, base: Path | None) -> Prepared:
     d = scenario.dataset
-    questions = datasets.load(d.source, fmt=d.format, split=d.split, base=base)
+    questions = datasets.load(d.source, fmt=d.format, split=d.split, base=base, seed=d.reduce_seed)
+    if any(q.images for q in questions):  # read and checked, but not yet shown to any seat
+        raise ConfigError(f"{d.source}: its rows carry images, which a run cannot show to seats yet")
     questions = datasets.sample(questions, limit=d.limit, shuffle_seed=d.shuffle_seed)
     plans = []
     offset = 0
