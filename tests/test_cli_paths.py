@@ -1038,6 +1038,7 @@ PROSE = {  # `moot SUB` named in the README's text, outside code blocks: how thi
     "import": "moot import moot-jsonl runs/x --out runs/back.db",
 }
 PROSE_ALSO = {"analyze", "join", "judge", "merge", "rejudge", "replay", "watch"}  # typed above
+PROSE_ALSO |= {"serve", "study"}  # typed in tests/test_web.py (test_the_commands, the browser tests)
 
 
 def test_every_moot_subcommand_the_readme_names_is_typed():

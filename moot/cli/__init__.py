@@ -13,10 +13,10 @@ import argparse
 import sys
 from collections.abc import Callable
 
-from moot.cli import analysis, runs, scenarios, stored, views
+from moot.cli import analysis, runs, scenarios, stored, views, web
 
 Command = Callable[[argparse.Namespace], int]
-FAMILIES = (runs, scenarios, stored, views, analysis)  # the order `moot --help` lists them in
+FAMILIES = (runs, scenarios, stored, views, analysis, web)  # the order `moot --help` lists them in
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Command]]:

@@ -252,7 +252,42 @@ CREATE TABLE IF NOT EXISTS human_turns (
 CREATE INDEX IF NOT EXISTS human_turns_seat ON human_turns (seat, status, episode);
 """
 
-MIGRATIONS: list[str] = [V1, V2, V3, V4, V5, V6, V7, V8, V9, V10]  # MIGRATIONS[i] takes a database from version i to i + 1
+# Web studies (`moot serve`, moot.web): participants known only by an ID and the hash of their
+# link's token (and of a crowd platform's ID, never the ID itself), the episodes each was given
+# to judge offline, in the order shown, the stories each has read, and the study's settings.
+V11 = """
+CREATE TABLE IF NOT EXISTS study_participants (
+    id TEXT PRIMARY KEY,             -- p1, p2, ...: their verdicts are judge human:ID
+    token_hash TEXT NOT NULL UNIQUE, -- sha256 of the personal link's token
+    label TEXT,                      -- what the admin typed, if anything
+    external_hash TEXT UNIQUE,       -- sha256 of a crowd platform's participant ID
+    seat TEXT,                       -- a live seat they take (moot serve over a live run)
+    consented_at REAL,
+    leaderboard INTEGER NOT NULL DEFAULT 0,
+    completed_at REAL,
+    created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS study_assignments (
+    participant TEXT NOT NULL,
+    episode INTEGER NOT NULL,
+    position INTEGER NOT NULL,       -- the order this person saw them in
+    assigned_at REAL NOT NULL,
+    done_at REAL,
+    PRIMARY KEY (participant, episode)
+);
+CREATE INDEX IF NOT EXISTS study_assignments_episode ON study_assignments (episode);
+CREATE TABLE IF NOT EXISTS study_exposures (
+    participant TEXT NOT NULL,
+    story TEXT NOT NULL,             -- episodes.question_id: a story they debated or read
+    PRIMARY KEY (participant, story)
+);
+CREATE TABLE IF NOT EXISTS study_settings (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+"""
+
+MIGRATIONS: list[str] = [V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11]  # MIGRATIONS[i] takes a database from version i to i + 1
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -59,7 +59,8 @@ class OfflineJudging:
     """One person judging one run database, episode after episode, round after round."""
 
     def __init__(self, path: str | Path, name: str, *, seat: str | None = None,
-                 time_limit: float | None = None) -> None:  # fmt: skip
+                 time_limit: float | None = None, episodes: list[int] | None = None,
+                 rulings: set[str] | None = None) -> None:  # fmt: skip
         from moot import store
 
         if not name or any(c.isspace() for c in name):
@@ -70,8 +71,10 @@ class OfflineJudging:
         self.time_limit = time_limit
         self.conn = store.connect(self.path)  # migrated; read-write: verdicts are added
         self.reader = RunReader(self.path)
-        self.rulings = ruling_phases(self.path)
-        self.episodes = self.reader.done_ids()
+        self.rulings = ruling_phases(self.path) if rulings is None else rulings
+        done = self.reader.done_ids()
+        # `episodes`: only these, in this order (a web study's assignment, moot.web)
+        self.episodes = done if episodes is None else [e for e in episodes if e in set(done)]
         if not self.episodes:
             raise ConfigError(f"{self.path}: no finished episodes to judge")
         self.judged = 0  # verdicts given in this session
@@ -153,7 +156,8 @@ class OfflineJudging:
                 HumanCallRecord(  # type: ignore[arg-type]
                     [{"role": "system", "content": f"{self.label}: offline judging"},
                      {"role": "user", "content": r.describe()}],
-                    {"kind": "verdict", "time_limit": r.time_limit, "timed_out": answer.timed_out, "offline": True},
+                    {"kind": "verdict", "time_limit": r.time_limit, "timed_out": answer.timed_out, "offline": True,
+                     **({"reason": answer.content} if answer.content else {})},
                 ),
                 text, 0, 0, 0.0, max(0.0, answered - shown), 1, shown,
                 "time limit reached" if answer.timed_out else None,
