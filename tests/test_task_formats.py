@@ -140,6 +140,12 @@ dataset: {{source: {HERE / 'gpqa_main.csv'}, format: gpqa, reduce_seed: 5}}
     conn = sqlite3.connect(db)
     rows = conn.execute("SELECT question_id FROM episodes").fetchall()
     assert sorted(r for (r,) in rows) == ["recMOOT001", "recMOOT002", "recMOOT003"]
+    # each episode records how its question was reduced, and that it is private
+    stored = {q: json.loads(a) for q, a in conn.execute("SELECT question_id, attributes FROM episodes")}
+    drawn = {q.id: q.reduced for q in load(str(HERE / "gpqa_main.csv"), fmt="gpqa", seed=5)}
+    assert {q: a["reduced"] for q, a in stored.items()} == drawn
+    assert all(a["private"] is True for a in stored.values())
+    assert all(r["seed"] == 5 and r["options"] == 4 for r in drawn.values())
     from moot.cli import main
 
     out = tmp_path / "out"

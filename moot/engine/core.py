@@ -152,10 +152,16 @@ class Engine:
 
     @staticmethod
     def _attributes(spec: EpisodeSpec) -> dict[str, Any] | None:
-        """Facts about the episode no seat is shown: an open task's target, a private row."""
-        if spec.target is None and not spec.private:
-            return None
-        return ({"target": spec.target} if spec.target is not None else {}) | ({"private": True} if spec.private else {})
+        """Facts about the episode no seat is shown: an open task's target, a private row, how
+        a multiple-choice question was reduced to two answers."""
+        facts: dict[str, Any] = {}
+        if spec.target is not None:
+            facts["target"] = spec.target
+        if spec.private:
+            facts["private"] = True
+        if spec.reduced is not None:
+            facts["reduced"] = spec.reduced
+        return facts or None
 
     def _round(self, phase: Phase, state: PhaseState) -> int:
         """The debate round a turn belongs to: the phase's own where the graph unrolls its

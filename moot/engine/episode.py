@@ -34,6 +34,8 @@ class EpisodeSpec:
     target: str | None = None  # an open task's answer, for the scorer; no seat sees it
     game: dict[str, Any] | None = None  # a game instance's numbers, for the referee
     private: bool = False  # the row is not for publication (stored with the episode)
+    # a multiple-choice question reduced to two answers: which were kept, and the seed (stored)
+    reduced: dict[str, Any] | None = None
 
 
 @dataclass(slots=True)

@@ -117,7 +117,7 @@ def episode_specs(
         for swapped in orders:
             answers = (q.options[1], q.options[0]) if swapped else q.options
             correct = 1 - q.answer if swapped else q.answer  # type: ignore[operator]  # options: an answer
-            yield EpisodeSpec(index, q.id, q.question, answers, correct, q.passage, others, private=q.private)
+            yield EpisodeSpec(index, q.id, q.question, answers, correct, q.passage, others, private=q.private, reduced=q.reduced)
             index += 1
 
 
