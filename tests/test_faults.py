@@ -24,7 +24,7 @@ from pathlib import Path
 import anyio
 import pytest
 from fault_server import Fault, FaultServer, Request
-from helpers import RecordingSink
+from helpers import RecordingSink, free_port
 
 # Sets LITELLM_LOCAL_MODEL_COST_MAP before litellm is imported (no price-file download).
 import moot.models.litellm_api  # noqa: F401
@@ -430,12 +430,6 @@ models:
 
 
 # -- optional: llama.cpp's own OpenAI-compatible server, happy path -------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_a_debate_against_llama_cpp_server(tmp_path):

@@ -4,10 +4,10 @@ the passage within the protocol's limits, a seat joined from a second app on the
 database, and offline judging of a stored run. What they did is checked in the store."""
 
 import json
-import sqlite3
 import time
 
 import pytest
+from helpers import rows
 from textual.widgets import TextArea
 
 from moot.agents.human import TurnAnswer, TurnRequest, speech_problems, speech_size
@@ -28,14 +28,6 @@ seats:
 dataset: {source: builtin:reading, limit: 1}
 concurrency: 1
 """
-
-
-def rows(path, sql, *args):
-    conn = sqlite3.connect(path)
-    try:
-        return conn.execute(sql, args).fetchall()
-    finally:
-        conn.close()
 
 
 async def wait_for_turn(app, pilot, kind=None, timeout=10.0):

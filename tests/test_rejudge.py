@@ -1,11 +1,11 @@
 """Re-judging a stored run: new judges over identical transcripts, no debater called."""
 
 import json
-import sqlite3
 import subprocess
 import sys
 
 import pytest
+from helpers import rows
 
 from moot.errors import ConfigError
 from moot.scenario.load import parse
@@ -26,10 +26,6 @@ def run_db(tmp_path):
     db = tmp_path / "run.db"
     run_scenario(parse(SCENARIO), SCENARIO, out=db)
     return db
-
-
-def rows(db, sql, *args):
-    return sqlite3.connect(db).execute(sql, args).fetchall()
 
 
 def test_the_original_model_re_judging_gives_the_original_verdicts(run_db):

@@ -10,6 +10,7 @@ import threading
 
 import httpx
 import pytest
+from helpers import rows
 from web_helpers import Person, Served, csrf_of
 
 from moot.cli import main
@@ -31,14 +32,6 @@ sweep:
   protocol.name: [consultancy, debate]
 concurrency: 2
 """
-
-
-def rows(path, sql, *args):
-    conn = sqlite3.connect(path)
-    try:
-        return conn.execute(sql, args).fetchall()
-    finally:
-        conn.close()
 
 
 @pytest.fixture(scope="module")
@@ -340,7 +333,7 @@ def test_moot_serve_prints_the_admin_link_and_stops_on_ctrl_c(study):
     import sys
     import time
 
-    from web_helpers import free_port
+    from helpers import free_port
 
     port = free_port()
     proc = subprocess.Popen(

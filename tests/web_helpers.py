@@ -3,21 +3,15 @@
 from __future__ import annotations
 
 import re
-import socket
 import threading
 import time
 
 import httpx
 import uvicorn
+from helpers import free_port
 
 from moot.web.app import create_app
 from moot.web.study import Study, StudyConfig
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Served:

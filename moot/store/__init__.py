@@ -45,6 +45,12 @@ def connect(path: str | Path, *, create: bool = False) -> sqlite3.Connection:
     return conn
 
 
+def upgrade(path: str | Path) -> None:
+    """Bring a run database to this moot's schema (migrations only add), or a one-line
+    ConfigError if it is not a moot database: before it is read with the read-only reader."""
+    connect(path).close()
+
+
 def create_run(conn: sqlite3.Connection, row: dict[str, Any]) -> None:
     with conn:
         conn.execute(

@@ -57,7 +57,7 @@ def merge_shard(conn: sqlite3.Connection, shard: bytes | str | Path) -> Merged:
     else:
         from moot import store
 
-        store.connect(shard).close()  # an older shard file is migrated first
+        store.upgrade(shard)  # an older shard file is migrated first
         conn.execute("ATTACH DATABASE ? AS shard", (str(shard),))
     try:
         (version,) = conn.execute("PRAGMA shard.user_version").fetchone()

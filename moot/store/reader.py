@@ -513,18 +513,7 @@ class RunReader:
     def totals(self) -> Totals:
         """The whole stored run: episodes by status, calls (a person's turns are not calls),
         and each finished episode's ruling (the run's own judge's, as the analysis reads it)."""
-        t = Totals()
-        t.episodes, t.done, t.failed = self.conn.execute(
-            "SELECT count(*), coalesce(sum(status='done'),0), coalesce(sum(status='failed'),0) FROM episodes"
-        ).fetchone()
-        (t.messages,) = self.conn.execute("SELECT count(*) FROM messages").fetchone()
-        t.model_calls, t.tokens, t.cost, t.cached = self.conn.execute(
-            "SELECT count(*), coalesce(sum(prompt_tokens+completion_tokens),0), coalesce(sum(cost),0),"
-            f" coalesce(sum({self._cached}),0) FROM model_calls"
-            " WHERE model != 'human' AND model NOT LIKE 'human/%'"
-        ).fetchone()
-        t.verdicts, t.correct, t.invalid, t.scored, t.log_score = self.conn.execute(_RULINGS_TOTAL).fetchone()
-        return t
+        return _totals(self.conn, self._cached, people=False)
 
     def rulings(self, episodes: list[int]) -> list[tuple[bool | None, str, float | None]]:
         """(correct, parse_status, p(correct)) of these episodes' rulings (those that have one)."""
@@ -561,21 +550,11 @@ class RunReader:
         conn = self.connect()
         try:
             conn.execute("BEGIN")
-            last = {}
-            for table in ("messages", "model_calls", "verdicts"):
-                (last[table],) = conn.execute(f"SELECT coalesce(max(rowid), 0) FROM {table}").fetchone()
+            last = _last_rowids(conn)
             ids = self.episode_ids(conn=conn)
             running = {r[0] for r in conn.execute("SELECT id FROM episodes WHERE status = 'running'")}
-            t = Totals()
-            t.episodes, t.done, t.failed = conn.execute(
-                "SELECT count(*), coalesce(sum(status='done'),0), coalesce(sum(status='failed'),0) FROM episodes"
-            ).fetchone()
-            (t.messages,) = conn.execute("SELECT count(*) FROM messages").fetchone()
-            t.model_calls, t.tokens, t.cost = conn.execute(
-                "SELECT count(*), coalesce(sum(prompt_tokens + completion_tokens), 0),"
-                " coalesce(sum(cost), 0) FROM model_calls"
-            ).fetchone()
-            t.verdicts, t.correct, t.invalid, t.scored, t.log_score = conn.execute(_RULINGS_TOTAL).fetchone()
+            # every call row, a person's too, and no cache count: what the polls carry forward
+            t = _totals(conn, "0", people=True)
             row = conn.execute("SELECT status FROM runs LIMIT 1").fetchone()
             conn.execute("COMMIT")
         finally:
@@ -583,12 +562,6 @@ class RunReader:
         return Snapshot(ids, running, last, t, row[0] if row else None)
 
     # -- live polling ------------------------------------------------------------------
-    def max_rowids(self) -> dict[str, int]:
-        out = {}
-        for table in ("messages", "model_calls", "verdicts"):
-            (out[table],) = self.conn.execute(f"SELECT coalesce(max(rowid), 0) FROM {table}").fetchone()
-        return out
-
     def new_messages(self, after_rowid: int, limit: int = 100_000) -> list[tuple[int, int, int]]:
         """(rowid, episode, seq) of messages appended since `after_rowid`."""
         return self.conn.execute(
@@ -636,6 +609,30 @@ def _json(s: str | None) -> Any:
         return json.loads(s)
     except ValueError:
         return None
+
+
+def _last_rowids(conn: sqlite3.Connection) -> dict[str, int]:
+    """Each appended-to table's highest rowid: where a live view's polls start."""
+    out = {}
+    for table in ("messages", "model_calls", "verdicts"):
+        (out[table],) = conn.execute(f"SELECT coalesce(max(rowid), 0) FROM {table}").fetchone()
+    return out
+
+
+def _totals(conn: sqlite3.Connection, cached: str, *, people: bool) -> Totals:
+    """A run's totals in one pass per table; `people`: count a person's turns as calls."""
+    t = Totals()
+    t.episodes, t.done, t.failed = conn.execute(
+        "SELECT count(*), coalesce(sum(status='done'),0), coalesce(sum(status='failed'),0) FROM episodes"
+    ).fetchone()
+    (t.messages,) = conn.execute("SELECT count(*) FROM messages").fetchone()
+    t.model_calls, t.tokens, t.cost, t.cached = conn.execute(
+        "SELECT count(*), coalesce(sum(prompt_tokens+completion_tokens),0), coalesce(sum(cost),0),"
+        f" coalesce(sum({cached}),0) FROM model_calls"
+        + ("" if people else " WHERE model != 'human' AND model NOT LIKE 'human/%'")
+    ).fetchone()
+    t.verdicts, t.correct, t.invalid, t.scored, t.log_score = conn.execute(_RULINGS_TOTAL).fetchone()
+    return t
 
 
 def _probs(s: str | None) -> tuple[float, ...] | None:

@@ -68,7 +68,7 @@ class StudyTables:
         from moot import store
 
         self.path = Path(path)
-        store.connect(self.path).close()  # migrated to V11
+        store.upgrade(self.path)  # to V11
         self._conn = sqlite3.connect(self.path, timeout=30, check_same_thread=False, isolation_level=None)
         self._conn.execute("PRAGMA busy_timeout = 30000")
         # as the run's writer (WAL + NORMAL): a crash of the server loses nothing committed

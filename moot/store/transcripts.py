@@ -49,7 +49,7 @@ def stored_scenario(path: Path) -> tuple[Scenario, str, Path | None]:
     paths are relative to."""
     from moot import store
 
-    store.connect(path).close()  # migrated to this moot's schema, or a one-line error
+    store.upgrade(path)
     with RunReader(path) as reader:
         record = reader.record()
     if record is None:

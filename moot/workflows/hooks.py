@@ -9,12 +9,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from moot import store
 from moot.agents.model_seat import ModelSeat
 from moot.agents.replay import NoCalls, ReplaySeat, StoredCache, StoredOutputs
 from moot.engine.bus import Bus
 from moot.errors import ConfigError
 from moot.store.reader import RunReader
-from moot.store.transcripts import stored_scenario
 
 if TYPE_CHECKING:
     from moot.workflows.run import CellPlan
@@ -33,11 +33,8 @@ class Hooks:
 
 
 def replay_hooks(parent: Path, record: dict[str, Any], chosen: set[int]) -> Hooks:
-    reader = RunReader(parent)
-    try:
+    with RunReader(parent) as reader:
         stored = StoredOutputs(reader, chosen)
-    finally:
-        reader.close()
     until = record["from_round"]
 
     cache = StoredCache(stored) if until is None else None
@@ -58,23 +55,17 @@ def replay_hooks(parent: Path, record: dict[str, Any], chosen: set[int]) -> Hook
 
 def resume_hooks(path: Path) -> Hooks | None:
     """A fork or a replay resumes as itself (its parent must still be where it was)."""
-    stored_scenario(path)  # migrated, or a one-line error
-    reader = RunReader(path)
-    try:
+    store.upgrade(path)
+    with RunReader(path) as reader:
         stored = reader.record()
-    finally:
-        reader.close()
     record = stored[1].get("parent") if stored else None
     if not record:
         return None
     parent = Path(record["path"])
     if not parent.is_file():
         raise ConfigError(f"{path}: its parent run {parent} is gone; it cannot be resumed")
-    stored_scenario(parent)  # migrated, or a one-line error
-    reader = RunReader(parent)
-    try:
+    store.upgrade(parent)
+    with RunReader(parent) as reader:
         done = set(reader.done_ids())
-    finally:
-        reader.close()
     chosen = set(record["episodes"]) if record.get("episodes") else done
     return replay_hooks(parent, record, chosen)

@@ -441,7 +441,7 @@ def _load_memories(
 def _saved_memory(path: Path, seat_id: str) -> list[tuple[str, str, str, bool | None]]:
     from moot import store
 
-    store.connect(path).close()  # migrated, or a one-line error
+    store.upgrade(path)
     with RunReader(path) as reader:
         return reader.memories(seat_id)
 
