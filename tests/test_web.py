@@ -202,18 +202,26 @@ def test_feedback_waits_for_the_last_verdict(study):
         assert p.get("/feedback/999").status_code == 404
 
 
-def test_hostile_text_is_escaped(tmp_path):
-    hostile = '<script>document.title="pwned"</script><img src=x onerror=alert(1)>'
-    text = STUDY.replace("sweep:\n  protocol.name: [consultancy, debate]\n", "").replace("rounds: 2", "rounds: 1, name: debate").replace("  consultant: {model: scripted}\n", "")
+def hostile_study(path, hostile: str, other_answer: str = "b") -> str:
+    """One debate whose question, first answer and every message carry `hostile`, with one
+    participant labelled by it: their link's token."""
     from moot.workflows.run import run_scenario
 
-    run_scenario(parse(text), text, out=tmp_path / "h.db")
-    conn = sqlite3.connect(tmp_path / "h.db")
-    conn.execute("UPDATE episodes SET question = ?, answers = json_array(?, 'b')", (hostile, hostile))
-    conn.execute("UPDATE messages SET content = ? || content", (hostile,))
+    text = STUDY.replace("sweep:\n  protocol.name: [consultancy, debate]\n", "").replace(
+        "rounds: 2", "rounds: 1, name: debate").replace("  consultant: {model: scripted}\n", "")  # fmt: skip
+    run_scenario(parse(text), text, out=path)
+    conn = sqlite3.connect(path)
+    conn.execute("UPDATE episodes SET question = ?, answers = json_array(?, ?)", (hostile, hostile, other_answer))
+    conn.execute("UPDATE messages SET content = ? || ' ' || content", (hostile,))
     conn.commit()
     conn.close()
-    ((_, token),) = links(tmp_path / "h.db", 1, label=hostile)
+    ((_, token),) = links(path, 1, label=hostile)
+    return token
+
+
+def test_hostile_text_is_escaped(tmp_path):
+    hostile = '<script>document.title="pwned"</script><img src=x onerror=alert(1)>'
+    token = hostile_study(tmp_path / "h.db", hostile)
     with Served(tmp_path / "h.db") as s:
         p = Person(f"{s.url}/p/{token}")
         p.post("/consent", p.get("/").text)

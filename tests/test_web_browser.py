@@ -7,7 +7,6 @@ README's screenshots: `MOOT_WEB_SCREENSHOTS=docs pytest tests/test_web_browser.p
 
 import os
 import re
-import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -242,20 +241,10 @@ def test_a_person_debates_and_quotes_the_passage_by_selecting_it(tmp_path, brows
 
 
 def test_hostile_text_shows_literally_and_runs_nothing(tmp_path, browser):  # noqa: F811
-    from test_web import STUDY
-
-    from moot.workflows.run import run_scenario
+    from test_web import hostile_study
 
     hostile = '<script>document.title="pwned"</script><img src=x onerror="document.title=\'pwned\'">'
-    text = STUDY.replace("sweep:\n  protocol.name: [consultancy, debate]\n", "").replace(
-        "rounds: 2", "rounds: 1, name: debate").replace("  consultant: {model: scripted}\n", "")  # fmt: skip
-    run_scenario(parse(text), text, out=tmp_path / "h.db")
-    conn = sqlite3.connect(tmp_path / "h.db")
-    conn.execute("UPDATE episodes SET question = ?, answers = json_array(?, '<b>bold</b>')", (hostile, hostile))
-    conn.execute("UPDATE messages SET content = ? || ' ' || content", (hostile,))
-    conn.commit()
-    conn.close()
-    ((_, token),) = links(tmp_path / "h.db", 1, label=hostile)
+    token = hostile_study(tmp_path / "h.db", hostile, "<b>bold</b>")
     with Served(tmp_path / "h.db") as s:
         browser.get(f"{s.url}/p/{token}/")
         by(browser, "#consent").click()
