@@ -57,8 +57,6 @@ def _start(
 ) -> RunSummary:
     from moot.workflows.run import Interrupted, apply_overrides, check_keys, execute, prepare
 
-    if until is not None:  # a fork plays on: local models in their deterministic mode, unless told
-        os.environ.setdefault("MOOT_LLAMA_BATCHING", "exact")
     scenario, text, base = stored_scenario(parent)
     reader = RunReader(parent)
     try:
@@ -92,10 +90,18 @@ def _start(
     prep = prepare(scenario, text, base)
     if until is not None:  # a fork plays rounds: a missing key is one line, before anything
         check_keys(prep)
+    # a fork plays on: local models in their deterministic mode (unless told otherwise), for
+    # this run only (loaded models are kept per mode, so nothing else changes with it)
+    told = os.environ.get("MOOT_LLAMA_BATCHING")
+    if until is not None and told is None:
+        os.environ["MOOT_LLAMA_BATCHING"] = "exact"
     try:
         return aio.run(lambda: execute(prep, target, progress=progress, hooks=hooks))
     except KeyboardInterrupt:
         raise Interrupted(target) from None
+    finally:
+        if until is not None and told is None:
+            del os.environ["MOOT_LLAMA_BATCHING"]
 
 
 def _output(parent: Path, until: int | None, out: str | Path | None) -> Path:
