@@ -54,8 +54,8 @@ def test_what_each_format_reads():
     assert max_.question == "True or false: Max is bright." and max_.options == ("True", "False")
     assert sally.options == ("False", "True") and sally.passage.startswith("Zumpuses are not sour.")
     red, _ = load(str(HERE / "mmmu.jsonl"), fmt="mmmu")
-    assert red.options[0] == "1/2" and [name for name, _ in red.images] == ["triangle.png"]
-    assert red.images[0][1] == (HERE / "triangle.png").read_bytes()
+    assert red.options[0] == "1/2" and [i.name for i in red.images] == ["triangle.png"]
+    assert red.images[0].data == (HERE / "triangle.png").read_bytes() and red.images[0].media_type == "image/png"
 
 
 @pytest.mark.parametrize("fmt", ["mmlu", "gpqa", "truthfulqa"])

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 if TYPE_CHECKING:
     from moot.models.forms import Form
     from moot.transcript.events import Message
+    from moot.transcript.images import Image
 
 TurnKind = Literal["speech", "question", "verdict", "choose", "review", "select", "rate"]
 
@@ -42,6 +43,7 @@ class View:
     # seat caches what it renders from the episode here, and it goes when the episode does);
     # None for a view made outside a run (re-judging), where nothing is kept.
     memo: dict[Any, Any] | None = None
+    images: tuple[Image, ...] = ()  # the question's images, to a seat that sees the source
 
 
 @dataclass(slots=True)

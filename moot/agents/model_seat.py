@@ -303,6 +303,7 @@ class ModelSeat:
             temperature=self.temperature,
             # varied per episode (and per best-of-N candidate), reproducible
             seed=(self.seed + 7919 * view.episode + 104729 * turn.candidate) % 2**31,
+            images=view.images,
             answer_labels=labels,
             assistant_prefix=ANSWER_PREFIX if labels else None,
         )

@@ -13,6 +13,7 @@ outside itself, so it reads the same offline, in a mail attachment, or years lat
 
 from __future__ import annotations
 
+import base64
 import html
 import json
 import re
@@ -24,6 +25,7 @@ from typing import Any
 from moot.analysis.load import Study, open_db
 from moot.analysis.privacy import LeftOut
 from moot.analysis.trajectory import FIRST_SPEECH, belief_round, first_speeches
+from moot.transcript.images import label as image_label
 
 EPISODES = """
 SELECT e.id, r.condition, e.question_id, e.question, e.answers, e.correct, e.source, e.protocol,
@@ -38,6 +40,11 @@ VERDICTS = """
 SELECT episode, judge, round, choice, probabilities, call_seq, created_at, parse_status FROM verdicts
 WHERE episode IN (SELECT id FROM episodes) ORDER BY episode, id
 """
+IMAGES = """
+SELECT s.episode, s.name, i.media_type, i.data FROM episode_images AS s JOIN images AS i ON i.digest = s.digest
+WHERE s.episode IN (SELECT id FROM episodes) ORDER BY s.episode, s.position
+"""
+SHOWN_TYPES = ("image/png", "image/jpeg", "image/gif")  # what moot stores; nothing else is inlined
 # the tags around a quote's text in a stored speech: the marks below replace them
 _OPEN_BEFORE = re.compile(r"<\s*quote\s*>\s*$", re.I)
 _CLOSE_AFTER = re.compile(r"\s*<\s*/\s*quote\s*>", re.I)
@@ -66,6 +73,8 @@ section.episode h2 { font-size: 1.1rem; margin: .2rem 0 .5rem; }
 .right { color: var(--ok); } .wrong { color: var(--bad); }
 ol.answers { margin: .3rem 0 .6rem; }
 .truth { color: var(--ok); font-weight: 600; }
+figure.image { margin: .4rem 0; } figure.image img { max-width: 100%; max-height: 24rem; border: 1px solid var(--line); }
+figure.image figcaption { color: var(--muted); font-size: .85rem; }
 details.passage { margin: .4rem 0; } details.passage div { white-space: pre-wrap; max-height: 24rem; overflow: auto; background: #fafafa; border: 1px solid var(--line); padding: .5rem; font-size: .9rem; }
 h3.round { font-size: .95rem; color: var(--muted); border-bottom: 1px solid var(--line); margin: 1rem 0 .4rem; }
 article.msg { border-left: 4px solid var(--line); padding: .3rem .7rem; margin: .5rem 0; background: #fcfcfd; }
@@ -111,7 +120,24 @@ def _pct(p: Any) -> str:
     return f"{float(p):.0%}" if isinstance(p, (int, float)) else "–"
 
 
-def _episode(d: int, row: tuple, messages: list[tuple], verdicts: list[tuple], first: Any) -> str:
+def _figures(images: list[tuple], judge_sees: bool) -> str:
+    """The episode's images inline (the file stands alone), each captioned with its name."""
+    hidden = "" if judge_sees else " full-only"
+    out = []
+    for name, kind, data in images:
+        label = esc(image_label(name, len(data)))
+        if kind in SHOWN_TYPES:
+            url = f"data:{kind};base64,{base64.b64encode(bytes(data)).decode('ascii')}"
+            out.append(f'<figure class="image{hidden}"><img src="{url}" alt="{esc(name)}"><figcaption>{label}'
+                       f'{"" if judge_sees else " · not shown to the judge"}</figcaption></figure>')  # fmt: skip
+        else:
+            out.append(f'<p class="image{hidden}">{label}</p>')
+    return "".join(out)
+
+
+def _episode(
+    d: int, row: tuple, messages: list[tuple], verdicts: list[tuple], first: Any, images: list[tuple] | None = None
+) -> str:
     (ep, condition, question_id, question, answers_json, correct, source, protocol,
      assignments_json, seats_json, status, stop_reason, ruling_judge) = row  # fmt: skip
     answers = json.loads(answers_json)
@@ -154,6 +180,8 @@ def _episode(d: int, row: tuple, messages: list[tuple], verdicts: list[tuple], f
         hidden = "" if judge_reads else " full-only"
         h.append(f'<details class="passage{hidden}"><summary>Passage ({len(source):,} characters'
                  f'{"" if judge_reads else ", not shown to the judge"})</summary><div>{esc(source)}</div></details>')  # fmt: skip
+    if images:
+        h.append(_figures(images, judge_reads))
 
     def belief_lines(rnd: int) -> None:
         # the judging seats' beliefs, in the course of the episode; other judges (offline,
@@ -211,9 +239,14 @@ def _episodes(study: Study) -> Iterator[tuple[int, tuple, str]]:
             for ep, *rest in conn.execute(VERDICTS):
                 verdicts[ep].append(tuple(rest))
             first = first_speeches(conn.execute(FIRST_SPEECH).fetchall())
+            images: dict[int, list[tuple]] = defaultdict(list)
+            if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'episode_images'").fetchone():
+                for ep, *rest in conn.execute(IMAGES):
+                    images[ep].append(tuple(rest))
             for row in conn.execute(EPISODES):
                 row = (row[0], names.get(row[1], row[1]), *row[2:])
-                yield d, row, _episode(d, row, messages.get(row[0], []), verdicts.get(row[0], []), first.get(row[0]))
+                yield d, row, _episode(d, row, messages.get(row[0], []), verdicts.get(row[0], []),
+                                       first.get(row[0]), images.get(row[0], []))  # fmt: skip
         finally:
             conn.close()
 

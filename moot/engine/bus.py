@@ -182,6 +182,7 @@ class Bus:
             episode, seat, sight.role, st.question, st.answers, sight.side,
             st.source if sight.sees_source else None,
             visible(ep.transcript, seat) if ep.restricted else tuple(ep.transcript), sight.memo,
+            st.images if sight.sees_source else (),
         )  # fmt: skip
 
     def transcript(self, episode: int) -> tuple[Message, ...]:

@@ -106,7 +106,7 @@ class Engine:
                 answers=spec.answers, correct=spec.correct, source=spec.source, protocol=protocol.name,
                 assignments={k: v for k, v in sides.items() if v is not None}, seats=self._seat_info,
                 started_at=time.time(), cell=self.cell,
-                attributes=self._attributes(spec),
+                attributes=self._attributes(spec), images=spec.images,
             ),
             {s.id: SeatSight(role=s.role, side=sides[s.id], sees_source=s.sees_source) for s in protocol.seats},
         )  # fmt: skip

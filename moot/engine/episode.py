@@ -17,6 +17,7 @@ from moot.engine.bus import Bus
 from moot.protocols.graph import CompiledProtocol, Phase, PhaseState, SeatSpec
 from moot.transcript import quotes as quoting
 from moot.transcript.events import Message, Verdict
+from moot.transcript.images import Image
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +37,7 @@ class EpisodeSpec:
     private: bool = False  # the row is not for publication (stored with the episode)
     # a multiple-choice question reduced to two answers: which were kept, and the seed (stored)
     reduced: dict[str, Any] | None = None
+    images: tuple[Image, ...] = ()  # shown with the question to the seats that see the source
 
 
 @dataclass(slots=True)

@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from moot.transcript.images import Image
 
 
 @lru_cache(maxsize=256)
@@ -47,6 +50,9 @@ class GenerateRequest:
     # A GBNF grammar (rule "root") the reply must match, where the backend can constrain its
     # sampling (llama.cpp can); None leaves the reply unconstrained.
     grammar: str | None = None
+    # Images shown with the first user message (a vision model's); the store keeps their
+    # names and hashes with the call, the bytes once per run.
+    images: tuple[Image, ...] = ()
 
     def params_json(self) -> str:
         """The sampling parameters as the store keeps them: JSON, built without a generic
@@ -58,7 +64,11 @@ class GenerateRequest:
             self.assistant_prefix,
             self.grammar,
         )
-        return f"{head}{'null' if self.seed is None else int(self.seed)}{tail}"
+        text = f"{head}{'null' if self.seed is None else int(self.seed)}{tail}"
+        if self.images:
+            shown = json.dumps([{"name": i.name, "digest": i.digest} for i in self.images], separators=(",", ":"))
+            text = f'{text[:-1]},"images":{shown}}}'
+        return text
 
     def record(self) -> dict[str, Any]:
         """What the store keeps of the request (never credentials)."""
@@ -74,6 +84,8 @@ class GenerateRequest:
             out["assistant_prefix"] = self.assistant_prefix
         if self.grammar:
             out["grammar"] = self.grammar
+        if self.images:
+            out["images"] = [{"name": i.name, "digest": i.digest} for i in self.images]
         return out
 
 

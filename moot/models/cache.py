@@ -38,6 +38,8 @@ def key(model: str, request: GenerateRequest, extra: dict[str, Any] | None = Non
         "assistant_prefix": request.assistant_prefix,
         "extra": extra or {},
     }
+    if request.images:  # what the model was shown, by content (absent: keys made before images)
+        payload["images"] = [i.digest for i in request.images]
     text = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
 

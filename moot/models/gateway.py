@@ -51,6 +51,7 @@ class ModelSettings:
     # several servers of one model, spread by litellm's Router (moot/models/router.py)
     endpoints: list[dict[str, Any]] | None = None
     routing: dict[str, Any] | None = None
+    vision: bool | None = None  # takes images; None: as litellm's model map says
     # scripted model only
     latency: float = 0.0
     replies: list[str] | None = None
@@ -303,6 +304,21 @@ def make_api(name: str, settings: ModelSettings) -> ModelAPI:
     from moot.models.litellm_api import LiteLLMModel
 
     return LiteLLMModel(name, settings)
+
+def takes_images(name: str, settings: ModelSettings) -> bool:
+    """Whether the model can be shown images: the scenario's word (`vision:`), else what the
+    provider is known to take. The scripted stand-in takes them (it reads none); llama.cpp
+    here runs text models only."""
+    if settings.vision is not None:
+        return settings.vision
+    if is_scripted(name):
+        return True
+    if name.startswith("local/"):
+        return False
+    from moot.models.litellm_api import supports_vision
+
+    return supports_vision(name)
+
 
 
 def is_scripted(name: str) -> bool:

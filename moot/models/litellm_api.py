@@ -21,11 +21,31 @@ from moot.models.keys import require_key
 
 if TYPE_CHECKING:
     from moot.models.gateway import ModelSettings
+    from moot.transcript.images import Image
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 SCRIPTED_PREFIX = "moot-scripted"
 _litellm: Any = None
+
+
+def supports_vision(name: str) -> bool:
+    """litellm's model map on whether a model takes images (False when it does not know it)."""
+    try:
+        return bool(_import_litellm().supports_vision(model=name))
+    except Exception:  # an unknown model or provider: not known to take them
+        return False
+
+
+def with_image_parts(messages: list[dict[str, str]], images: tuple[Image, ...]) -> list[dict[str, Any]]:
+    """The first user message as content parts, its text then each image inline, in the
+    OpenAI form every litellm provider translates."""
+    out: list[dict[str, Any]] = list(messages)
+    i = next(k for k, m in enumerate(out) if m.get("role") == "user")
+    parts: list[dict[str, Any]] = [{"type": "text", "text": out[i]["content"]}]
+    parts += [{"type": "image_url", "image_url": {"url": image.data_url()}} for image in images]
+    out[i] = {**out[i], "content": parts}
+    return out
 
 
 def _import_litellm() -> Any:
@@ -95,7 +115,7 @@ class LiteLLMModel:
             kwargs["response_format"] = response_format
         kwargs.update(
             model=self.name,
-            messages=request.messages,
+            messages=with_image_parts(request.messages, request.images) if request.images else request.messages,
             max_tokens=request.max_tokens,
             temperature=request.temperature,
             num_retries=0,  # the gateway retries, with the same rules for every provider

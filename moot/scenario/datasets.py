@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from moot.errors import ConfigError
+from moot.transcript.images import Image
 
 BUILTIN = {
     "builtin:reading": "reading.jsonl",
@@ -31,6 +32,7 @@ BUILTIN = {
     "builtin:claims": "claims.jsonl",
     # client profiles for a counselling role-play: the passage is the profile
     "builtin:clients": "clients.jsonl",
+    "builtin:memes": "memes.jsonl",  # a picture and its words per row, drawn for moot (scripts/make_memes.py)
 }
 
 
@@ -48,7 +50,7 @@ class Question:
     # a multiple-choice set reduced to two answers: how many options there were, which were
     # kept (correct, incorrect) and the seed that drew the incorrect one (moot.scenario.formats)
     reduced: dict[str, Any] | None = None
-    images: tuple[tuple[str, bytes], ...] = ()  # (file name, bytes): shown with the question
+    images: tuple[Image, ...] = ()  # shown with the question to the seats that see the source
 
 
 def load(
@@ -202,10 +204,7 @@ def _question(row: dict[str, Any], where: str, default_id: str) -> Question:
     )
 
 
-IMAGE_TYPES = {b"\x89PNG\r\n\x1a\n": "png", b"\xff\xd8\xff": "jpeg", b"GIF87a": "gif", b"GIF89a": "gif"}
-
-
-def _images(value: Any, where: str) -> tuple[tuple[str, bytes], ...]:
+def _images(value: Any, where: str) -> tuple[Image, ...]:
     """A row's images: local files (a JSONL list, or a CSV cell of paths separated by `;`),
     relative to the dataset's own folder; each read once, its type checked by its bytes."""
     if value is None or value == "" or value == []:
@@ -213,7 +212,8 @@ def _images(value: Any, where: str) -> tuple[tuple[str, bytes], ...]:
     paths = value.split(";") if isinstance(value, str) else value
     if not isinstance(paths, list) or not all(isinstance(p, str) and p.strip() for p in paths):
         raise ConfigError(f"{where}: images must be a list of file paths")
-    folder = Path(where.rsplit(":", 1)[0]).parent
+    dataset = where.rsplit(":", 1)[0]
+    folder = Path(str(resources.files("moot.data"))) if dataset in BUILTIN else Path(dataset).parent
     out = []
     for p in paths:
         file = Path(p.strip()).expanduser()
@@ -222,10 +222,15 @@ def _images(value: Any, where: str) -> tuple[tuple[str, bytes], ...]:
             data = file.read_bytes()
         except OSError:
             raise ConfigError(f"{where}: images: no such file {file}") from None
-        if not any(data.startswith(magic) for magic in IMAGE_TYPES):
-            raise ConfigError(f"{where}: images: {file.name} is not a PNG, JPEG or GIF image")
-        out.append((file.name, data))
+        out.append(image_of(file.name, data, f"{where}: images"))
     return tuple(out)
+
+
+def image_of(name: str, data: bytes, where: str) -> Image:
+    try:
+        return Image.of(name, data)
+    except ValueError as e:
+        raise ConfigError(f"{where}: {e}") from None
 
 
 def _moot_jsonl(lines: list[str], where: str) -> Iterator[Question]:

@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from moot.errors import ConfigError
-from moot.scenario.datasets import Question, json_rows
+from moot.scenario.datasets import Question, image_of, json_rows
+from moot.transcript.images import Image
 
 LETTERS = "ABCDEFGHIJ"
 
@@ -311,21 +312,21 @@ def mmmu(path: Path, seed: int) -> Iterator[Question]:
         yield _question(qid, _text_field(question, where, "question"), opts, gold, seed, where, images=images)
 
 
-def _image(value: Any, path: Path, where: str, k: int) -> tuple[str, bytes] | None:
-    """An image as (name, bytes): a file beside the dataset, or Parquet's embedded bytes."""
+def _image(value: Any, path: Path, where: str, k: int) -> Image | None:
+    """An image: a file beside the dataset, or Parquet's embedded bytes."""
     if value is None or value == "":
         return None
     if isinstance(value, dict):
         data, name = value.get("bytes"), value.get("path") or f"image_{k}"
         if isinstance(data, (bytes, bytearray)):
-            return str(name), bytes(data)
+            return image_of(Path(str(name)).name, bytes(data), f"{where}: image_{k}")
         value = value.get("path")
     if not isinstance(value, str):
         raise ConfigError(f"{where}: image_{k} must be a file path")
     file = (path.parent / value) if not Path(value).is_absolute() else Path(value)
     if not file.is_file():
         raise ConfigError(f"{where}: image_{k}: no such file {file}")
-    return file.name, file.read_bytes()
+    return image_of(file.name, file.read_bytes(), f"{where}: image_{k}")
 
 
 FORMATS: dict[str, Callable[[Path, int], Iterator[Question]]] = {

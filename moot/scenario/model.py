@@ -299,6 +299,9 @@ class ModelConfig(_Strict):
         None, min_length=1, description="several servers of this model, routed by litellm"
     )
     routing: Routing | None = None
+    vision: bool | None = Field(
+        None, description="the model takes images (default: as litellm's model map says; scripted yes, local no)"
+    )
 
     @model_validator(mode="after")
     def _one_way_to_the_servers(self) -> ModelConfig:

@@ -13,7 +13,7 @@ from moot.store.schema import SCHEMA_VERSION, migrate
 __all__ = ["SCHEMA_VERSION", "connect", "create_cells", "create_run", "finish_run", "reopen_run"]
 
 # Rows an episode leaves behind; an unfinished episode's are removed before it runs again.
-EPISODE_TABLES = ("messages", "model_calls", "verdicts", "ratings", "qualifications", "memories")
+EPISODE_TABLES = ("messages", "model_calls", "verdicts", "ratings", "qualifications", "memories", "episode_images")
 
 
 def connect(path: str | Path, *, create: bool = False) -> sqlite3.Connection:

@@ -114,6 +114,10 @@ def _merge(conn: sqlite3.Connection) -> Merged:
             f"INSERT INTO main.{table} ({names}) SELECT {names} FROM shard.{table}"
             f" WHERE {key} IN (SELECT id FROM temp.merging) ORDER BY {order}"
         )
+    conn.execute(  # the images those episodes showed, once per run
+        "INSERT OR IGNORE INTO main.images SELECT * FROM shard.images WHERE digest IN"
+        " (SELECT digest FROM shard.episode_images WHERE episode IN (SELECT id FROM temp.merging))"
+    )
     m.episodes, m.done, m.failed = conn.execute(
         "SELECT count(*), coalesce(sum(status = 'done'), 0), coalesce(sum(status = 'failed'), 0)"
         " FROM shard.episodes WHERE id IN (SELECT id FROM temp.merging)"

@@ -9,6 +9,7 @@ read-only (`mode=ro`, `query_only`), so viewing never writes, migrates or locks 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 import threading
@@ -22,6 +23,8 @@ from urllib.parse import quote
 from moot.errors import ConfigError
 from moot.store.schema import SCHEMA_VERSION
 from moot.transcript.events import Message, Totals, Verdict, log_score
+from moot.transcript.images import Image
+from moot.transcript.images import label as image_label
 from moot.transcript.quotes import Quote, from_record
 
 __all__ = ["EpisodeRow", "Filters", "RunReader", "StoredEpisode", "check_database"]
@@ -184,6 +187,7 @@ class RunReader:
         self._cell = "cell" if "cell" in cols else "NULL"
         cols = {r[1] for r in conn.execute("PRAGMA table_info(model_calls)")}
         self._cached = "cached" if "cached" in cols else "0"
+        self._images = "episode_images" in tables  # a run made before images were stored has none
 
     # -- connections -------------------------------------------------------------------
     @property
@@ -381,6 +385,32 @@ class RunReader:
             (episode_id, after_seq, limit),
         ).fetchall()
         return [_message(r) for r in rows]
+
+    def images(self, episode_id: int) -> tuple[Image, ...]:
+        """The images an episode showed, in order, each checked against its hash."""
+        if not self._images:
+            return ()
+        rows = self.conn.execute(
+            "SELECT e.name, i.media_type, i.digest, i.data FROM episode_images e"
+            " JOIN images i ON i.digest = e.digest WHERE e.episode = ? ORDER BY e.position",
+            (episode_id,),
+        ).fetchall()
+        out = tuple(Image(name, kind, digest, bytes(data)) for name, kind, digest, data in rows)
+        for image in out:
+            if hashlib.sha256(image.data).hexdigest() != image.digest:
+                raise ConfigError(f"{self.path}: image {image.name} of episode {episode_id} does not match its hash")
+        return out
+
+    def image_labels(self, episode_id: int) -> list[str]:
+        """What stands in for an episode's images where they cannot be shown (a terminal)."""
+        if not self._images:
+            return []
+        rows = self.conn.execute(
+            "SELECT e.name, i.size FROM episode_images e JOIN images i ON i.digest = e.digest"
+            " WHERE e.episode = ? ORDER BY e.position",
+            (episode_id,),
+        ).fetchall()
+        return [image_label(name, size) for name, size in rows]
 
     def verdicts(self, episode_id: int) -> list[Verdict]:
         rows = self.conn.execute(

@@ -287,7 +287,25 @@ CREATE TABLE IF NOT EXISTS study_settings (
 );
 """
 
-MIGRATIONS: list[str] = [V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11]  # MIGRATIONS[i] takes a database from version i to i + 1
+# Images shown with a question (a meme, a figure): each distinct image once per run, by the
+# hash of its bytes, and which images each episode showed, in order.
+V12 = """
+CREATE TABLE IF NOT EXISTS images (
+    digest TEXT PRIMARY KEY,         -- sha256 of the bytes, hex
+    media_type TEXT NOT NULL,        -- image/png, image/jpeg or image/gif (read from the bytes)
+    size INTEGER NOT NULL,
+    data BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS episode_images (
+    episode INTEGER NOT NULL,
+    position INTEGER NOT NULL,       -- the order they are shown in
+    name TEXT NOT NULL,              -- the file's name in the dataset (a label, never opened)
+    digest TEXT NOT NULL REFERENCES images (digest),
+    PRIMARY KEY (episode, position)
+);
+"""
+
+MIGRATIONS: list[str] = [V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11, V12]  # MIGRATIONS[i] takes a database from version i to i + 1
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -65,6 +65,8 @@ INSERT_EPISODE = (
     " assignments, seats, status, started_at, cell, attributes)"
     " VALUES (?,?,?,?,?,?,?,?,?,'running',?,?,?)"
 )
+INSERT_IMAGE = "INSERT OR IGNORE INTO images (digest, media_type, size, data) VALUES (?,?,?,?)"
+INSERT_EPISODE_IMAGE = "INSERT INTO episode_images (episode, position, name, digest) VALUES (?,?,?,?)"
 INSERT_MESSAGE = (
     "INSERT INTO messages (episode, seq, round, phase, seat, role, side, content, audience,"
     " created_at, call_seq, quotes) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
@@ -95,7 +97,7 @@ FINISH_EPISODE = (
     " assignments=coalesce(?, assignments) WHERE id=?"
 )
 ORDER = (
-    INSERT_EPISODE, INSERT_MESSAGE, INSERT_CALL, INSERT_VERDICT, INSERT_RATING,
+    INSERT_EPISODE, INSERT_IMAGE, INSERT_EPISODE_IMAGE, INSERT_MESSAGE, INSERT_CALL, INSERT_VERDICT, INSERT_RATING,
     INSERT_QUALIFICATION, INSERT_MEMORY, FINISH_EPISODE,
 )  # fmt: skip
 
@@ -197,6 +199,7 @@ class StoreWriter:
         self._draining = 0
         self._closed = anyio.Event()
         self._seats: tuple[object, str] = (None, "")
+        self._images: set[str] = set()  # digests already written (INSERT OR IGNORE covers a resume)
         self._new()
 
     def _new(self) -> None:
@@ -227,7 +230,7 @@ class StoreWriter:
         """Events as rows, by statement, in the order they are written."""
         batch: Batch = {sql: [] for sql in ORDER}
         (
-            episodes, messages, calls, verdicts, ratings, qualifications, memories, finished,
+            episodes, images, shown, messages, calls, verdicts, ratings, qualifications, memories, finished,
         ) = (batch[sql] for sql in ORDER)  # fmt: skip
         # dispatched on the exact type (cheaper than isinstance); Any, since mypy cannot
         # narrow through `t`
@@ -283,6 +286,11 @@ class StoreWriter:
                         e.cell, None if e.attributes is None else _dumps(e.attributes),
                     )
                 )  # fmt: skip
+                for i, image in enumerate(e.images):  # each distinct image's bytes once per run
+                    if image.digest not in self._images:
+                        self._images.add(image.digest)
+                        images.append((image.digest, image.media_type, image.size, image.data))
+                    shown.append((e.episode, i, image.name, image.digest))
             elif t is MemoryEntry:
                 memories.append(
                     (e.seat, e.episode, e.kind, e.content, e.won, e.source, e.created_at)

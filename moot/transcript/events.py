@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     from moot.models.base import GenerateRequest
+    from moot.transcript.images import Image
     from moot.transcript.quotes import Quote
 
 # A message's audience: None means every seat of the episode; otherwise the seat ids.
@@ -36,6 +37,7 @@ class EpisodeStarted:
     started_at: float
     cell: str | None = None  # the sweep cell this episode belongs to
     attributes: dict[str, Any] | None = None  # facts from outside the run (imports)
+    images: tuple[Image, ...] = ()  # shown with the question to the seats that see the source
 
 
 @dataclass(slots=True)

@@ -132,6 +132,7 @@ class EpisodeScreen(Screen[None]):
         self.reader = reader
         self.episode_id = episode
         self.ep: StoredEpisode | None = None
+        self.images: list[str] = []  # labels standing in for the episode's images
         self.views: list[str | None] = [None]
         self.view_index = 0
         self.speed_index = 2
@@ -166,6 +167,7 @@ class EpisodeScreen(Screen[None]):
     def load(self, episode: int) -> None:
         self.episode_id = episode
         self.ep = self.reader.episode(episode)
+        self.images = self.reader.image_labels(episode)
         tr = self.transcript
         tr.set_verdicts(self.reader.verdicts(episode))
         messages = self.reader.messages(episode)
@@ -229,10 +231,15 @@ class EpisodeScreen(Screen[None]):
             return
         if view is not None and not ep.seats.get(view, {}).get("sees_source"):
             text.update(Text(f"{view} does not see the source", style="dim italic"))
-        elif ep.source:
-            text.update(plain_text(ep.source))
-        else:
-            text.update(Text("no source", style="dim"))
+            return
+        shown = Text(end="")
+        for label in self.images:  # a terminal cannot show them: what and how big, in their place
+            shown.append(plain(label) + "\n", style="italic")
+        if ep.source:
+            shown.append_text(plain_text(ep.source))
+        elif not self.images:
+            shown.append("no source", style="dim")
+        text.update(shown)
 
     def _draw_detail(self) -> None:
         tr = self.transcript

@@ -5,7 +5,7 @@ fork or replay goes on as one (`resume_hooks`)."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -13,6 +13,7 @@ from moot import store
 from moot.agents.model_seat import ModelSeat
 from moot.agents.replay import NoCalls, ReplaySeat, StoredCache, StoredOutputs
 from moot.engine.bus import Bus
+from moot.engine.episode import EpisodeSpec
 from moot.errors import ConfigError
 from moot.store.reader import RunReader
 
@@ -30,11 +31,14 @@ class Hooks:
     wrap: Callable[[CellPlan, dict[str, ModelSeat], Bus], dict[str, Any]] | None = None
     episodes: set[int] | None = None
     config: dict[str, Any] = field(default_factory=dict)
+    # what each episode is shown, as the parent stored it (its images, byte for byte)
+    spec: Callable[[EpisodeSpec], EpisodeSpec] | None = None
 
 
 def replay_hooks(parent: Path, record: dict[str, Any], chosen: set[int]) -> Hooks:
     with RunReader(parent) as reader:
         stored = StoredOutputs(reader, chosen)
+        images = {ep: shown for ep in chosen if (shown := reader.images(ep))}
     until = record["from_round"]
 
     cache = StoredCache(stored) if until is None else None
@@ -50,6 +54,7 @@ def replay_hooks(parent: Path, record: dict[str, Any], chosen: set[int]) -> Hook
         wrap=wrap,
         episodes=chosen,
         config={"parent": record},
+        spec=(lambda s: replace(s, images=images[s.index]) if s.index in images else s) if images else None,
     )
 
 

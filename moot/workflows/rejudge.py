@@ -24,7 +24,7 @@ from moot.agents.base import Turn, View
 from moot.agents.model_seat import ModelSeat, SeatPrompts
 from moot.analysis.agreement import cohen_kappa, fleiss_kappa
 from moot.errors import ConfigError
-from moot.models.gateway import Model, ModelCallFailed, is_scripted, make_api, with_defaults
+from moot.models.gateway import Model, ModelCallFailed, is_scripted, make_api, takes_images, with_defaults
 from moot.models.keys import require_key
 from moot.scenario.model import Prompts, Scenario
 from moot.store.reader import RunReader, StoredEpisode
@@ -149,7 +149,8 @@ def cases(reader: RunReader, scenario: Scenario) -> list[Case]:
         before = [m for m in msgs if ruling is None or m.seq < ruling.seq]
         sees = bool(ep.seats[seat].get("sees_source"))
         view = View(ep.id, seat, "judge", ep.question, ep.answers, None,
-                    ep.source if sees else None, visible(before, seat))  # fmt: skip
+                    ep.source if sees else None, visible(before, seat),
+                    images=reader.images(ep.id) if sees else ())  # fmt: skip
         phase = ruling.phase if ruling is not None else "verdict"
         turn = Turn("verdict", phase, round_, rounds.get(ep.cell, 1), False, 0)
         out.append(Case(ep, seat, view, turn, choice, by_cell.get(ep.cell, scenario)))
@@ -210,6 +211,10 @@ def rejudge(
         todo = cases(reader, scenario)
         if not todo and not reader.has_episodes():
             raise ConfigError(f"{p}: holds no episodes to re-judge")
+        if any(c.view.images for c in todo):  # the judges see images: each must take them
+            for m in judges:
+                if not takes_images(m, scenario.model_for(m)):
+                    raise ConfigError(f"rejudge: --judge {m} cannot take images, and the judges' episodes show them")
         if not todo:
             raise ConfigError(f"{p}: no finished episode has a judge seat to re-judge")
         tag = Path(prompt).stem if prompt else None

@@ -105,7 +105,9 @@ def episode_specs(
     n = len(questions)
     for i, q in enumerate(questions):
         if not q.options:  # an open task or a game: no options to order
-            yield EpisodeSpec(index, q.id, q.question, (), None, q.passage, target=q.target, game=q.game)
+            yield EpisodeSpec(
+                index, q.id, q.question, (), None, q.passage, target=q.target, game=q.game, images=q.images
+            )
             index += 1
             continue
         # the correct answer is shown first in even episodes, second in odd ones
@@ -117,7 +119,10 @@ def episode_specs(
         for swapped in orders:
             answers = (q.options[1], q.options[0]) if swapped else q.options
             correct = 1 - q.answer if swapped else q.answer  # type: ignore[operator]  # options: an answer
-            yield EpisodeSpec(index, q.id, q.question, answers, correct, q.passage, others, private=q.private, reduced=q.reduced)
+            yield EpisodeSpec(
+                index, q.id, q.question, answers, correct, q.passage, others,
+                private=q.private, reduced=q.reduced, images=q.images,
+            )  # fmt: skip
             index += 1
 
 
@@ -169,8 +174,6 @@ class Prepared:
 def prepare(scenario: Scenario, scenario_text: str, base: Path | None) -> Prepared:
     d = scenario.dataset
     questions = datasets.load(d.source, fmt=d.format, split=d.split, base=base, seed=d.reduce_seed)
-    if any(q.images for q in questions):  # read and checked, but not yet shown to any seat
-        raise ConfigError(f"{d.source}: its rows carry images, which a run cannot show to seats yet")
     questions = datasets.sample(questions, limit=d.limit, shuffle_seed=d.shuffle_seed)
     plans = []
     offset = 0
@@ -179,9 +182,32 @@ def prepare(scenario: Scenario, scenario_text: str, base: Path | None) -> Prepar
         protocol = registry.build(sc)
         seat_configs = {s.id: sc.seat(s.id, s.role) for s in protocol.seats}
         plan = CellPlan(cell.name, cell.position, cell.params, sc, protocol, questions, seat_configs, offset)
+        if any(q.images for q in questions):
+            _check_vision(plan, d.source)
         plans.append(plan)
         offset += plan.total
     return Prepared(scenario, scenario_text, plans, base)
+
+
+def _check_vision(plan: CellPlan, source: str) -> None:
+    """Refuse, before anything runs, a seat that would be shown images it cannot take."""
+    from moot.agents.human import is_human
+    from moot.models.gateway import takes_images
+
+    for spec in plan.protocol.seats:
+        if not spec.sees_source:
+            continue  # a blind seat is shown neither the source nor its images
+        model = plan.seat_configs[spec.id].model or ""
+        if is_human(model):
+            raise ConfigError(
+                f"seat {spec.id}: {source} has images, and a person's seat cannot be shown images yet"
+                " (make the seat blind, or fill it with a vision model)"
+            )
+        if not takes_images(model, plan.scenario.model_for(model)):
+            raise ConfigError(
+                f"seat {spec.id}: {source} has images, and its model {model} cannot take them"
+                f" (fill it with a vision model, or say `vision: true` under models: {model})"
+            )
 
 
 def check_keys(prep: Prepared) -> None:
@@ -297,6 +323,8 @@ async def execute(
                 if only is not None:
                     todo = (s for s in todo if s.index in only)
                     left = sum(cell.offset <= i < cell.offset + cell.total for i in only - done)
+                if hooks.spec is not None:
+                    todo = map(hooks.spec, todo)
                 if not left:
                     continue
                 if hooks.wrap is not None:
