@@ -100,6 +100,8 @@ def test_counseling_keeps_the_profile_with_the_client_and_rates_the_session(tmp_
         ((rater, target, score, status),) = conn.execute(
             "SELECT rater, target, score, parse_status FROM ratings WHERE episode = ?", (ep,)).fetchall()  # fmt: skip
         assert (rater, target, status) == ("client", "counselor", "ok") and 1 <= score <= 9
-        closing = conn.execute("SELECT content FROM messages WHERE episode = ? AND phase = 'close'", (ep,)).fetchone()[0]
+        said = [c for (c,) in conn.execute("SELECT content FROM messages WHERE episode = ? ORDER BY seq", (ep,))]
         rate_prompt = calls[-1][1]
-        assert closing in rate_prompt and "from 1 (not at all) to 9" in rate_prompt
+        # the client rates the whole session it had, its own words and the counselor's, in order
+        positions = [rate_prompt.find(text) for text in said]
+        assert -1 not in positions and positions == sorted(positions) and "from 1 (not at all) to 9" in rate_prompt

@@ -59,6 +59,7 @@ class Turn:
     candidate: int = 0  # best-of-N: which of the N drafts this is (varies the sampling seed)
     rubric: str = ""  # what a reviewer checks, when the protocol gives a rubric
     form: Form | None = None  # the form the reply must take (`moot.models.forms`), if declared
+    pairwise: bool = False  # a rating of two submissions side by side (else each on its own)
 
 
 @dataclass(slots=True)

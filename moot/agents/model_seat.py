@@ -89,7 +89,7 @@ def _labels(view: View, turn: Turn) -> tuple[str, ...]:
     """What a one-token answer may be: a letter per answer, per draft (best-of-N) or per
     submission in a pair; a digit for a pointwise rating."""
     if turn.kind == "rate":
-        return SCORE_LABELS if len(view.messages) == 1 else judging.labels_for(len(view.messages))
+        return judging.labels_for(2) if turn.pairwise else SCORE_LABELS
     if turn.kind == "select":
         return judging.labels_for(len(view.messages))
     return judging.labels_for(len(view.answers))
@@ -217,9 +217,8 @@ class ModelSeat:
     @staticmethod
     def _turn_fields(view: View, turn: Turn, used: frozenset[str]) -> dict[str, object]:
         out: dict[str, object] = {"round": turn.round, "rounds": turn.rounds, "phase": turn.phase}
-        if "transcript" in used:
-            shown = turn.kind not in SHOWN
-            out["transcript"] = render_transcript(view, judging.labels_for(len(view.answers))) if shown else ""
+        if "transcript" in used:  # a rating or a pick reads its messages as `candidates` unless asked
+            out["transcript"] = render_transcript(view, judging.labels_for(len(view.answers)))
         if "candidates" in used:
             out["candidates"] = _candidates(view) if turn.kind in SHOWN else ""
         if "rubric" in used or "rubric_block" in used:

@@ -155,8 +155,9 @@ CLIENT_SYSTEM = (
 )
 CLIENT_TURN = "{transcript}\nSay what you would say next to the counselor, in under 60 words."
 CLIENT_RATE_TURN = (
-    "The counselor closed the session with:\n{candidates}\n\nHow much did this session help "
-    "you, from 1 (not at all) to 9 (a great deal)? Reply with the number only."
+    "The session, from your first words to the counselor's closing:\n{transcript}\n"
+    "How much did this session help you, from 1 (not at all) to 9 (a great deal)? Reply with "
+    "the number only."
 )
 COUNSELOR_SYSTEM = (
     "You are {name}, a counselor. Listen, reflect what you hear, ask open questions, and help "

@@ -149,11 +149,14 @@ async def rate(ep: Episode, phase: Phase, round_: int) -> None:
         shows = [(x, y) for x in subs for y in subs if x.seat != y.seat]
     else:
         shows = [(x, None) for x in subs]
-    turn = Turn("rate", phase.name, round_, t.protocol.terms.rounds, True, 0, form=phase.form)
+    turn = Turn("rate", phase.name, round_, t.protocol.terms.rounds, True, 0, form=phase.form, pairwise=phase.pairwise)
 
     async def one(rater: str, target: Message, other: Message | None) -> None:
-        shown = (target,) if other is None else (target, other)
-        view = View(i, rater, "reviewer", spec.question, spec.answers, None, t.bus.view(i, rater).source, shown)
+        seen = t.bus.view(i, rater)
+        shown: tuple[Message, ...] = (target,) if other is None else (target, other)
+        if other is None and any(m.seat == rater for m in seen.messages):
+            shown = seen.messages  # a seat rating a conversation it took part in reads all of it
+        view = View(i, rater, "reviewer", spec.question, spec.answers, None, seen.source, shown)
         reply = await t.seats[rater].act(view, turn)
         j = reply.judgement
         probs = j.probabilities if j else None
