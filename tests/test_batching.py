@@ -57,7 +57,7 @@ def exact(monkeypatch):
 
 
 async def loaded(api) -> LoadedModel:
-    model = load(api.path, api.n_ctx, api.n_threads)
+    model = load(api.path, api.n_ctx, api.n_threads, api.batching)
     await model.call(lambda m: None)
     return model
 
@@ -183,3 +183,21 @@ def test_grammar_is_stored_only_when_set():
     shaped = GenerateRequest(plain.messages, max_tokens=5, seed=3, grammar='root ::= "x"')
     assert shaped.params_json().endswith(',"grammar":"root ::= \\"x\\""}')
     assert shaped.record()["grammar"] == 'root ::= "x"'
+
+
+def test_a_scenario_chooses_a_local_models_batching_over_the_process_default(monkeypatch, tmp_path):
+    """`models: {local/...: {batching: exact}}` fixes the mode for that model, whatever
+    MOOT_LLAMA_BATCHING says; without it the process's mode holds (a fork sets `exact`); the
+    run records the mode its local models used."""
+    from moot.errors import ConfigError
+    from moot.scenario.load import parse
+
+    monkeypatch.delenv("MOOT_LLAMA_BATCHING", raising=False)
+    assert make_api("local/smollm2-135m", ModelSettings()).describe()["batching"] == "fast"
+    monkeypatch.setenv("MOOT_LLAMA_BATCHING", "exact")
+    assert make_api("local/smollm2-135m", ModelSettings()).describe()["batching"] == "exact"
+    text = "name: b\nseats: {judge: {model: local/smollm2-135m}}\nmodels: {local/smollm2-135m: {batching: fast}}\n"
+    settings = parse(text).model_for("local/smollm2-135m")
+    assert make_api("local/smollm2-135m", settings).describe()["batching"] == "fast"
+    with pytest.raises(ConfigError, match=r"models\.local/smollm2-135m\.batching"):
+        parse(text.replace("batching: fast", "batching: sloppy"))

@@ -63,6 +63,7 @@ class ModelSettings:
     # local model only
     n_ctx: int = 4096
     n_threads: int | None = None
+    batching: str | None = None  # fast | exact (moot.models.local); None: MOOT_LLAMA_BATCHING, else fast
 
 
 class CallSink(Protocol):

@@ -122,10 +122,11 @@ def check_installed() -> None:
         raise ConfigError(f"local models need llama-cpp-python: {LOCAL_EXTRA_HINT}") from None
 
 
-def load(path: Path, n_ctx: int, n_threads: int) -> LoadedModel:
+def load(path: Path, n_ctx: int, n_threads: int, mode: str | None = None) -> LoadedModel:
     """The process's one instance of a GGUF (per context size, thread count and batching
-    mode); its weights are read on its own thread at the first call."""
-    mode = batching_mode()
+    mode, by default `batching_mode()`); its weights are read on its own thread at the first
+    call."""
+    mode = mode or batching_mode()
     key = (str(path.resolve()), n_ctx, n_threads, mode)
     with _lock:
         if key not in _loaded:
@@ -271,6 +272,8 @@ class LocalModel:
         self.path = model_path(name)
         self.n_ctx = settings.n_ctx
         self.n_threads = settings.n_threads or default_threads()
+        # the scenario's word for this model, else the process's (a fork's run sets `exact`)
+        self.batching = settings.batching or batching_mode()
         self._label_ids: dict[tuple[str, ...], dict[str, list[int]]] = {}
 
     def describe(self) -> dict[str, Any]:
@@ -280,10 +283,11 @@ class LocalModel:
             "sha256": file_sha256(self.path),
             "bytes": self.path.stat().st_size,
             "n_ctx": self.n_ctx,
+            "batching": self.batching,  # what a transcript's reproduction needs to know
         }
 
     async def generate(self, request: GenerateRequest) -> GenerateResult:
-        model = load(self.path, self.n_ctx, self.n_threads)
+        model = load(self.path, self.n_ctx, self.n_threads, self.batching)
         if model.llm is None:
             await model.call(_load_only)
         if model.formatter is None:  # no chat template: llama-cpp-python's chat path, serial

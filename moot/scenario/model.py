@@ -295,6 +295,11 @@ class ModelConfig(_Strict):
     form_retries: int = Field(2, ge=0, le=10, description="a reply out of its declared form is asked for again this many times")
     n_ctx: int = Field(4096, ge=256)
     n_threads: int | None = Field(None, ge=1)
+    batching: Literal["fast", "exact"] | None = Field(
+        None,
+        description="local models: fast (concurrent requests share passes, prompts reuse cached prefixes) or exact "
+        "(one request at a time, the same numbers whatever runs beside it); default MOOT_LLAMA_BATCHING, else fast",
+    )
     endpoints: list[Endpoint] | None = Field(
         None, min_length=1, description="several servers of this model, routed by litellm"
     )
