@@ -69,6 +69,7 @@ async def participant(url: str, deadline: float, think: float, pages: list[float
 
     await asyncio.sleep(start)
     async with httpx.AsyncClient(timeout=30) as http:
+
         async def get(path: str) -> str:
             t = time.perf_counter()
             r = await http.get(url + path)
@@ -97,7 +98,7 @@ async def participant(url: str, deadline: float, think: float, pages: list[float
                 acked.append((pid, int(f["episode"]), int(f["round"])))
                 where = r.headers["location"]  # /p/TOKEN/feedback/N after an episode's last round
                 if "/feedback/" in where:
-                    await get(where[where.index("/feedback/"):])
+                    await get(where[where.index("/feedback/") :])
             else:
                 raise RuntimeError(f"submit refused: {r.status_code}")
 
@@ -138,7 +139,9 @@ def main() -> int:
                 break
             except httpx.TransportError:
                 if server.poll() is not None:
-                    raise SystemExit(f"bench/web_load.py: the server did not start (exit {server.returncode})") from None
+                    raise SystemExit(
+                        f"bench/web_load.py: the server did not start (exit {server.returncode})"
+                    ) from None
                 time.sleep(0.1)
         pages: list[float] = []
         submits: list[float] = []
@@ -152,12 +155,16 @@ def main() -> int:
 
         asyncio.run(everyone())
         wall = time.perf_counter() - started
+        # the server's open files (its SQLite connections among them), with everyone served
+        open_files = len(os.listdir(f"/proc/{server.pid}/fd")) if Path("/proc").is_dir() else None
     finally:
         server.send_signal(signal.SIGINT)  # as Ctrl-C: it stops cleanly
         server.wait(20)
     conn = sqlite3.connect(db)
     stored = conn.execute("SELECT judge, episode, round FROM verdicts WHERE judge LIKE 'human:%'").fetchall()
-    per_episode = conn.execute("SELECT max(n) FROM (SELECT count(*) AS n FROM study_assignments GROUP BY episode)").fetchone()[0]
+    per_episode = conn.execute(
+        "SELECT max(n) FROM (SELECT count(*) AS n FROM study_assignments WHERE expired_at IS NULL GROUP BY episode)"
+    ).fetchone()[0]
     conn.close()
     want = sorted((f"human:{p}", e, r) for p, e, r in acked)
     lost = len(set(want) - set(stored))
@@ -170,7 +177,7 @@ def main() -> int:
         "submits": len(submits), "submit_p50_ms": round(1000 * percentile(submits, 0.5), 1),
         "submit_p95_ms": round(1000 * percentile(submits, 0.95), 1),
         "lost": lost, "duplicated": duplicated, "unacknowledged": extra, "max_judges_per_episode": per_episode,
-        "server_exit": server.returncode,
+        "server_open_files": open_files, "server_exit": server.returncode,
     }  # fmt: skip
     print(json.dumps(figures, indent=2))
     if args.json:

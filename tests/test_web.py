@@ -11,7 +11,7 @@ import threading
 import httpx
 import pytest
 from helpers import rows
-from web_helpers import Person, Served, csrf_of
+from web_helpers import Person, Served, ServeProcess, csrf_of, take_live_turn
 
 from moot.cli import main
 from moot.scenario.load import parse
@@ -162,9 +162,51 @@ def test_posts_need_the_csrf_field_a_same_origin_and_a_modest_rate(study):
         assert rows(study, "SELECT consented_at FROM study_participants") == [(None,)]
         assert httpx.post(base + "/consent", data={"csrf": csrf_of(page)}).status_code == 303
         assert rows(study, "SELECT consented_at IS NOT NULL FROM study_participants") == [(1,)]
-        codes = [httpx.post(base + "/leaderboard", data={"csrf": csrf_of(page), "on": "1"}).status_code
+        codes = [httpx.post(base + "/leaderboard", data={"csrf": csrf_of(page), "on": "1", "name": "Ada"}).status_code
                  for _ in range(6)]  # fmt: skip
         assert codes[0] == 303 and codes[-1] == 403  # the bucket ran dry
+
+
+def test_the_leaderboard_shows_only_the_names_people_chose_escaped(study):
+    """Three people judge; two join the leaderboard, one of them under a hostile name, which
+    shows literally; the third (and every ID and admin label) never appears."""
+    people = links(study, 3, label="Dr Secret Admin Note")
+    with Served(study, StudyConfig(k=3, per_person=1)) as s:
+        ada, bo, cy = (Person(f"{s.url}/p/{t}") for _, t in people)
+        for p in (ada, bo, cy):
+            judge_all(p)
+        hostile = "  <script>alert(1)</script>  &lt;  "
+        page = ada.get("/leaderboard").text
+        assert "You are not on the leaderboard" in page and "<td class=name>" not in page  # nobody on it yet
+        for bad, says in [("Ada\u202eevil", "invisible"), ("Ada\x07", "control"), ("x" * 33, "at most 32"),
+                          ("   ", "type the name")]:  # fmt: skip
+            r = ada.post("/leaderboard", page, on="1", name=bad.encode().decode("unicode_escape"))
+            assert r.status_code == 422 and says in r.text, r.text
+        assert rows(study, "SELECT count(*) FROM study_participants WHERE leaderboard OR display_name IS NOT NULL") == [
+            (0,)]  # fmt: skip
+        assert ada.post("/leaderboard", page, on="1", name="Ada").status_code == 200
+        assert "You appear as <b id=my-name>Ada</b>" in ada.bodies[-1]
+        r = bo.post("/leaderboard", page := bo.get("/leaderboard").text, on="1", name=" ada ")
+        assert r.status_code == 422 and "already" in r.text  # nobody poses as another
+        assert bo.post("/leaderboard", page, on="1", name=hostile).status_code == 200
+        board = cy.get("/leaderboard").text
+    assert rows(study, "SELECT id, display_name FROM study_participants WHERE leaderboard ORDER BY id") == [
+        ("p1", "Ada"),
+        ("p2", "<script>alert(1)</script> &lt;"),
+    ]  # trimmed, spaces made one
+    names = re.findall(r"<td class=name>(.*?)</td>", board)
+    assert sorted(names) == ["&lt;script&gt;alert(1)&lt;/script&gt; &amp;lt;", "Ada"]
+    assert "<script>alert" not in board and "class=you" not in board  # cy is not on it
+    for body in ada.bodies + bo.bodies + cy.bodies:
+        assert "Secret Admin" not in body and not re.search(
+            r"[>\s]p[123][<\s]|Judge \d", body
+        )  # (a token may hold "-p1-")
+    # leaving takes the name off the board and out of the database
+    with Served(study) as s:
+        ada = Person(f"{s.url}/p/{people[0][1]}")
+        ada.post("/leaderboard", ada.get("/leaderboard").text, on="0")
+        assert "<td class=name>Ada</td>" not in ada.bodies[-1] and "You are not on the leaderboard" in ada.bodies[-1]
+    assert rows(study, "SELECT leaderboard, display_name FROM study_participants WHERE id = 'p1'") == [(0, None)]
 
 
 def test_a_restart_loses_no_verdict_and_resumes_the_same_episode(study):
@@ -186,7 +228,9 @@ def test_a_restart_loses_no_verdict_and_resumes_the_same_episode(study):
         r = p.post("/judge", r.text, episode=ep, round=2, p0=60, p1=40)
         assert "/feedback/" in str(r.url)
     assert rows(study, "SELECT round, probabilities FROM verdicts WHERE judge = ? ORDER BY id", f"human:{pid}") == [
-        (1, "[0.6,0.4]"), (2, "[0.6,0.4]")]
+        (1, "[0.6,0.4]"),
+        (2, "[0.6,0.4]"),
+    ]
 
 
 def test_feedback_waits_for_the_last_verdict(study):
@@ -326,11 +370,16 @@ def test_live_seats_are_taken_from_the_browser(tmp_path):
                             break
         runner.join(30)
     assert not runner.is_alive() and turns >= 4
+    taker = dict(rows(path, "SELECT DISTINCT seat, answer ->> 'by' FROM human_turns WHERE status = 'answered'"))
+    assert taker == {"debater_a": "p1", "judge": "p2"}
     assert rows(path, "SELECT judge, model, probabilities FROM verdicts WHERE judge = 'judge'")[-1] == (
-        "judge", "human", "[0.8,0.2]")
+        "judge",
+        "human/p2",  # the seat's ruling, taken by this participant
+        "[0.8,0.2]",
+    )
     speeches = rows(path, "SELECT content FROM messages WHERE seat = 'debater_a'")
     assert speeches and all("<quote>" in c for (c,) in speeches)
-    assert rows(path, "SELECT count(*) FROM model_calls WHERE model = 'human'")[0][0] == turns
+    assert rows(path, "SELECT count(*) FROM model_calls WHERE model LIKE 'human/p_'")[0][0] == turns
     assert rows(path, "SELECT count(*) FROM study_exposures")[0][0] == 2  # both read the story
 
 
@@ -358,7 +407,7 @@ def test_moot_serve_prints_the_admin_link_and_stops_on_ctrl_c(study):
                 break
             except httpx.TransportError:
                 time.sleep(0.1)
-        assert r.status_code == 200 and '&quot;k&quot;: 3' in r.text
+        assert r.status_code == 200 and "&quot;k&quot;: 3" in r.text
         assert httpx.get(f"http://127.0.0.1:{port}/admin/x/").status_code == 403
     finally:
         proc.send_signal(signal.SIGINT)
@@ -385,23 +434,206 @@ def test_a_restart_gives_back_the_live_turns_its_participants_held(tmp_path):
     with Served(tmp_path / "r.db"):
         pass
     assert rows(tmp_path / "r.db", "SELECT seat, status, shown_at FROM human_turns ORDER BY id") == [
-        ("judge", "pending", None), ("debater_a", "shown", 1.0)]
+        ("judge", "pending", None),
+        ("debater_a", "shown", 1.0),
+    ]
 
 
-def test_an_offline_verdict_past_the_time_limit_is_stored_as_timed_out(study):
-    from moot.web.study import Study
+def test_an_offline_round_past_its_time_limit_expires_and_goes_to_someone_else(study):
+    """A 1-second limit: a verdict sent after it is refused, told as such and recorded as a
+    timeout (no choice); the episode goes back to the queue (with K = 1, the next person gets
+    it); a round left open past the limit expires when its judge comes back."""
+    import time
 
-    ((pid, _),) = links(study, 1)
-    s = Study(study, StudyConfig(time_limit=30))
+    (p1, t1), (_, t2) = links(study, 2)
+    with Served(study, StudyConfig(k=1, time_limit=1)) as s:
+        ada, bo = Person(f"{s.url}/p/{t1}"), Person(f"{s.url}/p/{t2}")
+        for p in (ada, bo):
+            p.post("/consent", p.get("/").text)
+        page = ada.get("/judge").text
+        first = int(re.search(r"name=episode value=(\d+)", page).group(1))
+        assert "id=clock data-left='1'" in page and "id=time-up hidden" in page  # the clock, and what it says at 0
+        time.sleep(1.6)  # past the limit and its grace (half the limit)
+        late = ada.post("/judge", page, episode=first, round=1, p0=70, p1=30)
+        assert late.status_code == 409 and "Time is up" in late.text and "not counted" in late.text
+        assert rows(study, "SELECT episode, round, choice, parse_status FROM verdicts WHERE judge = ?", f"human:{p1}") == [
+            (first, 1, None, "timeout")]  # fmt: skip
+        assert judge_all(bo)[0] == first  # back in the queue: the next person judges it (K = 1 holds)
+        page = ada.get("/judge").text
+        second = int(re.search(r"name=episode value=(\d+)", page).group(1))
+        time.sleep(1.6)  # away past the limit: the round expires when they come back
+        third = int(re.search(r"name=episode value=(\d+)", ada.get("/judge").text).group(1))
+        queue = ada.get("/").text
+    reader = RunReader(study)
+    stories = [reader.episode(e).question_id for e in (first, second, third)]
+    reader.close()
+    assert len(set(stories)) == 3  # never a story they have read again
+    assert queue.count("time ran out") == 2
+    assert rows(study, "SELECT episode FROM study_assignments WHERE participant = ? AND expired_at IS NOT NULL"
+                       " ORDER BY position", p1) == [(first,), (second,)]  # fmt: skip
+    per_episode = rows(
+        study, "SELECT episode, count(*) FROM study_assignments WHERE expired_at IS NULL GROUP BY episode"
+    )
+    assert all(n <= 1 for _, n in per_episode)
+    assert rows(study, "SELECT count(*) FROM verdicts WHERE judge = ? AND parse_status = 'timeout'", f"human:{p1}") == [
+        (2,)]  # fmt: skip
+
+
+def open_fds() -> int:
+    import os
+
+    return len(os.listdir("/proc/self/fd"))
+
+
+@pytest.mark.parametrize("kept", [8, 1000])
+def test_many_participants_do_not_grow_the_open_connections_without_bound(study, kept):
+    """80 people open a debate each (a judging session each: SQLite connections of its own).
+    With the server's bound (8 sessions here) the open file descriptors stay flat from the
+    10th person to the 80th; without it (1000) they grow with every person."""
+    people = links(study, 80)
+    with Served(study, StudyConfig(k=100), sessions=kept) as s:
+        counts = []
+        for n, (_, token) in enumerate(people, 1):
+            p = Person(f"{s.url}/p/{token}")
+            p.post("/consent", p.get("/").text)
+            assert "name=episode" in p.get("/judge").text
+            p.close()
+            if n in (10, 80):
+                counts.append(open_fds())
+        pool = s.study.sessions
+        assert pool.opened == 80 and pool.open == min(kept, 80)
+    grown = counts[1] - counts[0]
+    if kept == 8:
+        assert grown <= 4, counts
+    else:
+        assert grown >= 70, counts  # the measure can see it: a connection (and its files) a session
+
+
+# -- `moot serve SCENARIO.yaml`: the run plays beside the server ------------------------------
+
+JUDGE_STUDY = "scenarios/human/judge_study.yaml"  # shipped: a person judges two model debaters
+
+
+def judge_until_done(person: Person, path, timeout: float = 120) -> list[str]:
+    """The participant takes the judge seat's turns until the run is done: their kinds."""
+    import time
+
+    taken, deadline = [], time.monotonic() + timeout
+    while rows(path, "SELECT status FROM runs") != [("done",)]:
+        assert time.monotonic() < deadline, f"the run did not finish; taken {taken}"
+        kind = take_live_turn(person)
+        if kind is not None:
+            taken.append(kind)
+        else:
+            time.sleep(0.05)
+    return taken
+
+
+def test_moot_serve_plays_a_scenario_whose_judge_is_a_participant(tmp_path, capsys):
+    """`moot serve` over a shipped scenario: the run starts beside the server, a participant
+    given the judge seat takes its turns over HTTP until the run is done, another judges the
+    finished episode offline from the same server, and Ctrl-C stops the server (exit 0: the
+    run had finished)."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    db = tmp_path / "study.db"
+    serve = ServeProcess(str(root / JUDGE_STUDY), "--limit", "1", "--model", "debater=scripted", "--out", str(db))
     try:
-        who = s.tables.participants()[0]
-        turn = s.current(who)
-        for key in list(s._shown):
-            s._shown[key] -= 60  # shown a minute ago
-        assert s.judge(who, turn.request.episode, turn.request.round, [0.7, 0.3]) == "stored"
-        turn = s.current(who)
-        assert s.judge(who, turn.request.episode, turn.request.round, [0.7, 0.3]) == "episode done"
+        assert serve.admin.startswith(f"{serve.url}/admin/")
+        assert main(["study", "add-participants", str(db), "--seat", "judge", "--url", serve.url]) == 0
+        assert main(["study", "add-participants", str(db), "--url", serve.url]) == 0
+        (judge_link, reader_link) = [line.split("\t")[1] for line in capsys.readouterr().out.splitlines()]
+        judge = Person(judge_link)
+        judge.post("/consent", judge.get("/").text)
+        taken = judge_until_done(judge, db)
+        assert taken.count("verdict") == 3 and "question" in taken  # three rounds; questions between
+        reader = Person(reader_link)  # the finished episode, judged offline by someone else
+        assert judge_all(reader) == [0]
+        judge.get("/judge")
+        assert "All done" in judge.bodies[-1]  # the live judge read that story: not theirs to judge again
+        dash = Person(serve.admin).get("/").text
+        assert "p1" in dash and "p2" in dash
     finally:
-        s.close()
-    assert rows(study, "SELECT round, choice, parse_status FROM verdicts WHERE judge = ? ORDER BY id", f"human:{pid}") == [
-        (1, None, "timeout"), (2, 0, "ok")]
+        rc, _, err = serve.interrupt()
+    assert rc == 0 and "moot: stopped" in err and "Traceback" not in err, err
+    assert "the run is done" in err and "moot study add-participants" in err
+    # the live seat's rulings are the seat's (judge), model human/ID of the person who took them;
+    # an offline judge's are judge human:ID
+    assert rows(db, "SELECT round, judge, model, probabilities FROM verdicts WHERE model LIKE 'human%' ORDER BY id") == [
+        (1, "judge", "human/p1", "[0.7,0.3]"), (2, "judge", "human/p1", "[0.7,0.3]"), (3, "judge", "human/p1", "[0.7,0.3]"),
+        (1, "human:p2", "human", "[0.7,0.3]"), (2, "human:p2", "human", "[0.7,0.3]"), (3, "human:p2", "human", "[0.7,0.3]")]  # fmt: skip
+    # every live turn was the judge seat's, and its rows name the participant who took it
+    assert rows(db, "SELECT count(*) FROM model_calls WHERE model = 'human/p1' AND seat = 'judge'") == [(len(taken),)]
+    assert rows(db, "SELECT DISTINCT seat, status, answer ->> 'by' FROM human_turns") == [("judge", "answered", "p1")]
+    assert rows(db, "SELECT status FROM runs") == [("done",)]
+
+
+def test_ctrl_c_mid_run_leaves_it_resumable(tmp_path):
+    """Ctrl-C while the run waits for the judge: exit 130 with the resume line, the run stored
+    as interrupted, and `moot run --resume` (here with the judge served again) finishes it."""
+    import time
+    from pathlib import Path
+
+    from moot.workflows.run import resume_run
+
+    root = Path(__file__).resolve().parents[1]
+    db = tmp_path / "study.db"
+    serve = ServeProcess(str(root / JUDGE_STUDY), "--limit", "1", "--model", "debater=scripted", "--out", str(db))
+    try:
+        ((_, token),) = links(db, 1, seat="judge")
+        judge = Person(f"{serve.url}/p/{token}")
+        judge.post("/consent", judge.get("/").text)
+        for _ in range(600):
+            if take_live_turn(judge) == "verdict":  # round 1 ruled: the run goes on, mid-episode
+                break
+            time.sleep(0.05)
+        else:
+            raise AssertionError("no turn for the judge")
+    finally:
+        rc, _, err = serve.interrupt()
+    assert rc == 130 and "Traceback" not in err, err
+    assert f"moot run --resume {db}" in err
+    assert rows(db, "SELECT status FROM runs") == [("interrupted",)]
+    assert rows(db, "SELECT status FROM episodes") in ([], [("running",)], [("interrupted",)])
+    assert rows(db, "SELECT count(*) FROM human_turns WHERE status IN ('pending', 'shown')") == [(0,)]
+    runner = threading.Thread(target=resume_run, args=(db,), daemon=True)
+    runner.start()
+    with Served(db) as s:
+        taken = judge_until_done(Person(f"{s.url}/p/{token}"), db)
+    runner.join(30)
+    assert not runner.is_alive() and taken.count("verdict") == 3
+    assert rows(db, "SELECT status FROM episodes") == [("done",)]
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        (None, "no such file"),
+        ("name: [unclosed\n", "invalid YAML"),
+        ("name: x\nprotocol: {name: debate, rounds: -1}\nseats: {judge: {model: human}}\n", "rounds"),
+    ],
+)
+def test_moot_serve_refuses_a_bad_scenario_in_one_line(tmp_path, capsys, text, says):
+    path = tmp_path / "s.yaml"
+    if text is not None:
+        path.write_text(text)
+    assert main(["serve", str(path), "--out", str(tmp_path / "x.db"), "--port", "0"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "s.yaml" in err and says in err, err
+    assert not (tmp_path / "x.db").exists()
+
+
+def test_moot_serve_refuses_a_port_in_use_before_the_run_starts(tmp_path, capsys):
+    import socket
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code = main(["serve", str(root / JUDGE_STUDY), "--limit", "1", "--model", "debater=scripted",
+                     "--out", str(tmp_path / "x.db"), "--port", str(port)])  # fmt: skip
+    assert code == 2 and f"cannot listen on 127.0.0.1:{port}" in capsys.readouterr().err
+    assert not (tmp_path / "x.db").exists()

@@ -102,16 +102,22 @@ def test_two_people_judge_a_study_offline_in_the_browser(study, browser):  # noq
             wait_for(browser, "#all-done")
             browser.get(link)
             assert len(browser.find_elements("css selector", "#history tr")) == 3  # the header and two
-            by(browser, "#board-toggle").click()
-            wait_until(lambda: text(browser, "#board-toggle") == "Leave the leaderboard")
-        browser.get(people[0] + "leaderboard")
-        names = sorted(" ".join(r.text.split()[1:3]) for r in browser.find_elements("css selector", "#leaderboard tr")[1:])
-        assert names == ["Judge 1", "Judge 2"]
+            if n == 0:  # the other stays off the leaderboard
+                by(browser, "#board").click()
+                wait_for(browser, "#display-name").send_keys("<b>Ada</b> & co")
+                by(browser, "#board-join").click()
+                wait_until(lambda: text(browser, "#my-name") == "<b>Ada</b> & co")
+        browser.get(people[1] + "leaderboard")
+        names = [el.text for el in browser.find_elements("css selector", "#leaderboard td.name")]
+        assert names == ["<b>Ada</b> & co"]  # shown literally: nothing made bold
+        assert browser.find_elements("css selector", "#leaderboard b") == []
         browser.get(s.admin + "/")
         shot(browser, "dashboard")
         conditions = [r.text.split() for r in browser.find_elements("css selector", "#conditions tr")[1:]]
-        assert [c[:4] for c in conditions] == [["protocol.name=consultancy", "3", "2", "2"],
-                                               ["protocol.name=debate", "3", "2", "2"]]  # balanced: 2 and 2
+        assert [c[:4] for c in conditions] == [
+            ["protocol.name=consultancy", "3", "2", "2"],
+            ["protocol.name=debate", "3", "2", "2"],
+        ]  # balanced: 2 and 2
         people = [r.text.split()[:3] for r in browser.find_elements("css selector", "#participants tr")[1:]]
         assert people == [["p1", "2", "2"], ["p2", "2", "2"]]
     got = rows(study, "SELECT judge, count(*), count(DISTINCT episode) FROM verdicts WHERE judge LIKE 'human:%'"
@@ -119,7 +125,9 @@ def test_two_people_judge_a_study_offline_in_the_browser(study, browser):  # noq
     assert got == [("human:p1", 4, 2), ("human:p2", 4, 2)]
     assert rows(study, "SELECT DISTINCT probabilities FROM verdicts WHERE judge = 'human:p2'") == [("[0.2,0.8]",)]
     mine = rows(study, "SELECT participant, episode FROM study_assignments")
-    stories = rows(study, "SELECT a.participant, e.question_id FROM study_assignments a JOIN episodes e ON e.id = a.episode")
+    stories = rows(
+        study, "SELECT a.participant, e.question_id FROM study_assignments a JOIN episodes e ON e.id = a.episode"
+    )
     assert len(set(stories)) == len(mine) == 4  # nobody read a story twice
 
 
@@ -150,14 +158,17 @@ concurrency: 1
 
 
 def test_a_person_judges_a_live_debate_in_the_browser(tmp_path, browser):  # noqa: F811
-    """The judge waits on their page while the debaters speak (one of them a person over
-    HTTP, the other scripted); their turn arrives by the event stream, with no reload."""
-    from web_helpers import Person
+    """`moot serve SCENARIO.yaml`: the judge waits on their page while the debaters speak
+    (one of them a person over HTTP, the other scripted); their turn arrives by the event
+    stream, with no reload; Ctrl-C once the run is done stops the server cleanly."""
+    from web_helpers import Person, ServeProcess
 
-    path, runner = start_live(tmp_path / "live.db", JUDGED)
+    scenario, path = tmp_path / "judged.yaml", tmp_path / "live.db"
+    scenario.write_text(JUDGED)
+    s = ServeProcess(str(scenario), "--out", str(path))
     ((_, deb),) = links(path, 1, seat="debater_a")
     ((_, jud),) = links(path, 1, seat="judge")
-    with Served(path) as s:
+    try:
         browser.get(f"{s.url}/p/{jud}/")
         by(browser, "#consent").click()
         wait_for(browser, "#live").click()
@@ -184,12 +195,17 @@ def test_a_person_judges_a_live_debate_in_the_browser(tmp_path, browser):  # noq
         slide(browser, 0, -40)
         by(browser, "#end").click()
         by(browser, "#rule").click()  # ends the debate after round 2 of 3
-        runner.join(30)
-        assert not runner.is_alive()
+        wait_until(lambda: rows(path, "SELECT status FROM runs") == [("done",)])
+    finally:
+        rc, _, err = s.interrupt()
+    assert rc == 0 and "Traceback" not in err, err
     got = rows(path, "SELECT round, probabilities FROM verdicts WHERE judge = 'judge' ORDER BY id")
     assert got == [(1, "[0.6,0.4]"), (2, "[0.1,0.9]")]
-    assert rows(path, "SELECT seat, count(*) FROM model_calls WHERE model = 'human' GROUP BY seat") == [
-        ("debater_a", 2), ("judge", 2)]
+    # each seat's turns name the participant who took them (model human/ID)
+    assert rows(path, "SELECT seat, model, count(*) FROM model_calls WHERE model LIKE 'human/%' GROUP BY seat") == [
+        ("debater_a", "human/p1", 2),
+        ("judge", "human/p2", 2),
+    ]
 
 
 DEBATER = """
@@ -235,7 +251,7 @@ def test_a_person_debates_and_quotes_the_passage_by_selecting_it(tmp_path, brows
         by(browser, "#send").click()
         runner.join(30)
         assert not runner.is_alive()
-    (content, quotes), = rows(path, "SELECT content, quotes FROM messages WHERE seat = 'debater_a'")
+    ((content, quotes),) = rows(path, "SELECT content, quotes FROM messages WHERE seat = 'debater_a'")
     assert content == text.rstrip() or content == text
     assert '"verified": true' in quotes.replace('"verified":true', '"verified": true')
 
@@ -266,3 +282,22 @@ def test_a_wrong_link_is_refused_in_the_browser(study, browser):  # noqa: F811
         for url in (f"{s.url}/p/{token[:-2]}xx/", f"{s.url}/admin/{token}/", f"{s.url}/"):
             browser.get(url)
             assert by(browser, "body").text == "Forbidden." and browser.title == "Forbidden"
+
+
+def test_the_clock_counts_down_and_says_when_time_is_up(study, browser):  # noqa: F811
+    """A 2-second limit: the clock counts down to 0:00, the page then says time is up, and the
+    verdict sent anyway is refused and said to be."""
+    ((_, token),) = links(study, 1)
+    with Served(study, StudyConfig(time_limit=2)) as s:
+        browser.get(f"{s.url}/p/{token}/")
+        by(browser, "#consent").click()
+        wait_for(browser, "#next").click()
+        wait_for(browser, "#rule")
+        assert by(browser, "#clock").text in ("0:02", "0:01") and not by(browser, "#time-up").is_displayed()
+        wait_until(lambda: by(browser, "#clock").text == "0:00", timeout=5)
+        wait_until(lambda: by(browser, "#time-up").is_displayed(), timeout=2)
+        assert by(browser, "#time-up").text == "Time is up: an answer now is not counted."
+        time.sleep(1.1)  # the grace the server gives the network is over too
+        by(browser, "#rule").click()
+        assert "this debate goes to someone else" in wait_for(browser, "#timed-out").text
+    assert rows(study, "SELECT parse_status FROM verdicts WHERE judge = 'human:p1'") == [("timeout",)]

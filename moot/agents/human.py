@@ -52,6 +52,9 @@ PROBABILITY_TURNS = ("verdict", "choose")  # answered with a probability per ans
 TEXT_TURNS = ("speech", "question", "review")  # answered with text
 
 
+PERSON_ID = re.compile(r"[A-Za-z0-9_-]{1,40}")
+
+
 def is_human(model: str | None) -> bool:
     """`model: human` in a scenario seats a person (`human/NAME` names them)."""
     return bool(model) and (model == HUMAN or model.startswith(HUMAN + "/"))  # type: ignore[union-attr]
@@ -154,6 +157,9 @@ class TurnAnswer:
     timed_out: bool = False
     shown_at: float | None = None  # when the turn was put in front of the person
     answered_at: float | None = None
+    # who took the turn, where a seat passes from person to person (a web study's
+    # participant ID, never a name): their calls and verdicts are model `human/ID`
+    by: str | None = None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), ensure_ascii=False)
@@ -169,6 +175,7 @@ class TurnAnswer:
             timed_out=bool(data.get("timed_out")),
             shown_at=data.get("shown_at"),
             answered_at=data.get("answered_at"),
+            by=by if isinstance(by := data.get("by"), str) and PERSON_ID.fullmatch(by) else None,
         )
 
 
@@ -345,9 +352,10 @@ class HumanSeat:
                     content = content[: rules.char_limit] if rules.char_limit else content
             if turn.kind not in TEXT_TURNS:  # e.g. a rating: read like a model's text
                 judgement = judging.from_text(content, labels)
+        who = f"{HUMAN}/{answer.by}" if answer.by else self.name
         await self.sink.publish(
             ModelCall(
-                episode=view.episode, seq=seq, seat=self.id, role=self.role, model=self.name,
+                episode=view.episode, seq=seq, seat=self.id, role=self.role, model=who,
                 request=HumanCallRecord(  # type: ignore[arg-type]
                     [{"role": "system", "content": f"{self.id} ({self.role}): a person at the terminal"},
                      {"role": "user", "content": request.describe()}],
@@ -359,4 +367,4 @@ class HumanSeat:
                 error="; ".join(errors) or None,
             )
         )  # fmt: skip
-        return Reply(content=content, judgement=judgement, call_seqs=[seq], model=self.name)
+        return Reply(content=content, judgement=judgement, call_seqs=[seq], model=who)

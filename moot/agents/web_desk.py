@@ -84,8 +84,11 @@ class LiveSeats:
                     raise TurnRefused("write something first")
                 answer.probabilities = None
                 answer.end = False
-            answer.answered_at = time.time()
-            ok = self._desk(seat).answer(held, answer)
+            answer.shown_at, answer.answered_at = held.shown_at, time.time()
+            # who took it: a seat may pass from person to person (the turn's row, and the
+            # run's call and verdict, model `human/ID`, name them)
+            answer.by = participant
+            ok = self._desk(seat).turns.answer(held.id, answer.to_json(), answer.answered_at)
             del self._held[participant]
             return ok
 

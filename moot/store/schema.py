@@ -305,7 +305,15 @@ CREATE TABLE IF NOT EXISTS episode_images (
 );
 """
 
-MIGRATIONS: list[str] = [V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11, V12]  # MIGRATIONS[i] takes a database from version i to i + 1
+# A web study: the name a participant chose to appear under on the leaderboard (typed by
+# them, shown escaped; NULL: not on it), and an offline assignment whose time ran out (the
+# episode went back to the queue for someone else; its timed-out verdict row stays).
+V13 = """
+ALTER TABLE study_participants ADD COLUMN display_name TEXT;
+ALTER TABLE study_assignments ADD COLUMN expired_at REAL;
+"""
+
+MIGRATIONS: list[str] = [V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11, V12, V13]  # MIGRATIONS[i] takes a database from version i to i + 1
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Participant", "StudyTables", "digest", "new_token"]
+__all__ = ["NameTaken", "Participant", "StudyTables", "digest", "new_token"]
 
 
 def new_token() -> str:
@@ -47,6 +47,7 @@ class Participant:
     leaderboard: bool
     completed: bool
     crowd: bool
+    display_name: str | None = None  # the name they chose for the leaderboard (untrusted text)
 
     @property
     def judge(self) -> str:
@@ -54,11 +55,16 @@ class Participant:
         return f"human:{self.id}"
 
 
-_COLUMNS = "id, label, seat, consented_at IS NOT NULL, leaderboard, completed_at IS NOT NULL, external_hash IS NOT NULL"
+_COLUMNS = ("id, label, seat, consented_at IS NOT NULL, leaderboard, completed_at IS NOT NULL,"
+            " external_hash IS NOT NULL, display_name")  # fmt: skip
 
 
 def _participant(row: tuple[Any, ...]) -> Participant:
-    return Participant(row[0], row[1], row[2], bool(row[3]), bool(row[4]), bool(row[5]), bool(row[6]))
+    return Participant(row[0], row[1], row[2], bool(row[3]), bool(row[4]), bool(row[5]), bool(row[6]), row[7])
+
+
+class NameTaken(ValueError):
+    """Another participant appears under that name already."""
 
 
 class StudyTables:
@@ -68,7 +74,7 @@ class StudyTables:
         from moot import store
 
         self.path = Path(path)
-        store.upgrade(self.path)  # to V11
+        store.upgrade(self.path)  # to V11 (the tables), V13 (display names)
         self._conn = sqlite3.connect(self.path, timeout=30, check_same_thread=False, isolation_level=None)
         self._conn.execute("PRAGMA busy_timeout = 30000")
         # as the run's writer (WAL + NORMAL): a crash of the server loses nothing committed
@@ -182,8 +188,19 @@ class StudyTables:
         self._run("UPDATE study_participants SET consented_at = ? WHERE id = ? AND consented_at IS NULL",
                   time.time(), pid)  # fmt: skip
 
-    def set_leaderboard(self, pid: str, on: bool) -> None:
-        self._run("UPDATE study_participants SET leaderboard = ? WHERE id = ?", int(on), pid)
+    def set_leaderboard(self, pid: str, name: str | None) -> None:
+        """Appear on the leaderboard under `name` (checked by the caller), or, with None,
+        leave it and forget the name. NameTaken if someone else appears under it."""
+        with self._transaction() as conn:
+            if name is not None:
+                clash = conn.execute(
+                    "SELECT 1 FROM study_participants WHERE id != ? AND leaderboard AND lower(display_name) = lower(?)",
+                    (pid, name),
+                ).fetchone()  # fmt: skip
+                if clash is not None:
+                    raise NameTaken(name)
+            conn.execute("UPDATE study_participants SET leaderboard = ?, display_name = ? WHERE id = ?",
+                         (int(name is not None), name, pid))  # fmt: skip
 
     def complete(self, pid: str) -> None:
         self._run("UPDATE study_participants SET completed_at = ? WHERE id = ? AND completed_at IS NULL",
@@ -197,16 +214,22 @@ class StudyTables:
         return {r[0] for r in self._all("SELECT story FROM study_exposures WHERE participant = ?", pid)}
 
     # -- offline-judging assignments -----------------------------------------------------
-    def assignments(self, pid: str) -> list[tuple[int, int, bool]]:
-        """(position, episode, done) in the order the person was given them."""
-        rows = self._all("SELECT position, episode, done_at IS NOT NULL FROM study_assignments"
+    def assignments(self, pid: str) -> list[tuple[int, int, bool, bool]]:
+        """(position, episode, done, expired) in the order the person was given them."""
+        rows = self._all("SELECT position, episode, done_at IS NOT NULL, expired_at IS NOT NULL FROM study_assignments"
                          " WHERE participant = ? ORDER BY position", pid)  # fmt: skip
-        return [(int(p), int(e), bool(d)) for p, e, d in rows]
+        return [(int(p), int(e), bool(d), bool(x)) for p, e, d, x in rows]
 
     def open_assignment(self, pid: str) -> int | None:
         rows = self._all("SELECT episode FROM study_assignments WHERE participant = ? AND done_at IS NULL"
-                         " ORDER BY position LIMIT 1", pid)  # fmt: skip
+                         " AND expired_at IS NULL ORDER BY position LIMIT 1", pid)  # fmt: skip
         return int(rows[0][0]) if rows else None
+
+    def expire(self, pid: str, episode: int) -> None:
+        """The person's time ran out on the episode: it no longer counts toward its K people
+        (someone else may judge it) nor toward their own number; they do not get it again."""
+        self._run("UPDATE study_assignments SET expired_at = ? WHERE participant = ? AND episode = ?"
+                  " AND done_at IS NULL AND expired_at IS NULL", time.time(), pid, episode)  # fmt: skip
 
     def finish(self, pid: str, episode: int) -> None:
         self._run("UPDATE study_assignments SET done_at = ? WHERE participant = ? AND episode = ? AND done_at IS NULL",
@@ -216,13 +239,15 @@ class StudyTables:
         """Give the person their next episode (episode -> (story, condition) are the ones to
         judge), atomically; None when nothing is left for them."""
         with self._transaction() as conn:
-            mine = conn.execute("SELECT episode FROM study_assignments WHERE participant = ?", (pid,)).fetchall()
-            if per_person is not None and len(mine) >= per_person:
+            mine = conn.execute("SELECT episode, expired_at IS NOT NULL FROM study_assignments WHERE participant = ?",
+                                (pid,)).fetchall()  # fmt: skip
+            if per_person is not None and sum(not x for _, x in mine) >= per_person:
                 return None
-            taken = {int(e) for (e,) in mine}
+            taken = {int(e) for e, _ in mine}  # expired ones too: they have read those
             read = {r[0] for r in conn.execute("SELECT story FROM study_exposures WHERE participant = ?", (pid,))}
             read |= {episodes[e][0] for e in taken if e in episodes}
-            load = dict(conn.execute("SELECT episode, count(*) FROM study_assignments GROUP BY episode").fetchall())
+            load = dict(conn.execute("SELECT episode, count(*) FROM study_assignments WHERE expired_at IS NULL"
+                                     " GROUP BY episode").fetchall())  # fmt: skip
             free = [e for e, (story, _) in episodes.items()
                     if e not in taken and story not in read and load.get(e, 0) < k]  # fmt: skip
             if not free:

@@ -34,9 +34,9 @@ from starlette.routing import Route
 
 from moot.agents.human import TurnAnswer, normalise
 from moot.agents.web_desk import LiveSeats, TurnRefused
-from moot.store.study import Participant
+from moot.store.study import NameTaken, Participant
 from moot.web import pages
-from moot.web.study import Study
+from moot.web.study import Study, display_name
 
 __all__ = ["WebApp", "create_app"]
 
@@ -89,6 +89,9 @@ class WebApp:
         self.bucket = Bucket(rate, burst)
         self.limiter = anyio.CapacityLimiter(8)
         self.new_links: list[tuple[str, str]] = []
+        # Set by the server: true once it is stopping. An event stream ends then, rather than
+        # hold the graceful shutdown until it is cancelled (a traceback on Ctrl-C).
+        self.stopping: Callable[[], bool] = lambda: False
         seats = [p.seat for p in study.tables.participants() if p.seat]
         study.tables.give_back_shown(sorted(set(seats)))  # a stopped server's open turns wait again
 
@@ -155,7 +158,9 @@ class WebApp:
 
         return endpoint
 
-    def admin_route(self, handler: Callable[[Request, str, str], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
+    def admin_route(
+        self, handler: Callable[[Request, str, str], Awaitable[Response]]
+    ) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
             token = request.path_params.get("token", "")
             if not token or not await self.run(self.study.tables.is_admin, token):
@@ -201,7 +206,7 @@ class WebApp:
         error = ""
         if request.method == "POST":
             f = request.state.fields
-            turn = await self.run(self.study.current, who)
+            turn = await self.run(self.study.open_turn, who)  # a late one too: judge() refuses it, told
             n = len(turn.request.answers) if turn is not None else 0
             probs = _probabilities(f, n)
             try:
@@ -215,6 +220,8 @@ class WebApp:
                 # committed (or refused as a repeat) before the page says anything
                 if outcome == "episode done":
                     return _see(f"{base}/feedback/{episode}")
+                if outcome == "timed out":  # refused: the person is told, not silently moved on
+                    return _html(pages.time_up(base), 409)
                 return _see(f"{base}/judge")
         turn = await self.run(self.study.current, who)
         if turn is None:
@@ -231,10 +238,22 @@ class WebApp:
         return _html(pages.feedback(base, fb, self.study.config.scoring))
 
     async def leaderboard(self, request: Request, who: Participant, token: str, base: str) -> Response:
+        """The board, and joining it under a name the person types (or leaving it)."""
+        error, typed = "", ""
         if request.method == "POST":
-            await self.run(self.study.tables.set_leaderboard, who.id, request.state.fields.get("on") == "1")
-            return _see(f"{base}/")
-        return _html(pages.leaderboard(base, await self.run(self.study.leaderboard)))
+            f = request.state.fields
+            try:
+                name = None if f.get("on") != "1" else display_name(typed := f.get("name", "")[:1000])
+                await self.run(self.study.tables.set_leaderboard, who.id, name)
+                return _see(f"{base}/leaderboard")
+            except NameTaken:
+                error = "Someone appears under that name already: choose another."
+            except ValueError as exc:
+                error = f"Not that name: {exc}."
+            who = await self.run(self.study.participant, token) or who
+        rows = await self.run(self.study.leaderboard, who)
+        return _html(pages.leaderboard(base, self.csrf(token), rows, who.display_name if who.leaderboard else None,
+                                       error=error, typed=typed), 422 if error else 200)  # fmt: skip
 
     # -- live seats --------------------------------------------------------------------------
     async def live_turn(self, request: Request, who: Participant, token: str, base: str) -> Response:
@@ -280,7 +299,7 @@ class WebApp:
         async def stream() -> AsyncIterator[str]:
             yield "retry: 1000\n\n"
             deadline = time.monotonic() + 25  # then the browser reconnects
-            while time.monotonic() < deadline:
+            while time.monotonic() < deadline and not self.stopping():
                 if await request.is_disconnected():
                     return
                 held = await self.run(self.live.turn, who.id, seat)

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import html
 import json
+import math
 import time
 from typing import Any
 
 from moot.agents.judging import labels_for
-from moot.web.study import Feedback
+from moot.web.study import NAME_LIMIT, Feedback
 
 __all__ = ["e", "page"]
 
@@ -58,7 +59,7 @@ def consent(base: str, csrf: str, title: str) -> str:
     return page("Consent", body, base)
 
 
-def queue(base: str, csrf: str, who: Any, history: list[tuple[int, int, bool, Feedback | None]],
+def queue(base: str, csrf: str, who: Any, history: list[tuple[int, int, bool | None, Feedback | None]],
           live_seat: str | None, completion: str | None) -> str:  # fmt: skip
     rows = []
     for pos, ep, done, fb in history:
@@ -67,6 +68,9 @@ def queue(base: str, csrf: str, who: Any, history: list[tuple[int, int, bool, Fe
             score = "—" if fb.score is None else f"{fb.score:+.2f}"
             rows.append(f"<tr><td>{pos}</td><td>{e(fb.question)}</td><td>{mark}</td><td>{score}</td>"
                         f"<td><a href='{e(base)}/feedback/{ep}'>feedback</a></td></tr>")  # fmt: skip
+        elif done is None:
+            rows.append(f"<tr><td>{pos}</td><td>time ran out (it went to someone else)</td><td>—</td><td>—</td>"
+                        "<td></td></tr>")  # fmt: skip
         else:
             rows.append(f"<tr><td>{pos}</td><td>episode in progress</td><td>—</td><td>—</td>"
                         f"<td><a href='{e(base)}/judge'>go on</a></td></tr>")  # fmt: skip
@@ -75,12 +79,9 @@ def queue(base: str, csrf: str, who: Any, history: list[tuple[int, int, bool, Fe
     live = (f"<p><a class=button id=live href='{e(base)}/live'>Take your seat ({e(live_seat)}) in the live debate</a></p>"
             if live_seat else "")  # fmt: skip
     code = f"<p class=done id=completion>Completion code: <b>{e(completion)}</b></p>" if completion else ""
-    board = (
-        f"<form method=post action='{e(base)}/leaderboard'>{csrf_field(csrf)}"
-        f"<input type=hidden name=on value='{0 if who.leaderboard else 1}'>"
-        f"<button type=submit id=board-toggle>{'Leave' if who.leaderboard else 'Join'} the leaderboard</button>"
-        "</form>"
-    )
+    board = (f"<p><a id=board href='{e(base)}/leaderboard'>The leaderboard</a>: "
+             + ("you appear on it." if who.leaderboard and who.display_name else "you are not on it; join it there if"
+                " you like, under a name you choose.") + "</p>")  # fmt: skip
     body = (f"{nav(base)}<h1>Your queue</h1>{code}{live}"
             f"<p><a class=button id=next href='{e(base)}/judge'>Judge the next debate</a></p>"
             f"<h2>Your history</h2>{table}{board}")  # fmt: skip
@@ -116,11 +117,16 @@ def marked(text: str, quotes: list[dict[str, Any]]) -> str:
 def header(r: Any, shown_at: float) -> str:
     labels = labels_for(len(r.answers))
     answers = "".join(f"<li><b>{lab}</b> {e(a)}</li>" for lab, a in zip(labels, r.answers))
-    you = f"<p class=side>You argue for <b>{labels[r.side]}</b>.</p>" if r.side is not None and r.side < len(labels) else ""
+    you = (
+        f"<p class=side>You argue for <b>{labels[r.side]}</b>.</p>"
+        if r.side is not None and r.side < len(labels)
+        else ""
+    )
     clock = ""
     if r.time_limit:
-        left = max(0, int(r.time_limit - (time.time() - shown_at)))
-        clock = f"<p class=clock>Time left: <span id=clock data-left='{left}'>{left // 60}:{left % 60:02d}</span></p>"
+        left = max(0, math.ceil(r.time_limit - (time.time() - shown_at)))
+        clock = (f"<p class=clock>Time left: <span id=clock data-left='{left}'>{left // 60}:{left % 60:02d}</span></p>"
+                 "<p class=error id=time-up hidden>Time is up: an answer now is not counted.</p>")  # fmt: skip
     blind = ("" if r.source is not None else
              "<p class=legend>You do not see the passage: quotes are marked <span class=vq>verified</span> "
              "or <span class=uq>not found</span>.</p>")  # fmt: skip
@@ -133,7 +139,8 @@ def probability_control(n: int) -> str:
     even = [100 // n + (1 if i < 100 % n else 0) for i in range(n)]
     rows = "".join(
         f"<label class=prob><b>{lab}</b> <input type=range min=0 max=100 step=1 name=p{i} id=p{i} value={v}>"
-        f" <output id=o{i}>{v}%</output></label>" for i, (lab, v) in enumerate(zip(labels, even))
+        f" <output id=o{i}>{v}%</output></label>"
+        for i, (lab, v) in enumerate(zip(labels, even))
     )
     return f"<fieldset id=probs data-n={n}><legend>How likely is each answer? (always 100% in all)</legend>{rows}</fieldset>"
 
@@ -164,7 +171,9 @@ def text_turn(base: str, csrf: str, r: Any, shown_at: float, *, action: str, tur
     passage = ""
     if r.source is not None:
         tip = " Select a passage of it and press “Quote the selection”." if speech else ""
-        passage = f"<section id=passage><h2>Passage</h2><p class=legend>{tip}</p><pre id=source>{e(r.source)}</pre></section>"
+        passage = (
+            f"<section id=passage><h2>Passage</h2><p class=legend>{tip}</p><pre id=source>{e(r.source)}</pre></section>"
+        )
     limits = ""
     if speech:
         limits = (f"<p id=limits data-chars='{r.char_limit or ''}' data-quotes='{r.quote_limit or ''}'>"
@@ -213,11 +222,33 @@ def finished(base: str, completion: str | None) -> str:
     return page("All done", body, base)
 
 
-def leaderboard(base: str, rows: list[tuple[str, int, float, bool]]) -> str:
-    trs = "".join(f"<tr><td>{i + 1}</td><td>{e(name)}</td><td>{n}</td><td>{score:+.2f}</td></tr>"
-                  for i, (name, n, score, _) in enumerate(rows))  # fmt: skip
+def time_up(base: str) -> str:
+    body = (f"{nav(base)}<h1>Time is up</h1><p class=error id=timed-out>Your answer came after the time limit, so it"
+            " was not counted: the round is recorded as timed out and this debate goes to someone else.</p>"
+            f"<p><a class=button id=next href='{e(base)}/judge'>Judge the next debate</a></p>")  # fmt: skip
+    return page("Time is up", body, base)
+
+
+def leaderboard(base: str, csrf: str, rows: list[tuple[str, int, float, bool]], mine: str | None, *,
+                error: str = "", typed: str = "") -> str:  # fmt: skip
+    """The board: the names people chose (escaped like any text), the viewer's row marked;
+    and the viewer's choice: join under a name, or leave."""
+    trs = "".join(f"<tr{' class=you' if you else ''}><td>{i + 1}</td><td class=name>{e(name)}</td><td>{n}</td>"
+                  f"<td>{score:+.2f}</td></tr>" for i, (name, n, score, you) in enumerate(rows))  # fmt: skip
+    if mine is not None:
+        choice = (f"<form method=post action='{e(base)}/leaderboard'>{csrf_field(csrf)}"
+                  f"<p>You appear as <b id=my-name>{e(mine)}</b>. <input type=hidden name=on value=0>"
+                  "<button type=submit id=board-leave>Leave the leaderboard</button></p></form>")  # fmt: skip
+    else:
+        choice = (f"<form method=post action='{e(base)}/leaderboard'>{csrf_field(csrf)}"
+                  "<p>You are not on the leaderboard. To appear on it (once you have judged a debate), choose a name"
+                  " others will see; it need not be yours.</p><input type=hidden name=on value=1>"
+                  f"<label>Name <input type=text name=name id=display-name maxlength={NAME_LIMIT} required"
+                  f" value='{e(typed)}'></label> <button type=submit id=board-join>Join the leaderboard</button></form>")  # fmt: skip
+    problem = f"<p class=error id=error>{e(error)}</p>" if error else ""
     body = (f"{nav(base)}<h1>Leaderboard</h1><p>Mean score per debate judged, for those who chose to appear.</p>"
-            f"<table id=leaderboard><tr><th>#</th><th>judge</th><th>debates</th><th>mean score</th></tr>{trs}</table>")
+            f"<table id=leaderboard><tr><th>#</th><th>judge</th><th>debates</th><th>mean score</th></tr>{trs}</table>"
+            f"{problem}{choice}")  # fmt: skip
     return page("Leaderboard", body, base)
 
 
@@ -234,7 +265,8 @@ def dashboard(base: str, csrf: str, title: str, conditions: list[tuple[str, int,
                    for c, n, a, d, r in conditions)  # fmt: skip
     ppl = "".join(
         f"<tr><td>{e(pid)}</td><td>{e(labels.get(pid) or '')}</td><td>{a}</td><td>{d}</td><td>{pct(r, d)}</td>"
-        f"<td>{'—' if t is None else f'{t:.1f} s'}</td></tr>" for pid, a, d, r, t in people
+        f"<td>{'—' if t is None else f'{t:.1f} s'}</td></tr>"
+        for pid, a, d, r, t in people
     )
     links = "".join(f"<li>{e(pid)}: <code class=link>{e(url)}</code></li>" for pid, url in new_links)
     links = f"<section id=new-links><h2>New links (shown once)</h2><ul>{links}</ul></section>" if links else ""

@@ -40,11 +40,13 @@ function initClock(root) {
   const clock = root.querySelector("#clock");
   if (!clock) return;
   let left = parseInt(clock.dataset.left, 10);
-  const tick = () => {
-    left = Math.max(0, left - 1);
+  const show = () => {
     clock.textContent = Math.floor(left / 60) + ":" + String(left % 60).padStart(2, "0");
+    const up = root.querySelector("#time-up");
+    if (left === 0 && up) up.hidden = false;  // the server refuses a late answer anyway
   };
-  setInterval(tick, 1000);
+  show();
+  setInterval(() => { left = Math.max(0, left - 1); show(); }, 1000);
 }
 
 const QUOTE = /<\s*(\/?)\s*quote\s*>/gi;  // for exec: its lastIndex is ours
