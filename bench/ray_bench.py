@@ -3,12 +3,14 @@
     python bench/ray_bench.py                       # 2,000 debates, scripted model, 2 CPUs
     python bench/ray_bench.py -n 2000 --latency 0.5 --concurrency 2000
     python bench/ray_bench.py --limited             # the model with a cluster-wide limit
+    python bench/ray_bench.py --quickstart          # scenarios/quickstart.yaml (embedded model)
 
 The debate is bench/workloads.py's (7 calls per episode, everything persisted). Each
 executor's wall time runs from the first episode started to the run's last row committed
 (the run's own clock); the cluster's start-up and the workers' first imports are printed
-apart. Both runs must store the same
-messages. Prints one JSON line per executor.
+apart. Both runs must store the same messages (the quickstart's, in the default `fast`
+batching, may differ in their words: the same episodes must be done). Prints one JSON line
+per executor.
 """
 
 from __future__ import annotations
@@ -28,7 +30,10 @@ sys.path.insert(0, str(HERE.parent))
 
 from workloads import scenario, topics_file  # noqa: E402
 
-from moot.workflows.run import run_scenario  # noqa: E402
+from moot.scenario.load import parse  # noqa: E402
+from moot.workflows.run import apply_overrides, run_scenario  # noqa: E402
+
+ROOT = HERE.parent
 
 
 def messages(db: Path) -> list[tuple]:
@@ -47,17 +52,28 @@ def main() -> None:
     ap.add_argument("--cpus", type=int, default=2)
     ap.add_argument("--chunk", type=int, default=None)
     ap.add_argument("--limited", action="store_true", help="max_concurrency on the model: a cluster-wide limit")
+    ap.add_argument("--quickstart", action="store_true", help="scenarios/quickstart.yaml, response cache off")
     args = ap.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="moot-ray-bench-"))
-    sc = scenario(args.n, topics_file(args.n, tmp), "scripted", args.latency, args.concurrency)
+    if args.quickstart:
+        # every call made (none from the response cache), as bench/batching.py's quickstart
+        text = (ROOT / "scenarios" / "quickstart.yaml").read_text() + "\ncache: false\n"
+        sc = parse(text)
+        args.n, args.latency, args.concurrency = sc.dataset.limit or 0, None, sc.concurrency
+        # the workers load the model in the warm-up: a run on it, one episode per CPU
+        warm = apply_overrides(sc, limit=args.cpus)
+    else:
+        sc = scenario(args.n, topics_file(args.n, tmp), "scripted", args.latency, args.concurrency)
+        warm = scenario(4 * args.cpus, topics_file(4 * args.cpus, tmp), "scripted", 0.0, 4 * args.cpus)
     if args.limited:
         data = sc.model_dump()
         data["models"]["scripted"] = data["models"].get("scripted", {}) | {"max_concurrency": args.concurrency}
         sc = type(sc).model_validate(data)
 
     local = run_scenario(sc, "", out=tmp / "local.db")
-    base = {"episodes": args.n, "latency_s": args.latency, "concurrency": args.concurrency, "limited": args.limited}
+    base = {"episodes": args.n, "latency_s": args.latency, "concurrency": args.concurrency, "limited": args.limited,
+            "scenario": "quickstart" if args.quickstart else "debate"}  # fmt: skip
     print(json.dumps(base | {"executor": "local", "wall_s": round(local.wall_s, 3),
                              "episodes_per_s": round(args.n / local.wall_s, 1)}))  # fmt: skip
 
@@ -73,7 +89,6 @@ def main() -> None:
         # the workers' first task imports moot and builds the models: once per worker
         # process for the cluster's life, so it is timed apart
         t0 = time.perf_counter()
-        warm = scenario(4 * args.cpus, topics_file(4 * args.cpus, tmp), "scripted", 0.0, 4 * args.cpus)
         run_scenario_ray(warm, "", out=tmp / "warm.db", options=RayOptions(chunk=1))
         warm_up = time.perf_counter() - t0
         t0 = time.perf_counter()
@@ -81,7 +96,9 @@ def main() -> None:
         total = time.perf_counter() - t0
     finally:
         ray.shutdown()
-    assert spread.done == args.n and messages(tmp / "ray.db") == messages(tmp / "local.db")
+    assert spread.done == local.done == args.n, (spread, local)
+    if not args.quickstart:
+        assert messages(tmp / "ray.db") == messages(tmp / "local.db")
     print(json.dumps(base | {
         "executor": "ray", "cpus": args.cpus, "wall_s": round(spread.wall_s, 3),
         "wall_with_setup_s": round(total, 3), "cluster_start_s": round(started, 2),

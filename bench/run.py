@@ -3,6 +3,7 @@
     .venv/bin/python bench/run.py            # full: 1k/10k episodes, peers, memory to 100k
     .venv/bin/python bench/run.py --quick    # the same figures at small sizes, < 2 minutes
     .venv/bin/python bench/run.py --json out.json
+    .venv/bin/python bench/run.py --only batching,ray   # some sections (see SECTIONS)
 
 Every workload runs in a fresh process (so peak RSS is its own). Figures are printed with
 the targets and as ratios against the peers measured in this same run: machines are noisy,
@@ -12,6 +13,7 @@ ratios measured together are what compare.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import platform
@@ -27,6 +29,8 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
 import peers  # noqa: E402
+
+SECTIONS = ("overhead", "peers", "concurrency", "memory", "local", "batching", "ray", "analyze", "tui", "startup")
 
 
 def workload(*args: str, timeout: float = 1800) -> dict:
@@ -70,7 +74,13 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="small sizes, under two minutes")
     ap.add_argument("--no-peers", action="store_true")
     ap.add_argument("--json", help="also write every figure to this file")
+    ap.add_argument("--only", help=f"comma-separated sections, of: {', '.join(SECTIONS)} (default: all)")
     args = ap.parse_args()
+    only = set(SECTIONS if args.only is None else args.only.split(","))
+    if only - set(SECTIONS):
+        raise SystemExit(f"bench: unknown section {', '.join(sorted(only - set(SECTIONS)))}")
+    if "peers" in only and not args.no_peers:
+        only.add("overhead")  # the peers' ratios are against moot's figure of this run
     q = args.quick
     results: dict = {"machine": machine(), "quick": q}
     rows: list[tuple[str, str, str]] = []
@@ -86,20 +96,34 @@ def main() -> None:
 
     print(f"moot benchmarks ({'quick' if q else 'full'}) on {results['machine']}")
 
-    section("overhead: 7-call debates, scripted model, zero latency, everything persisted")
-    sizes = [1000] if q else [1000, 10000]
-    reps = 1 if q else 3
-    overhead = {}
-    for n in sizes:
-        r = best_of(reps, "overhead", "-n", str(n), "--concurrency", "1000")
-        overhead[n] = r
-        row(f"moot, {n:,} episodes", f"{r['calls_per_s']:,.0f} calls/s", ">= 10,000")
-    lit = best_of(1, "overhead", "-n", "200", "--concurrency", "1000", "--litellm")
-    row("moot via litellm, 200 episodes", f"{lit['calls_per_s']:,.0f} calls/s",
-        f"x{overhead[sizes[0]]['calls_per_s'] / lit['calls_per_s']:.0f} slower: litellm's own cost")
-    results["overhead"] = {"moot": overhead, "moot_litellm": lit}
+    def script(name: str, *argv: str, timeout: float = 1800) -> list[dict]:
+        """A bench script's JSON lines."""
+        proc = subprocess.run(
+            [sys.executable, str(HERE / name), *argv],
+            capture_output=True, text=True, timeout=timeout, cwd=ROOT,
+        )  # fmt: skip
+        if proc.returncode != 0:
+            raise SystemExit(f"bench: {name} failed:\n{proc.stderr[-2000:]}")
+        return [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
 
-    if not args.no_peers:
+    sizes = [1000] if q else [1000, 10000]
+    overhead = {}
+    if "overhead" in only:
+        section("overhead: 7-call debates, scripted model, zero latency, everything persisted")
+        reps = 1 if q else 3
+        for n in sizes:
+            r = best_of(reps, "overhead", "-n", str(n), "--concurrency", "1000")
+            overhead[n] = r
+            row(f"moot, {n:,} episodes", f"{r['calls_per_s']:,.0f} calls/s", ">= 10,000")
+        lit = best_of(1, "overhead", "-n", "200", "--concurrency", "1000", "--litellm")
+        row(
+            "moot via litellm, 200 episodes",
+            f"{lit['calls_per_s']:,.0f} calls/s",
+            f"x{overhead[sizes[0]]['calls_per_s'] / lit['calls_per_s']:.0f} slower: litellm's own cost",
+        )
+        results["overhead"] = {"moot": overhead, "moot_litellm": lit}
+
+    if "peers" in only and not args.no_peers:
         n_peer = sizes[0]
         moot_cps = overhead[n_peer]["calls_per_s"]
         section(f"peers, same shape, {n_peer:,} episodes (moot / peer; target: moot >= 10x)")
@@ -122,93 +146,131 @@ def main() -> None:
                 label += f" [{n} episodes]"
             row(label, f"{r['calls_per_s']:,.0f} calls/s", f"moot x{ratio:,.2f} {verdict}")
 
-    section("concurrency: scripted model at 500 ms, unlimited concurrency (wall / 7 x 0.5 s)")
-    conc = {}
-    for n in ([1000] if q else [1000, 10000]):
-        r = workload("overhead", "-n", str(n), "--latency", "0.5")
-        conc[n] = r
-        row(f"{n:,} debates (event loop: {r['loop_cpu_us_per_call']:.0f} us CPU per call)",
-            f"{r['wall_over_ideal']:.3f}", "<= 1.10 at 1k, <= 1.25 at 10k")
-    results["concurrency"] = conc
+    if "concurrency" in only:
+        section("concurrency: scripted model at 500 ms, unlimited concurrency (wall / 7 x 0.5 s)")
+        conc = {}
+        for n in [1000] if q else [1000, 10000]:
+            r = workload("overhead", "-n", str(n), "--latency", "0.5")
+            conc[n] = r
+            row(
+                f"{n:,} debates (event loop: {r['loop_cpu_us_per_call']:.0f} us CPU per call)",
+                f"{r['wall_over_ideal']:.3f}",
+                "<= 1.10",
+            )
+            row(
+                f"{n:,} debates: peak RSS, run / its store writer",
+                f"{r['peak_rss_mb']:.0f} / {r['writer_rss_mb']:.0f} MB",
+                "< 400 MB",
+            )
+        results["concurrency"] = conc
 
-    section("memory: peak RSS, episodes streamed to the database")
-    mem = {}
-    for n in ([1000, 5000] if q else [1000, 10000, 100000]):
-        r = workload("overhead", "-n", str(n), "--concurrency", "1000")
-        mem[n] = r
-        row(f"{n:,} episodes", f"{r['peak_rss_mb']:.0f} MB", "< 400 MB, flat")
-    results["memory"] = mem
+    if "memory" in only:
+        section("memory: peak RSS, episodes streamed to the database")
+        mem = {}
+        for n in [1000, 5000] if q else [1000, 10000, 100000]:
+            r = workload("overhead", "-n", str(n), "--concurrency", "1000")
+            mem[n] = r
+            row(
+                f"{n:,} episodes (its store writer: {r['writer_rss_mb']:.0f} MB)",
+                f"{r['peak_rss_mb']:.0f} MB",
+                "< 400 MB, flat",
+            )
+        results["memory"] = mem
 
-    section("store")
-    ref = overhead[sizes[-1]]
-    row("messages written per second (end to end)",
-        f"{ref['messages'] / ref['wall_s']:,.0f} /s")
-    row("database bytes per 1,000 messages (with prompts)",
-        f"{ref['db_bytes_per_1000_messages'] / 1e6:.2f} MB")
+    if "overhead" in only:
+        section("store")
+        ref = overhead[sizes[-1]]
+        row("messages written per second (end to end)", f"{ref['messages'] / ref['wall_s']:,.0f} /s")
+        row("database bytes per 1,000 messages (with prompts)", f"{ref['db_bytes_per_1000_messages'] / 1e6:.2f} MB")
 
-    section("local model: embedded SmolLM2-135M, moot vs llama-cpp-python direct")
-    try:
-        proc = subprocess.run(
-            [sys.executable, str(HERE / "local_model.py"), "--repeats", "3" if q else "7"],
-            capture_output=True, text=True, timeout=900, check=True,
-        )  # fmt: skip
-        lm = json.loads(proc.stdout.strip().splitlines()[-1])
-        results["local_model"] = lm
-        row("tokens/s direct / through moot",
-            f"{lm['direct_tokens_per_s']:.1f} / {lm['moot_tokens_per_s']:.1f}",
-            f"ratio {lm['moot_vs_direct']:.3f} (>= 0.95)")
-    except (subprocess.CalledProcessError, FileNotFoundError) as exc:
-        row("local model", "skipped", str(exc)[:60])
+    if "local" in only:
+        section("local model: embedded SmolLM2-135M, moot vs llama-cpp-python direct")
+        try:
+            proc = subprocess.run(
+                [sys.executable, str(HERE / "local_model.py"), "--repeats", "3" if q else "7"],
+                capture_output=True, text=True, timeout=900, check=True,
+            )  # fmt: skip
+            lm = json.loads(proc.stdout.strip().splitlines()[-1])
+            results["local_model"] = lm
+            row(
+                "tokens/s direct / through moot",
+                f"{lm['direct_tokens_per_s']:.1f} / {lm['moot_tokens_per_s']:.1f}",
+                f"ratio {lm['moot_vs_direct']:.3f} (>= 0.95)",
+            )
+        except (subprocess.CalledProcessError, FileNotFoundError) as exc:
+            row("local model", "skipped", str(exc)[:60])
 
-    def script(name: str, *argv: str, timeout: float = 1800) -> dict:
-        proc = subprocess.run(
-            [sys.executable, str(HERE / name), *argv],
-            capture_output=True, text=True, timeout=timeout, cwd=ROOT,
-        )  # fmt: skip
-        if proc.returncode != 0:
-            raise SystemExit(f"bench: {name} failed:\n{proc.stderr[-2000:]}")
-        return json.loads(proc.stdout.strip().splitlines()[-1])
+    if "batching" in only:
+        section("local model: continuous batching (moot, fast mode) vs raw llama.cpp batches, same run")
+        (bt,) = script("batching.py", "throughput", "--sizes", "1,4,8,16", "--max-tokens", "32" if q else "64")
+        results["batching"] = bt
+        for n in ("1", "4", "8", "16"):
+            m, r = bt["moot"][n], bt["raw"][n]
+            row(
+                f"{n:>2} concurrent: tokens/s moot / raw llama.cpp",
+                f"{m['tokens_per_s']:.0f} / {r['tokens_per_s']:.0f}",
+                f"x{bt['speedup'][n]:.2f} of 1, {bt['vs_raw'][n]:.2f} of raw" + (" (>= 2 at 8)" if n == "8" else ""),
+            )
+        for mode in ("exact", "fast"):
+            (qs,) = script("batching.py", "quickstart", "--mode", mode)
+            results[f"quickstart_{mode}"] = qs
+            row(
+                f"quickstart wall time, {mode} mode",
+                f"{qs['wall_s']:.1f} s",
+                "<= 15 s" if mode == "fast" else "(one request at a time)",
+            )
+            if mode == "fast":
+                row(
+                    "quickstart prompt tokens saved by prefix reuse",
+                    f"{qs['prompt_tokens_reused']:,} of {qs['prompt_tokens']:,}",
+                )
 
-    section("local model: continuous batching (moot, fast mode) vs raw llama.cpp batches, same run")
-    bt = script("batching.py", "throughput", "--sizes", "1,4,8,16", "--max-tokens", "32" if q else "64")
-    results["batching"] = bt
-    for n in ("1", "4", "8", "16"):
-        m, r = bt["moot"][n], bt["raw"][n]
-        row(f"{n:>2} concurrent: tokens/s moot / raw llama.cpp",
-            f"{m['tokens_per_s']:.0f} / {r['tokens_per_s']:.0f}",
-            f"x{bt['speedup'][n]:.2f} of 1" + (" (>= 2 at 8)" if n == "8" else ""))
-    for mode in ("exact", "fast"):
-        qs = script("batching.py", "quickstart", "--mode", mode)
-        results[f"quickstart_{mode}"] = qs
-        row(f"quickstart wall time, {mode} mode", f"{qs['wall_s']:.1f} s",
-            "<= 15 s" if mode == "fast" else "(one request at a time)")
-        if mode == "fast":
-            row("quickstart prompt tokens saved by prefix reuse",
-                f"{qs['prompt_tokens_reused']:,} of {qs['prompt_tokens']:,}")
+    if "ray" in only:
+        section("Ray executor vs local: the quickstart (embedded model, fast mode), local Ray cluster of 2 CPUs")
+        if importlib.util.find_spec("ray") is None:
+            row("quickstart on Ray", "skipped", "ray is not installed")
+        else:
+            local, ray = script("ray_bench.py", "--quickstart", "--cpus", "2")
+            results["ray_quickstart"] = {"local": local, "ray": ray}
+            row(
+                "quickstart wall time, local / Ray",
+                f"{local['wall_s']:.1f} / {ray['wall_s']:.1f} s",
+                f"Ray/local {ray['ray_over_local']:.2f}",
+            )
+            row(
+                "Ray: cluster start-up / workers' warm-up (apart)",
+                f"{ray['cluster_start_s']:.1f} / {ray['workers_warm_up_s']:.1f} s",
+            )
 
-    n_analyze = 5_000 if q else 100_000
-    section(f"analysis: moot analyze on a {n_analyze:,}-episode database (made once, cached)")
-    an = script("analyze.py", "--episodes", str(n_analyze))
-    results["analyze"] = an
-    row(f"moot analyze, {n_analyze:,} episodes ({an['db_mb']} MB)",
-        f"{an['analyze_wall_s']:.2f} s", f"cpu {an['analyze_cpu_s']:.2f} s")
+    if "analyze" in only:
+        n_analyze = 5_000 if q else 100_000
+        section(f"analysis: moot analyze on a {n_analyze:,}-episode database (made once, cached)")
+        (an,) = script("analyze.py", "--episodes", str(n_analyze))
+        results["analyze"] = an
+        row(
+            f"moot analyze, {n_analyze:,} episodes ({an['db_mb']} MB)",
+            f"{an['analyze_wall_s']:.2f} s",
+            f"cpu {an['analyze_cpu_s']:.2f} s",
+        )
 
-    n_tui = 100_000 if q else 1_000_000
-    section(f"TUI: replay of a {n_tui:,}-message database (made once, cached), live at 1,000 msgs/s")
-    tui = script("tui.py", "--messages", str(n_tui), "--seconds", "3" if q else "10")
-    results["tui"] = tui
-    row("replay: first screen (start-up included)", f"{tui['first_screen_s'] * 1000:.0f} ms", "< 1 s")
-    row("replay: jump to the last episode", f"{tui['jump_to_last_s'] * 1000:.0f} ms")
-    row("live: max lag at 1,000 messages/s", f"{tui['live_max_lag_messages']:,} msgs",
-        "<= a poll's worth")  # fmt: skip
+    if "tui" in only:
+        n_tui = 100_000 if q else 1_000_000
+        section(f"TUI: replay of a {n_tui:,}-message database (made once, cached), live at 1,000 msgs/s")
+        (tui,) = script("tui.py", "--messages", str(n_tui), "--seconds", "3" if q else "10")
+        results["tui"] = tui
+        row("replay: first screen (start-up included)", f"{tui['first_screen_s'] * 1000:.0f} ms", "< 1 s")
+        row("replay: jump to the last episode", f"{tui['jump_to_last_s'] * 1000:.0f} ms")
+        row("live: max lag at 1,000 messages/s", f"{tui['live_max_lag_messages']:,} msgs",
+            "<= a poll's worth")  # fmt: skip
 
-    section("start-up")
-    moot = str(Path(sys.executable).with_name("moot"))
-    help_s = timed([moot, "--help"])
-    validate_s = timed([moot, "validate", str(ROOT / "scenarios" / "quickstart.yaml")])
-    row("moot --help", f"{help_s * 1000:.0f} ms", "< 300 ms")
-    row("moot validate quickstart.yaml", f"{validate_s * 1000:.0f} ms", "< 300 ms")
-    results["startup"] = {"help_s": help_s, "validate_s": validate_s}
+    if "startup" in only:
+        section("start-up")
+        moot = str(Path(sys.executable).with_name("moot"))
+        help_s = timed([moot, "--help"])
+        validate_s = timed([moot, "validate", str(ROOT / "scenarios" / "quickstart.yaml")])
+        row("moot --help", f"{help_s * 1000:.0f} ms", "< 300 ms")
+        row("moot validate quickstart.yaml", f"{validate_s * 1000:.0f} ms", "< 300 ms")
+        results["startup"] = {"help_s": help_s, "validate_s": validate_s}
 
     print(f"\ndone in {time.perf_counter() - started:.0f} s")
     if args.json:

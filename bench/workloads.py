@@ -94,6 +94,8 @@ def overhead(args: argparse.Namespace) -> dict:
         "messages": messages,
         "db_bytes_per_1000_messages": round(size / messages * 1000),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        # the store's writer process (moot.store.writer), the one child this process waits for
+        "writer_rss_mb": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1),
     }
     if args.latency:
         ideal = 7 * args.latency

@@ -2,26 +2,38 @@
 
 The bus hands it each event synchronously (no queue hop per event: it is the hottest path in
 moot), and it only keeps it; full batches (or, every `interval` seconds, partial ones) go to
-one dedicated writer thread that turns them into rows and commits them, so SQLite works on
-the second core while the next batch fills (sqlite3 releases the GIL while it writes), and
-the rows are made while the event loop waits rather than on every call's path. At most
+one dedicated writer thread that turns them into rows while the event loop is idle. A run
+database on disk is written by a child process (`_serve`) that the thread sends the rows to:
+binding millions of parameters and SQLite's own work then hold no lock the event loop needs,
+and use the second core (in-memory databases are written by the thread itself). At most
 `queued` batches wait for the thread; beyond that the episode that filled the batch waits,
 and the engine feels back-pressure: records are never dropped.
 Within a batch, new episodes go first and episode updates last, so a reader never sees a
-message whose episode row is missing; batches are committed in the order they were filled.
+message whose episode row is missing; batches are committed in the order they were filled,
+each in one transaction. A killed run keeps the batches committed before it died: the child
+dies with its parent (Linux) or stops at the parent's end of the pipe, committing nothing
+more, so a resumed run never races a leftover writer.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import pickle
 import queue
+import select
+import signal
 import sqlite3
+import struct
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Iterable
 from functools import lru_cache
 from itertools import chain
 from json import encoder as _json_encoder
-from typing import Any
+from typing import IO, Any
 
 import anyio
 
@@ -60,6 +72,7 @@ else:  # an interpreter without json's C speed-ups
     def _dumps(value: object) -> str:
         return _fallback.encode(value)
 
+
 INSERT_EPISODE = (
     "INSERT INTO episodes (id, question_id, question, answers, correct, source, protocol,"
     " assignments, seats, status, started_at, cell, attributes)"
@@ -88,10 +101,7 @@ INSERT_QUALIFICATION = (
     "INSERT INTO qualifications (episode, rater, question_id, choice, correct, probabilities,"
     " method, call_seq, created_at) VALUES (?,?,?,?,?,?,?,?,?)"
 )
-INSERT_MEMORY = (
-    "INSERT INTO memories (seat, episode, kind, content, won, source, created_at)"
-    " VALUES (?,?,?,?,?,?,?)"
-)
+INSERT_MEMORY = "INSERT INTO memories (seat, episode, kind, content, won, source, created_at) VALUES (?,?,?,?,?,?,?)"
 FINISH_EPISODE = (
     "UPDATE episodes SET status=?, stop_reason=?, ended_at=?, outcome=?, error=?,"
     " assignments=coalesce(?, assignments) WHERE id=?"
@@ -139,6 +149,19 @@ def call_columns(request: GenerateRequest) -> tuple[str | None, str, str | None,
     return system, last, _dumps(middle) if middle else None, request.params_json()
 
 
+# The event loop is busy when its thread spent more than BUSY of the last few TICKs on the CPU,
+# or when its writer task's TICK is LATE (a burst of work has just begun). While it is, the
+# writer thread leaves its batch alone (for PATIENCE at most, and not when `queued` batches
+# wait behind it): making rows holds the GIL, and in the 10,000 x 500 ms run every
+# millisecond taken from a busy loop pushed every later turn back (bench/). When the loop
+# is not busy, whatever is pending goes to the thread every TICK, so the rows keep pace
+# with the run and little is left to write when it ends.
+TICK = 0.005
+BUSY = 0.9
+LATE = 0.01
+PATIENCE = 0.25
+PART = 2000  # events per message to the writer process
+CHECKPOINT = 16 << 20  # bytes of rows between WAL checkpoints (SQLite's 1,000 pages of 16 KiB)
 MAX_VARIABLES = 32_000  # SQLite's limit is 32,766 bound parameters per statement
 
 
@@ -180,15 +203,182 @@ def _write_rows(conn: sqlite3.Connection, sql: str, rows: list[tuple[Any, ...]])
         conn.execute(_many_rows(sql, size), params)
 
 
+def _database_file(conn: sqlite3.Connection) -> str:
+    """The file behind a connection's main database ("" for an in-memory or temporary one)."""
+    for _, name, file in conn.execute("PRAGMA database_list"):
+        if name == "main":
+            return str(file or "")
+    return ""
+
+
+def _put(pipe: IO[bytes], data: bytes) -> None:
+    pipe.write(struct.pack("<Q", len(data)))
+    pipe.write(data)  # a large write goes straight to the pipe, without the GIL
+    pipe.flush()
+
+
+def _read(pipe: IO[bytes], n: int) -> bytes:
+    """n bytes, or fewer at EOF (an unbuffered pipe returns what it has)."""
+    data = pipe.read(n) or b""
+    if len(data) == n:
+        return data
+    parts = [data]
+    while n > (got := sum(map(len, parts))) and (more := pipe.read(n - got)):
+        parts.append(more)
+    return b"".join(parts)
+
+
+def _get(pipe: IO[bytes]) -> bytes | None:
+    """One message, or None when the other end has gone (EOF)."""
+    head = _read(pipe, 8)
+    if len(head) < 8:
+        return None
+    (n,) = struct.unpack("<Q", head)
+    data = _read(pipe, n)
+    return data if len(data) == n else None
+
+
+class _Child:
+    """The writer process, seen from the writer thread: batches of rows go out, and one
+    answer comes back for each (rows committed, or the error that stopped it)."""
+
+    def __init__(self, path: str) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", "from moot.store.writer import _serve; _serve()", path, str(os.getpid())],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        )  # fmt: skip
+        self.unanswered = 0
+        self.rows = 0
+
+    def send(self, batch: Batch) -> None:
+        rows = [(i, batch[sql]) for i, sql in enumerate(ORDER) if batch[sql]]
+        assert self.proc.stdin is not None
+        data = pickle.dumps(rows, pickle.HIGHEST_PROTOCOL)
+        try:
+            _put(self.proc.stdin, data)
+        except BrokenPipeError:  # it has stopped: at an error it answered with, or killed
+            while self.unanswered:
+                self._answer()
+            raise self._gone() from None
+        self.unanswered += 1
+        if self.unanswered > 1:  # one batch in the pipe while the next one is made
+            self._answer()
+
+    def _answer(self) -> None:
+        assert self.proc.stdout is not None
+        reply = _get(self.proc.stdout)
+        if reply is None:
+            raise self._gone()
+        self.unanswered -= 1
+        ok, value = pickle.loads(reply)
+        if not ok:
+            raise value
+        self.rows += value
+
+    def _gone(self) -> RuntimeError:
+        return RuntimeError(f"the store's writer process ended early (exit code {self.proc.wait()})")
+
+    def close(self) -> None:
+        """The end: wait until every batch sent is committed, and the process has exited."""
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        try:
+            try:
+                _put(self.proc.stdin, b"")
+                self.proc.stdin.close()
+            except BrokenPipeError:  # it stopped at an error, answered below
+                pass
+            while self.unanswered:
+                self._answer()
+        finally:
+            for pipe in (self.proc.stdin, self.proc.stdout):
+                try:
+                    pipe.close()
+                except BrokenPipeError:
+                    pass
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def _serve() -> None:
+    """The writer process: commits each batch it is sent in one transaction, in order, and
+    answers each; stops at the end message, at an error, or when its parent is gone."""
+    path, parent = sys.argv[1], int(sys.argv[2])
+    # Ctrl-C reaches the whole process group; the parent decides: it sends what it has, then the end
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        try:  # PR_SET_PDEATHSIG: killed with its parent, mid-transaction if need be, as a thread is
+            ctypes.CDLL(None).prctl(1, signal.SIGKILL)
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent:
+        return  # the parent died before we could ask
+    source = open(sys.stdin.fileno(), "rb", buffering=0, closefd=False)  # select() sees what waits
+    answers = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)  # a stray print must not land among the answers
+    conn = sqlite3.connect(path, isolation_level="DEFERRED", cached_statements=256)
+    conn.execute("PRAGMA synchronous=NORMAL")
+    # Copying the WAL into the database was a quarter of this process's work when SQLite did
+    # it in the middle of a commit (bench/): it is done here while no batch waits, or when
+    # the WAL has grown 8 times past the usual point all the same.
+    idle_checkpoints = sys.platform != "win32"  # select() on a pipe
+    if idle_checkpoints:
+        conn.execute("PRAGMA wal_autocheckpoint=0")
+    since = 0  # bytes of rows received since the last checkpoint
+    try:
+        while True:
+            if (
+                idle_checkpoints
+                and since >= CHECKPOINT
+                and (since >= 8 * CHECKPOINT or not select.select([source], [], [], 0.02)[0])
+            ):
+                conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                since = 0
+            data = _get(source)
+            if not data:
+                break
+            since += len(data)
+            if os.getppid() != parent:
+                return  # without PDEATHSIG: what is still in the pipe is not committed
+            batch: list[tuple[int, list[tuple[Any, ...]]]] = pickle.loads(data)
+            try:
+                with conn:
+                    for i, rows in batch:
+                        # one statement a row: nothing here waits for a GIL (see _write_rows), and
+                        # it spares the big statements' preparing (bench/: 5 us a row, not 7)
+                        conn.executemany(ORDER[i], rows)
+            except Exception as exc:
+                try:
+                    reply = pickle.dumps((False, exc))
+                except Exception:
+                    reply = pickle.dumps((False, RuntimeError(f"{type(exc).__name__}: {exc}")))
+                _put(answers, reply)
+                return
+            _put(answers, pickle.dumps((True, sum(len(rows) for _, rows in batch))))
+    finally:
+        conn.close()
+        answers.close()
+    os._exit(0)  # everything is committed and answered: no interpreter teardown to wait for
+
+
 class StoreWriter:
     def __init__(
         self,
         conn: sqlite3.Connection,
         batch: int = 8000,
-        queued: int = 2,
+        queued: int = 3,
         interval: float = 0.1,
+        process: bool | None = None,
     ) -> None:
+        """`process`: write through a child process (None: when the database is a file)."""
         self.conn = conn
+        self._path = "" if process is False else _database_file(conn)
+        if process and not self._path:
+            raise ValueError("an in-memory database cannot be written by another process")
         self.batch = batch
         self.interval = interval
         self.rows_written = 0
@@ -200,6 +390,10 @@ class StoreWriter:
         self._closed = anyio.Event()
         self._seats: tuple[object, str] = (None, "")
         self._images: set[str] = set()  # digests already written (INSERT OR IGNORE covers a resume)
+        # how busy the event loop is (see BUSY), read by the writer thread
+        self._load = 0.0
+        self._due = float("inf")  # when the writer task's TICK ends
+        self._closing = False
         self._new()
 
     def _new(self) -> None:
@@ -292,9 +486,7 @@ class StoreWriter:
                         images.append((image.digest, image.media_type, image.size, image.data))
                     shown.append((e.episode, i, image.name, image.digest))
             elif t is MemoryEntry:
-                memories.append(
-                    (e.seat, e.episode, e.kind, e.content, e.won, e.source, e.created_at)
-                )
+                memories.append((e.seat, e.episode, e.kind, e.content, e.won, e.source, e.created_at))
             elif t is EpisodeFinished:
                 finished.append(
                     (
@@ -350,29 +542,73 @@ class StoreWriter:
         self.write(rows)
         return sum(len(r) for r in rows.values())
 
+    def _busy(self) -> bool:
+        return self._load > BUSY or time.perf_counter() > self._due + LATE
+
+    def _quiet(self) -> None:
+        """Wait while the event loop is busy (see BUSY)."""
+        give_up = time.monotonic() + PATIENCE
+        while self._busy() and not self._closing and not self._batches.full() and time.monotonic() < give_up:
+            time.sleep(0.001)
+
     def _work(self) -> None:
-        while (events := self._batches.get()) is not None:
-            if self._error is None:
+        child: _Child | None = None
+        try:
+            if self._path:
                 try:
-                    batch = self.rows(events)
-                    self.write(batch)
-                    self.rows_written += sum(len(rows) for rows in batch.values())
-                except BaseException as exc:  # surfaced to the event loop at the next drain
+                    child = _Child(self._path)
+                except OSError:  # no interpreter to start (an embedded Python): this thread writes
+                    child = None
+                except Exception as exc:  # surfaced at the next drain; batches are let through
                     self._error = exc
+            while (events := self._batches.get()) is not None:
+                if self._error is None:
+                    self._quiet()
+                    try:
+                        if child is None:
+                            batch = self.rows(events)
+                            self.write(batch)
+                            self.rows_written += sum(len(rows) for rows in batch.values())
+                        else:
+                            # in parts, so that the process commits one while the next is made
+                            for i in range(0, len(events), PART):
+                                child.send(self.rows(events[i : i + PART]))
+                            self.rows_written = child.rows
+                    except BaseException as exc:  # surfaced to the event loop at the next drain
+                        self._error = exc
+        finally:
+            if child is not None:
+                try:
+                    child.close()
+                    self.rows_written = child.rows
+                except BaseException as exc:
+                    if self._error is None:
+                        self._error = exc
 
     async def run(self) -> None:
-        """Start the writer thread; drain partial batches every `interval` (so a live
-        reader sees recent rows) until `close`; then commit what is left."""
+        """Start the writer thread; hand it partial batches (every TICK while the loop is not
+        busy, every `interval` at least, so a live reader sees recent rows) until `close`;
+        then commit what is left."""
         self._thread = threading.Thread(target=self._work, name="moot-store-writer", daemon=True)
         self._thread.start()
         try:
+            handed = time.monotonic()
             while not self._closed.is_set():
-                with anyio.move_on_after(self.interval):
+                wall, cpu = time.perf_counter(), time.thread_time()  # this is the loop's thread
+                self._due = wall + TICK
+                with anyio.move_on_after(TICK):
                     await self._closed.wait()
-                await self.drain(partial=True)
+                wall, cpu = time.perf_counter() - wall, time.thread_time() - cpu
+                self._load = (self._load + cpu / max(wall, 1e-9)) / 2
+                # nothing while the thread has a batch waiting: the rows go with the next one
+                if self._batches.empty() and (not self._busy() or time.monotonic() - handed >= self.interval):
+                    handed = time.monotonic()
+                    await self.drain(partial=True)
         finally:
             # Even when cancelled, what was received is committed before the run ends.
             with anyio.CancelScope(shield=True):
+                self._closing = True
+                self._due = float("inf")
                 try:
                     await self.drain(partial=True)
                 finally:
@@ -383,4 +619,5 @@ class StoreWriter:
 
     def close(self) -> None:
         """No more events: `run` commits the rest and returns."""
+        self._closing = True
         self._closed.set()
