@@ -206,3 +206,28 @@ def test_the_shipped_memes_are_the_ones_the_script_draws(tmp_path):
     for made in tmp_path.iterdir():
         assert made.read_bytes() == (MEMES / made.name).read_bytes()
     assert {p.name for p in tmp_path.iterdir()} == {p.name for p in MEMES.iterdir()}
+
+
+def test_offline_judging_refuses_episodes_whose_judge_would_see_images(tmp_path):
+    """A person judging offline reads text: an episode whose judge saw the meme is refused
+    in one line, rather than judged without the picture."""
+    from moot.workflows.offline import OfflineJudging
+
+    result, db = _scripted_run(tmp_path)
+    assert result.returncode == 0, result.stderr
+    with pytest.raises(ConfigError, match=r"episode 0 shows its judge images, which a person's view cannot show yet"):
+        OfflineJudging(db, "ada")
+    judged = moot(f"moot judge {db} --as ada", ROOT)
+    assert judged.returncode == 2 and "shows its judge images" in judged.stderr and "Traceback" not in judged.stderr
+
+
+def test_a_web_study_leaves_out_the_episodes_whose_judge_saw_images(tmp_path):
+    from moot.web.study import Study
+
+    result, db = _scripted_run(tmp_path)
+    assert result.returncode == 0, result.stderr
+    study = Study(db)
+    try:
+        assert study.episodes() == {}  # every meme debate's judge saw the meme
+    finally:
+        study.close()

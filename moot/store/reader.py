@@ -401,6 +401,12 @@ class RunReader:
                 raise ConfigError(f"{self.path}: image {image.name} of episode {episode_id} does not match its hash")
         return out
 
+    def with_images(self) -> set[int]:
+        """The episodes that showed images."""
+        if not self._images:
+            return set()
+        return {r[0] for r in self.conn.execute("SELECT DISTINCT episode FROM episode_images")}
+
     def image_labels(self, episode_id: int) -> list[str]:
         """What stands in for an episode's images where they cannot be shown (a terminal)."""
         if not self._images:

@@ -127,7 +127,10 @@ class Study:
         self._episodes_of = status
         if self._episodes is None or len(self._episodes) != self.reader.status_counts().get("done", 0):
             out = {}
+            pictured = self.reader.with_images()
             for ep in self.reader.episodes():
+                if ep.id in pictured and any(i.get("role") == "judge" and i.get("sees_source") for i in ep.seats.values()):
+                    continue  # its judge saw images, which a person's page cannot show yet
                 story = digest(ep.source) if ep.source else "q:" + ep.question_id
                 out[ep.id] = (story, ep.cell or self.title)
             self._episodes = out

@@ -77,6 +77,13 @@ class OfflineJudging:
         self.episodes = done if episodes is None else [e for e in episodes if e in set(done)]
         if not self.episodes:
             raise ConfigError(f"{self.path}: no finished episodes to judge")
+        for e in sorted(self.reader.with_images() & set(self.episodes)):
+            ep = self.reader.episode(e)
+            if ep is not None and ep.seats.get(self._judge_seat(ep.seats), {}).get("sees_source"):
+                self.close()
+                raise ConfigError(
+                    f"{self.path}: episode {e} shows its judge images, which a person's view cannot show yet"
+                )
         self.judged = 0  # verdicts given in this session
         self._queue: list[OfflineTurn] = []
         self._position = 0
