@@ -51,10 +51,13 @@ def main() -> None:
     ap.add_argument("--max-tokens", type=int, default=128)
     args = ap.parse_args()
 
-    settings = ModelSettings(max_concurrency=1)
+    # `exact`: one request at a time from a clean cache, as the direct call after reset().
+    # In `fast` mode moot would read the repeated prompt from its prefix cache, which the
+    # direct call cannot, and the ratio would measure the cache rather than the path.
+    settings = ModelSettings(max_concurrency=1, batching="exact")
     api = make_api("local/smollm2-135m", settings)
     model = Model("local/smollm2-135m", api, settings, _Sink())
-    loaded = load(api.path, api.n_ctx, api.n_threads)  # the instance (and thread) moot uses
+    loaded = load(api.path, api.n_ctx, api.n_threads, api.batching)  # the instance (and thread) moot uses
     request = GenerateRequest(MESSAGES, max_tokens=args.max_tokens, temperature=0.0, seed=0)
     tag = CallTag(0, "bench", "debater")
 
