@@ -21,7 +21,6 @@ import json
 import os
 import pickle
 import queue
-import select
 import signal
 import sqlite3
 import struct
@@ -161,7 +160,7 @@ BUSY = 0.9
 LATE = 0.01
 PATIENCE = 0.25
 PART = 2000  # events per message to the writer process
-CHECKPOINT = 16 << 20  # bytes of rows between WAL checkpoints (SQLite's 1,000 pages of 16 KiB)
+CHECKPOINT = 4 << 20  # bytes of rows between WAL checkpoints (a quarter of SQLite's 1,000 16 KiB pages)
 MAX_VARIABLES = 32_000  # SQLite's limit is 32,766 bound parameters per statement
 
 
@@ -317,31 +316,40 @@ def _serve() -> None:
             pass
     if os.getppid() != parent:
         return  # the parent died before we could ask
-    source = open(sys.stdin.fileno(), "rb", buffering=0, closefd=False)  # select() sees what waits
+    source = open(sys.stdin.fileno(), "rb", buffering=0, closefd=False)  # unbuffered: a batch is read whole
     answers = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # a stray print must not land among the answers
     conn = sqlite3.connect(path, isolation_level="DEFERRED", cached_statements=256)
     conn.execute("PRAGMA synchronous=NORMAL")
     # Copying the WAL into the database was a quarter of this process's work when SQLite did
-    # it in the middle of a commit (bench/): it is done here while no batch waits, or when
-    # the WAL has grown 8 times past the usual point all the same.
-    idle_checkpoints = sys.platform != "win32"  # select() on a pipe
-    if idle_checkpoints:
-        conn.execute("PRAGMA wal_autocheckpoint=0")
-    since = 0  # bytes of rows received since the last checkpoint
+    # it in the middle of a commit (bench/), and the run's last commit did it for the whole
+    # last round: a thread of this process does it alongside, on its own connection (a
+    # PASSIVE checkpoint never blocks the commits), whenever CHECKPOINT bytes have come in.
+    conn.execute("PRAGMA wal_autocheckpoint=0")
+    received = [0]  # bytes of rows received; the checkpointer reads it
+    stop = threading.Event()
+
+    def checkpointer() -> None:
+        other = sqlite3.connect(path, check_same_thread=False)
+        done = 0
+        try:
+            while not stop.wait(0.01):
+                if received[0] - done >= CHECKPOINT:
+                    done = received[0]
+                    try:
+                        other.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                    except sqlite3.Error:
+                        pass  # busy: the next one copies it
+        finally:
+            other.close()
+
+    copier = threading.Thread(target=checkpointer, name="moot-checkpoint", daemon=True)
+    copier.start()
     try:
         while True:
-            if (
-                idle_checkpoints
-                and since >= CHECKPOINT
-                and (since >= 8 * CHECKPOINT or not select.select([source], [], [], 0.02)[0])
-            ):
-                conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
-                since = 0
             data = _get(source)
             if not data:
                 break
-            since += len(data)
             if os.getppid() != parent:
                 return  # without PDEATHSIG: what is still in the pipe is not committed
             batch: list[tuple[int, list[tuple[Any, ...]]]] = pickle.loads(data)
@@ -358,8 +366,11 @@ def _serve() -> None:
                     reply = pickle.dumps((False, RuntimeError(f"{type(exc).__name__}: {exc}")))
                 _put(answers, reply)
                 return
+            received[0] += len(data)
             _put(answers, pickle.dumps((True, sum(len(rows) for _, rows in batch))))
     finally:
+        stop.set()
+        copier.join()
         conn.close()
         answers.close()
     os._exit(0)  # everything is committed and answered: no interpreter teardown to wait for
