@@ -111,6 +111,7 @@ def test_two_people_judge_a_study_offline_in_the_browser(study, browser):  # noq
         names = [el.text for el in browser.find_elements("css selector", "#leaderboard td.name")]
         assert names == ["<b>Ada</b> & co"]  # shown literally: nothing made bold
         assert browser.find_elements("css selector", "#leaderboard b") == []
+        shot(browser, "leaderboard")
         browser.get(s.admin + "/")
         shot(browser, "dashboard")
         conditions = [r.text.split() for r in browser.find_elements("css selector", "#conditions tr")[1:]]
