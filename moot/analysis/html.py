@@ -13,7 +13,6 @@ outside itself, so it reads the same offline, in a mail attachment, or years lat
 
 from __future__ import annotations
 
-import base64
 import html
 import json
 import re
@@ -25,6 +24,7 @@ from typing import Any
 from moot.analysis.load import Study, open_db
 from moot.analysis.privacy import LeftOut
 from moot.analysis.trajectory import FIRST_SPEECH, belief_round, first_speeches
+from moot.transcript.images import MEDIA_TYPES, data_url
 from moot.transcript.images import label as image_label
 
 EPISODES = """
@@ -44,7 +44,6 @@ IMAGES = """
 SELECT s.episode, s.name, i.media_type, i.data FROM episode_images AS s JOIN images AS i ON i.digest = s.digest
 WHERE s.episode IN (SELECT id FROM episodes) ORDER BY s.episode, s.position
 """
-SHOWN_TYPES = ("image/png", "image/jpeg", "image/gif")  # what moot stores; nothing else is inlined
 # the tags around a quote's text in a stored speech: the marks below replace them
 _OPEN_BEFORE = re.compile(r"<\s*quote\s*>\s*$", re.I)
 _CLOSE_AFTER = re.compile(r"\s*<\s*/\s*quote\s*>", re.I)
@@ -126,8 +125,8 @@ def _figures(images: list[tuple], judge_sees: bool) -> str:
     out = []
     for name, kind, data in images:
         label = esc(image_label(name, len(data)))
-        if kind in SHOWN_TYPES:
-            url = f"data:{kind};base64,{base64.b64encode(bytes(data)).decode('ascii')}"
+        if kind in MEDIA_TYPES:  # what moot stores; a database's other claims are not inlined
+            url = data_url(kind, bytes(data))
             out.append(f'<figure class="image{hidden}"><img src="{url}" alt="{esc(name)}"><figcaption>{label}'
                        f'{"" if judge_sees else " · not shown to the judge"}</figcaption></figure>')  # fmt: skip
         else:

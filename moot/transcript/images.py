@@ -14,6 +14,7 @@ MAGIC = {
     b"GIF87a": "image/gif",
     b"GIF89a": "image/gif",
 }
+MEDIA_TYPES = frozenset(MAGIC.values())
 
 
 def media_type(data: bytes) -> str | None:
@@ -40,11 +41,15 @@ class Image:
         return len(self.data)
 
     def data_url(self) -> str:
-        """The image inline, as vision APIs and web pages take it."""
-        return f"data:{self.media_type};base64,{base64.b64encode(self.data).decode('ascii')}"
+        return data_url(self.media_type, self.data)
 
     def label(self) -> str:
         return label(self.name, self.size)
+
+
+def data_url(media_type: str, data: bytes) -> str:
+    """An image inline, as vision APIs and web pages take it."""
+    return f"data:{media_type};base64,{base64.b64encode(data).decode('ascii')}"
 
 
 def label(name: str, size: int) -> str:
