@@ -88,3 +88,26 @@ def test_a_long_transcript_is_rendered_once_and_extended():
     assert render_transcript(other, labels) == render_transcript(
         View(0, "judge", "judge", "Q?", ("x", "y"), None, None, tuple(said[1:])), labels
     )
+
+
+def test_a_system_prompt_is_filled_once_per_reading_of_the_episode():
+    """A blind judge's system prompt reads only that the source is hidden: the text is made
+    once and the same object serves every episode. One that reads the question, or a passage
+    it is shown, is each episode's own."""
+    verdict = Turn("verdict", "verdict", 1, 1, False, 0)
+    judge = ModelSeat("judge", "judge", None, temperature=0, max_tokens=None, seed=0)  # type: ignore[arg-type]
+    blind = [View(i, "judge", "judge", f"Q{i}?", ("x", "y"), None, None, (), {}) for i in range(3)]
+    systems = [judge.messages(v, verdict)[0]["content"] for v in blind]
+    assert systems[0] is systems[1] is systems[2] and "that you cannot read" in systems[0]
+    shown = judge.messages(View(3, "judge", "judge", "Q3?", ("x", "y"), None, "the text", (), {}), verdict)
+    assert "that you cannot read" not in shown[0]["content"]
+
+    asking = ModelSeat("judge", "judge", None, temperature=0, max_tokens=None, seed=0)  # type: ignore[arg-type]
+    asking.prompts.system = "You judge: {question}{blind_note}"
+    fresh = [View(i, "judge", "judge", f"Q{i}?", ("x", "y"), None, None, (), {}) for i in range(3)]
+    texts = [asking.messages(v, verdict)[0]["content"] for v in fresh]
+    assert texts == ["You judge: Q0? that you cannot read", "You judge: Q1? that you cannot read",
+                     "You judge: Q2? that you cannot read"]  # fmt: skip
+    for i in range(100):  # many distinct readings: what is kept stays bounded
+        asking.messages(View(i, "judge", "judge", f"R{i}?", ("x", "y"), None, None, (), {}), verdict)
+    assert len(asking._static) <= 64

@@ -45,6 +45,7 @@ def _candidates(view: View) -> str:
 
 
 INCREMENTAL_AFTER = 8  # messages
+STATIC_KEPT = 64  # system prompts filled in once and kept, per seat
 
 
 def render_transcript(view: View, labels: tuple[str, ...]) -> str:
@@ -136,8 +137,8 @@ class ModelSeat:
         self.max_tokens = max_tokens
         self.seed = seed
         self.prompts = prompts or SeatPrompts()
-        # templates that read nothing from the episode, filled in once (see _bind)
-        self._static: dict[Compiled, Bound] = {}
+        # system templates filled in, by what they read of the episode (see _system)
+        self._static: dict[tuple[Compiled, tuple[Any, ...]], Bound] = {}
 
     def messages(self, view: View, turn: Turn) -> list[dict[str, str]]:
         """The prompt. Its episode fields are filled once per episode and seat, kept in the
@@ -164,6 +165,22 @@ class ModelSeat:
             user = f"{user}\n\n{turn.form.instruction()}"
         return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
+    def _system(self, view: View, system_t: Compiled) -> Bound:
+        """The system template with the episode's fields filled in. It reads little of the
+        episode, so the same text recurs from one episode to the next (a blind judge's reads
+        only that the source is hidden): filled once per distinct reading. Not a passage's:
+        one episode's text does not recur."""
+        depends = system_t.depends
+        if "source" in depends and view.source is not None:
+            return system_t.bind(self._episode_fields(view, system_t.episode_fields))
+        key = (system_t, tuple([getattr(view, a) for a in depends]))
+        system = self._static.get(key)
+        if system is None:
+            if len(self._static) >= STATIC_KEPT:
+                self._static.clear()
+            system = self._static[key] = system_t.bind(self._episode_fields(view, system_t.episode_fields))
+        return system
+
     def _bind(self, view: View, turn: Turn) -> tuple[Any, Any, frozenset[str]]:
         """The seat's templates for this turn with the episode's fields filled in: each a
         text, or a `Bound` when it has turn fields left (then their names come third)."""
@@ -171,15 +188,8 @@ class ModelSeat:
         system_t, turn_t = compile_template(t.system), compile_template(t.turn)
         if not (system_t.plain and turn_t.plain):
             return system_t, turn_t, frozenset()
-        if not system_t.depends:  # reads nothing from the episode: filled once for the seat
-            system = self._static.get(system_t)
-            if system is None:
-                fields = self._episode_fields(view, system_t.episode_fields)
-                system = self._static[system_t] = system_t.bind(fields)
-            user = turn_t.bind(self._episode_fields(view, turn_t.episode_fields))
-        else:
-            fields = self._episode_fields(view, system_t.episode_fields | turn_t.episode_fields)
-            system, user = system_t.bind(fields), turn_t.bind(fields)
+        system = self._system(view, system_t)
+        user = turn_t.bind(self._episode_fields(view, turn_t.episode_fields))
         return (
             system.fill({}) if not system.names else system,
             user.fill({}) if not user.names else user,

@@ -85,17 +85,9 @@ class ScriptedModel:
             h = zlib.crc32(prompt.encode())
         if labels:
             # A prompt-dependent, reproducible preference between the labels.
-            p_first = 0.15 + 0.7 * ((h % 1000) / 999)
-            if self.logprobs:
-                rest = (1 - p_first) / (len(labels) - 1)
-                logprobs = {
-                    lab: math.log(p_first if i == 0 else rest) for i, lab in enumerate(labels)
-                }
-            if self.verdict is not None:
-                text = self.verdict
-            else:
-                best = labels[0] if p_first >= 0.5 else labels[1]
-                text = f"Answer: {best}\nConfidence: {round(100 * max(p_first, 1 - p_first))}%"
+            text, logprobs = _judgement(tuple(labels), h % 1000, self.logprobs, self.verdict)
+            if logprobs is not None:
+                logprobs = dict(logprobs)  # the caller's own: the cached one stays as it is
         elif self.replies:  # the seed varies the pick: best-of-N drafts differ
             text = self.replies[(h + (request.seed or 0)) % len(self.replies)]
         else:
@@ -132,6 +124,23 @@ class Alarm:
         for future in self._due.pop(tick):
             if not future.done():  # a cancelled sleeper's future is done already
                 future.set_result(None)
+
+
+@lru_cache(maxsize=4096)
+def _judgement(
+    labels: tuple[str, ...], bucket: int, logprobs: bool, verdict: str | None
+) -> tuple[str, dict[str, float] | None]:
+    """A judge's reply and label log-probabilities for one of 1,000 preferences: worked out
+    once each (a run of 10,000 judges repeats them)."""
+    p_first = 0.15 + 0.7 * (bucket / 999)
+    lp = None
+    if logprobs:
+        rest = (1 - p_first) / (len(labels) - 1)
+        lp = {lab: math.log(p_first if i == 0 else rest) for i, lab in enumerate(labels)}
+    if verdict is not None:
+        return verdict, lp
+    best = labels[0] if p_first >= 0.5 else labels[1]
+    return f"Answer: {best}\nConfidence: {round(100 * max(p_first, 1 - p_first))}%", lp
 
 
 @lru_cache(maxsize=64)
