@@ -479,6 +479,36 @@ def test_an_offline_round_past_its_time_limit_expires_and_goes_to_someone_else(s
         (2,)]  # fmt: skip
 
 
+def test_a_round_keeps_its_clock_across_a_restart_of_the_server(study):
+    """The round's time runs from when it was first shown, on the store's clock: a person
+    who reloads after the server restarts is not given the whole limit again, and an answer
+    past it is refused as a timeout."""
+    import time
+
+    ((pid, token),) = links(study, 1)
+    with Served(study, StudyConfig(k=1, time_limit=3)) as s:
+        ada = Person(f"{s.url}/p/{token}")
+        ada.post("/consent", ada.get("/").text)
+        page = ada.get("/judge").text
+        episode = int(re.search(r"name=episode value=(\d+)", page).group(1))
+        assert "id=clock data-left='3'" in page
+    ((shown,),) = rows(study, "SELECT shown_at FROM study_shown WHERE participant = ? AND episode = ? AND round = 1",
+                       pid, episode)  # fmt: skip
+    time.sleep(2.1)
+    with Served(study, StudyConfig(k=1, time_limit=3)) as s:  # a new server over the same study
+        ada = Person(f"{s.url}/p/{token}")
+        page = ada.get("/judge").text
+        assert int(re.search(r"name=episode value=(\d+)", page).group(1)) == episode
+        left = int(re.search(r"id=clock data-left='(\d+)'", page).group(1))
+        assert left <= 1  # not 3: the clock started before the restart
+        time.sleep(2.6)  # past the limit and its grace (1.5 s) since it was first shown
+        late = ada.post("/judge", page, episode=episode, round=1, p0=70, p1=30)
+        assert late.status_code == 409 and "Time is up" in late.text
+    assert rows(study, "SELECT shown_at FROM study_shown WHERE participant = ?", pid) == [(shown,)]
+    assert rows(study, "SELECT round, choice, parse_status FROM verdicts WHERE judge = ?", f"human:{pid}") == [
+        (1, None, "timeout")]  # fmt: skip
+
+
 def open_fds() -> int:
     import os
 

@@ -313,7 +313,19 @@ ALTER TABLE study_participants ADD COLUMN display_name TEXT;
 ALTER TABLE study_assignments ADD COLUMN expired_at REAL;
 """
 
-MIGRATIONS: list[str] = [V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11, V12, V13]  # MIGRATIONS[i] takes a database from version i to i + 1
+# A web study: when each round of offline judging was first shown to its judge, by the
+# server's clock. The round's time limit runs from here, across a restart of the server.
+V14 = """
+CREATE TABLE IF NOT EXISTS study_shown (
+    participant TEXT NOT NULL,
+    episode INTEGER NOT NULL,
+    round INTEGER NOT NULL,
+    shown_at REAL NOT NULL,
+    PRIMARY KEY (participant, episode, round)
+);
+"""
+
+MIGRATIONS: list[str] = [V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11, V12, V13, V14]  # MIGRATIONS[i] takes a database from version i to i + 1
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -74,7 +74,7 @@ class StudyTables:
         from moot import store
 
         self.path = Path(path)
-        store.upgrade(self.path)  # to V11 (the tables), V13 (display names)
+        store.upgrade(self.path)  # to V11 (the tables), V13 (display names), V14 (rounds shown)
         self._conn = sqlite3.connect(self.path, timeout=30, check_same_thread=False, isolation_level=None)
         self._conn.execute("PRAGMA busy_timeout = 30000")
         # as the run's writer (WAL + NORMAL): a crash of the server loses nothing committed
@@ -224,6 +224,15 @@ class StudyTables:
         rows = self._all("SELECT episode FROM study_assignments WHERE participant = ? AND done_at IS NULL"
                          " AND expired_at IS NULL ORDER BY position LIMIT 1", pid)  # fmt: skip
         return int(rows[0][0]) if rows else None
+
+    def first_shown(self, pid: str, episode: int, round_: int, now: float) -> float:
+        """When the round was first shown to the person: `now` if it never was."""
+        with self._lock:
+            self._conn.execute("INSERT OR IGNORE INTO study_shown (participant, episode, round, shown_at)"
+                               " VALUES (?, ?, ?, ?)", (pid, episode, round_, now))  # fmt: skip
+            row = self._conn.execute("SELECT shown_at FROM study_shown WHERE participant = ? AND episode = ?"
+                                     " AND round = ?", (pid, episode, round_)).fetchone()  # fmt: skip
+        return float(row[0])
 
     def expire(self, pid: str, episode: int) -> None:
         """The person's time ran out on the episode: it no longer counts toward its K people

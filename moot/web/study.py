@@ -186,8 +186,13 @@ class Study:
             if request is None:  # every round judged (a restart between verdict and bookkeeping)
                 self.tables.finish(who.id, episode)
                 continue
+            key = (who.id, request.episode, request.round)
             with self._lock:
-                shown = self._shown.setdefault((who.id, request.episode, request.round), time.time())
+                shown = self._shown.get(key)
+            if shown is None:  # the store's clock, kept across a restart; then this memory's
+                shown = self.tables.first_shown(who.id, request.episode, request.round, time.time())
+                with self._lock:
+                    shown = self._shown.setdefault(key, shown)
             if (who.id, episode) not in self._exposed:
                 story = self.story(episode)
                 if story is not None:
