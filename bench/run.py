@@ -149,13 +149,17 @@ def main() -> None:
     if "concurrency" in only:
         section("concurrency: scripted model at 500 ms, unlimited concurrency (wall / 7 x 0.5 s)")
         conc = {}
+        reps = 1 if q else 3
         for n in [1000] if q else [1000, 10000]:
-            r = workload("overhead", "-n", str(n), "--latency", "0.5")
-            conc[n] = r
+            # the median of `reps` runs: one run of 10,000 moves by +-0.01 on a shared machine
+            runs = sorted((workload("overhead", "-n", str(n), "--latency", "0.5") for _ in range(reps)),
+                          key=lambda r: r["wall_over_ideal"])  # fmt: skip
+            r = conc[n] = {**runs[len(runs) // 2], "runs": [x["wall_over_ideal"] for x in runs]}
+            span = f" (runs {runs[0]['wall_over_ideal']:.3f}-{runs[-1]['wall_over_ideal']:.3f})" if reps > 1 else ""
             row(
                 f"{n:,} debates (event loop: {r['loop_cpu_us_per_call']:.0f} us CPU per call)",
-                f"{r['wall_over_ideal']:.3f}",
-                "<= 1.10",
+                f"{r['wall_over_ideal']:.3f}{span}",
+                "<= 1.10 (median)" if reps > 1 else "<= 1.10",
             )
             row(
                 f"{n:,} debates: peak RSS, run / its store writer",

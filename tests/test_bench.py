@@ -1,0 +1,28 @@
+"""The benchmarks' driver runs as the README shows it (small sizes, two of its sections): its
+rows are printed and its figures written. What the figures are is the benchmark's business,
+not a test's: nothing here is timed."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_the_bench_runs_and_writes_its_figures(tmp_path):
+    out = tmp_path / "bench.json"
+    proc = subprocess.run(
+        [sys.executable, "bench/run.py", "--quick", "--only", "concurrency,startup", "--json", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "1,000 debates" in proc.stdout and "moot validate quickstart.yaml" in proc.stdout
+    figures = json.loads(out.read_text())
+    run = figures["concurrency"]["1000"]
+    # every call and message of the 1,000 debates stored, and the median run is the one shown
+    assert run["model_calls"] == run["messages"] == 7000
+    assert run["runs"] == [run["wall_over_ideal"]] and run["wall_over_ideal"] >= 1.0
+    assert figures["startup"]["help_s"] > 0
