@@ -8,7 +8,9 @@ ceiling, and the quickstart's wall time and prompt tokens saved by prefix reuse.
 Each prints one JSON line. Throughput: every request has its own prompt (a story about a
 different subject, ~40 tokens) and generates up to --max-tokens at temperature 0; tokens/s is
 completion tokens over the wall time from the first request to the last reply, prompt
-reading included. The raw ceiling does the same with llama-cpp-python's low-level API and
+reading included; generation tokens/s is the same for the steps that only generate (one new
+token per sequence, no prompt being read: decoding and sampling), as #24's own figures for
+llama.cpp were measured. The raw ceiling does the same with llama-cpp-python's low-level API and
 nothing else: one context, all prompts in one batch, then one token per sequence per
 `llama_decode` for --max-tokens steps (never stopping early), greedy by argmax.
 """
@@ -39,7 +41,7 @@ def messages(i: int) -> list[dict[str, str]]:
     ]
 
 
-async def through_moot(n: int, max_tokens: int) -> tuple[float, int]:
+async def through_moot(n: int, max_tokens: int) -> tuple[float, int, float, int]:
     from moot.models.base import GenerateRequest
     from moot.models.gateway import ModelSettings, make_api
     from moot.models.local import load
@@ -49,14 +51,16 @@ async def through_moot(n: int, max_tokens: int) -> tuple[float, int]:
     await model.call(lambda m: None)
     requests = [GenerateRequest(messages(i), max_tokens=max_tokens) for i in range(n)]
     await api.generate(requests[0])  # warm (the context, the OpenMP team)
-    model.batcher.stats.reused_tokens = 0
+    stats = model.batcher.stats
+    stats.reused_tokens = stats.generation_tokens = 0
+    stats.generation_s = 0.0
     start = time.perf_counter()
     results = await asyncio.gather(*[api.generate(r) for r in requests])
     wall = time.perf_counter() - start
-    return wall, sum(r.completion_tokens for r in results)
+    return wall, sum(r.completion_tokens for r in results), stats.generation_s, stats.generation_tokens
 
 
-def raw_llama(n: int, max_tokens: int, loaded: object) -> tuple[float, int]:
+def raw_llama(n: int, max_tokens: int, loaded: object) -> tuple[float, int, float, int]:
     """The ceiling: llama.cpp's own batching with nothing of moot around it, on the model's
     thread, in a context like moot's."""
     import llama_cpp as lc
@@ -86,6 +90,7 @@ def raw_llama(n: int, max_tokens: int, loaded: object) -> tuple[float, int]:
         batch.n_tokens = k
         assert lc.llama_decode(ctx, batch) == 0
         pos = [len(t) for t in prompts]
+        generating = time.perf_counter()
         for _ in range(max_tokens):
             nxt = []
             for i in last:
@@ -100,7 +105,8 @@ def raw_llama(n: int, max_tokens: int, loaded: object) -> tuple[float, int]:
             batch.n_tokens = n
             assert lc.llama_decode(ctx, batch) == 0
             last = list(range(n))
-        return time.perf_counter() - start, n * max_tokens
+        end = time.perf_counter()
+        return end - start, n * max_tokens, end - generating, n * max_tokens
     finally:
         lc.llama_batch_free(batch)
         lc.llama_free(ctx)
@@ -114,14 +120,21 @@ def throughput(sizes: list[int], max_tokens: int) -> dict:
     api = make_api("local/smollm2-135m", ModelSettings())
     out: dict = {"max_tokens": max_tokens, "n_threads": api.n_threads, "moot": {}, "raw": {}}
     for n in sizes:
-        wall, toks = asyncio.run(through_moot(n, max_tokens))
-        out["moot"][n] = {"tokens_per_s": toks / wall, "tokens": toks, "wall_s": wall}
+        wall, toks, gen_s, gen_toks = asyncio.run(through_moot(n, max_tokens))
+        out["moot"][n] = {"tokens_per_s": toks / wall, "tokens": toks, "wall_s": wall,
+                          "generation_tokens_per_s": gen_toks / gen_s if gen_s else None}  # fmt: skip
         loaded = load(api.path, api.n_ctx, api.n_threads)
-        wall, toks = loaded.run(lambda m, n=n: raw_llama(n, max_tokens, m))
-        out["raw"][n] = {"tokens_per_s": toks / wall, "tokens": toks, "wall_s": wall}
+        wall, toks, gen_s, gen_toks = loaded.run(lambda m, n=n: raw_llama(n, max_tokens, m))
+        out["raw"][n] = {"tokens_per_s": toks / wall, "tokens": toks, "wall_s": wall,
+                         "generation_tokens_per_s": gen_toks / gen_s}  # fmt: skip
     one = out["moot"][sizes[0]]["tokens_per_s"]
     out["speedup"] = {n: out["moot"][n]["tokens_per_s"] / one for n in sizes}
     out["vs_raw"] = {n: out["moot"][n]["tokens_per_s"] / out["raw"][n]["tokens_per_s"] for n in sizes}
+    gen_one = out["moot"][sizes[0]]["generation_tokens_per_s"]
+    out["generation_speedup"] = {
+        n: out["moot"][n]["generation_tokens_per_s"] / gen_one if gen_one and out["moot"][n]["generation_tokens_per_s"] else None
+        for n in sizes
+    }
     return out
 
 

@@ -215,6 +215,14 @@ def main() -> None:
                 f"{m['tokens_per_s']:.0f} / {r['tokens_per_s']:.0f}",
                 f"x{bt['speedup'][n]:.2f} of 1, {bt['vs_raw'][n]:.2f} of raw" + (" (>= 2 at 8)" if n == "8" else ""),
             )
+        for n in ("1", "4", "8", "16"):  # as #24 measured llama.cpp: decoding alone
+            m, r = bt["moot"][n]["generation_tokens_per_s"], bt["raw"][n]["generation_tokens_per_s"]
+            up = bt["generation_speedup"][n]
+            row(
+                f"{n:>2} concurrent: generating alone, moot / raw",
+                f"{m:.0f} / {r:.0f}" if m else "-",
+                (f"x{up:.2f} of 1" if up else "") + (" (>= 2 at 8)" if n == "8" else ""),
+            )
         for mode in ("exact", "fast"):
             (qs,) = script("batching.py", "quickstart", "--mode", mode)
             results[f"quickstart_{mode}"] = qs

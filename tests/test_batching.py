@@ -64,7 +64,12 @@ async def loaded(api) -> LoadedModel:
 
 async def test_concurrent_requests_each_get_their_own_reply(fast):
     lengths = [8, 9, 16, 24, 12, 20]
+    stats = (await loaded(fast)).batcher.stats
+    before = (stats.generation_steps, stats.generation_tokens)
     results = await asyncio.gather(*[fast.generate(repeat(w, n)) for w, n in zip(WORDS, lengths, strict=True)])
+    # the steps that only generated carried one token for each sequence still generating
+    steps, made = stats.generation_steps - before[0], stats.generation_tokens - before[1]
+    assert 0 < steps < made <= sum(r.completion_tokens for r in results) and stats.generation_s > 0
     for word, n, result in zip(WORDS, lengths, results, strict=True):
         assert word in result.text.lower(), (word, result.text)
         assert not any(other in result.text.lower() for other in WORDS if other != word)

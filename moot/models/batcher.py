@@ -20,6 +20,7 @@ from __future__ import annotations
 import ctypes
 import itertools
 import threading
+import time
 from collections import deque
 from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
@@ -75,6 +76,12 @@ class Stats:
     completion_tokens: int = 0
     decode_calls: int = 0
     evictions: int = 0
+    # Steps that only generated (one new token per sequence, no prompt being read): their
+    # time, decode and sampling, and the tokens they made. Generation's own rate, apart from
+    # reading prompts (bench/batching.py).
+    generation_s: float = 0.0
+    generation_steps: int = 0
+    generation_tokens: int = 0
 
 
 class Batcher:
@@ -259,7 +266,9 @@ class Batcher:
 
     def _decode(self, active: list[Slot]) -> None:
         lc, batch = self.lc, self.batch
+        started = time.perf_counter()
         n = 0
+        reading = False  # a prompt chunk in this step
         outputs: list[tuple[Slot, int]] = []
         # Generating sequences first (one token each), then prompt chunks in the room left.
         room = N_BATCH
@@ -269,6 +278,7 @@ class Batcher:
             take = job.todo[:1] if job.generated else job.todo[:room]
             if not take:
                 continue
+            reading |= not job.generated
             for k, tok in enumerate(take):
                 batch.token[n] = tok
                 batch.pos[n] = job.pos + k
@@ -294,6 +304,11 @@ class Batcher:
             raise ProviderError(f"llama_decode failed ({rc})", retryable=rc == 1)
         for slot, i in outputs:
             self._sample(slot, i)
+        if not reading:
+            stats = self.stats
+            stats.generation_s += time.perf_counter() - started
+            stats.generation_steps += 1
+            stats.generation_tokens += n
 
     def _sample(self, slot: Slot, i: int) -> None:
         lc = self.lc
