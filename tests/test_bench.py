@@ -26,3 +26,16 @@ def test_the_bench_runs_and_writes_its_figures(tmp_path):
     assert run["model_calls"] == run["messages"] == 7000
     assert run["runs"] == [run["wall_over_ideal"]] and run["wall_over_ideal"] >= 1.0
     assert figures["startup"]["help_s"] > 0
+
+
+def test_a_childs_peak_memory_is_its_own_not_its_parents():
+    """The writer's memory in the bench is the child's own peak after it became its program,
+    not the parent's pages it shared between fork and exec (getrusage counted those)."""
+    from bench.workloads import ChildPeak
+
+    ballast = b"p" * (300 << 20)  # this process: 300 MB the child never has
+    peak = ChildPeak(every=0.02)
+    subprocess.run([sys.executable, "-c", "import time; x = b'c' * (40 << 20); time.sleep(0.4)"], check=True)
+    mb = peak.stop()
+    assert mb is not None and 40 <= mb < 200, mb
+    assert len(ballast) == 300 << 20
