@@ -206,3 +206,20 @@ def test_an_unusable_model_is_named_before_the_run_starts(tmp_path, seats, expec
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert expected in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert not out.exists()  # nothing half-written
+
+
+def test_overlapping_runs_leave_the_switch_interval_as_they_found_it():
+    """A run plays with a 1 ms GIL switch interval; two runs overlapping in one process (a
+    server's live run beside another) restore the process's own value only when both end."""
+    import sys
+
+    from moot.workflows.run import SWITCH_INTERVAL, switch_interval
+
+    before = sys.getswitchinterval()
+    switch_interval.start()
+    switch_interval.start()
+    assert sys.getswitchinterval() == min(before, SWITCH_INTERVAL)
+    switch_interval.end()
+    assert sys.getswitchinterval() == min(before, SWITCH_INTERVAL)  # the other still plays
+    switch_interval.end()
+    assert sys.getswitchinterval() == before

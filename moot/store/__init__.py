@@ -94,10 +94,6 @@ def next_episode_id(conn: sqlite3.Connection) -> int:
 
 
 def finish_run(conn: sqlite3.Connection, run_id: str, status: str, ended_at: float) -> None:
-    # The run's last commit: with SQLite's automatic checkpoint it would copy the WAL's
-    # uncopied pages (up to the writer's CHECKPOINT, bench/: 10-20 ms of a 10,000-debate run)
-    # into the database before returning. Closing the connection copies them instead.
-    conn.execute("PRAGMA wal_autocheckpoint=0")
     with conn:
         conn.execute("UPDATE runs SET status=?, ended_at=? WHERE id=?", (status, ended_at, run_id))
 

@@ -7,6 +7,7 @@ import gc
 import platform
 import sqlite3
 import sys
+import threading
 import time
 import uuid
 import zlib
@@ -260,6 +261,33 @@ GC_OBJECTS_PER_EPISODE = 150
 SWITCH_INTERVAL = 0.001  # seconds (see execute)
 
 
+class _SwitchInterval:
+    """The GIL switch interval while any run plays, for the whole process (a `moot serve`
+    server's threads too): set by the first run to start, restored by the last to end, so
+    that overlapping runs in one process cannot leave it changed."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._runs = 0
+        self._saved = 0.0
+
+    def start(self) -> None:
+        with self._lock:
+            if self._runs == 0:
+                self._saved = sys.getswitchinterval()
+                sys.setswitchinterval(min(self._saved, SWITCH_INTERVAL))
+            self._runs += 1
+
+    def end(self) -> None:
+        with self._lock:
+            self._runs -= 1
+            if self._runs == 0:
+                sys.setswitchinterval(self._saved)
+
+
+switch_interval = _SwitchInterval()
+
+
 async def execute(
     prep: Prepared,
     path: Path,
@@ -306,8 +334,7 @@ async def execute(
     # the thread holds it, the loop waits up to the switch interval (5 ms by default) before
     # the next turn starts. 1 ms bounds that wait (bench/: 10,000 x 500 ms at 1.103-1.107 of
     # ideal against 1.108-1.111, alternated).
-    switch = sys.getswitchinterval()
-    sys.setswitchinterval(min(switch, SWITCH_INTERVAL))
+    switch_interval.start()
     t0 = time.perf_counter()
     try:
         async with anyio.create_task_group() as tg:
@@ -352,7 +379,7 @@ async def execute(
         status = "interrupted"  # Ctrl-C: the writer committed what it had (shielded)
         raise
     finally:
-        sys.setswitchinterval(switch)
+        switch_interval.end()
         gc.set_threshold(*threshold)
         gc.unfreeze()
         with anyio.CancelScope(shield=True):
