@@ -509,6 +509,27 @@ def test_a_round_keeps_its_clock_across_a_restart_of_the_server(study):
         (1, None, "timeout")]  # fmt: skip
 
 
+def test_a_time_limit_set_on_a_restart_runs_from_the_restart(study):
+    """A round shown while the study had no limit is not expired the moment a restart adds
+    one: its time runs from the restart (and its verdict keeps when it was first shown)."""
+    import time
+
+    ((pid, token),) = links(study, 1)
+    with Served(study, StudyConfig(k=1)) as s:
+        ada = Person(f"{s.url}/p/{token}")
+        ada.post("/consent", ada.get("/").text)
+        episode = int(re.search(r"name=episode value=(\d+)", ada.get("/judge").text).group(1))
+    time.sleep(2.0)  # longer than the limit below and its grace (0.5 s)
+    with Served(study, StudyConfig(k=1, time_limit=1)) as s:
+        ada = Person(f"{s.url}/p/{token}")
+        page = ada.get("/judge").text
+        assert int(re.search(r"name=episode value=(\d+)", page).group(1)) == episode
+        assert "id=clock data-left='1'" in page
+        answer = ada.post("/judge", page, episode=episode, round=1, p0=70, p1=30)
+        assert answer.status_code == 200
+    assert rows(study, "SELECT parse_status FROM verdicts WHERE judge = ?", f"human:{pid}")[0] == ("ok",)
+
+
 def open_fds() -> int:
     import os
 

@@ -228,7 +228,7 @@ class WebApp:
             if who.crowd:
                 await self.run(self.study.tables.complete, who.id)
             return _html(pages.finished(base, self.completion(who)))
-        return _html(pages.judge_turn(base, self.csrf(token), turn.request, turn.shown_at,
+        return _html(pages.judge_turn(base, self.csrf(token), turn.request, turn.clock_from,
                                       action=f"{base}/judge", error=error), 422 if error else 200)  # fmt: skip
 
     async def feedback(self, request: Request, who: Participant, token: str, base: str) -> Response:

@@ -65,6 +65,7 @@ class OpenTurn:
 
     request: TurnRequest
     shown_at: float
+    clock_from: float  # when its time limit started: when it was shown, or the limit set later
 
 
 class Study:
@@ -75,6 +76,7 @@ class Study:
         self.path = check_database(path)
         self.tables = StudyTables(self.path)
         self.reader = RunReader(self.path)
+        before = self._stored_config().time_limit if self.tables.setting("config") is not None else None
         self.config = config or self._stored_config()
         for key, value in (overrides or {}).items():
             if value is not None:
@@ -82,6 +84,13 @@ class Study:
         if self.config.scoring not in SCORING:
             raise ConfigError(f"--scoring {self.config.scoring}: one of {', '.join(SCORING)}")
         self._save_config()
+        # A limit set or changed now runs from now for rounds shown before it: nobody's round
+        # expires on the spot because a restart shortened the time they had been given.
+        since = self.tables.setting("time_limit_since")
+        if since is None or self.config.time_limit != before:
+            since = repr(time.time())
+            self.tables.set_setting("time_limit_since", since)
+        self.limit_since = float(since)
         self.rulings = ruling_phases(self.path)
         self._write = threading.Lock()
         # at most `sessions` participants' judging sessions (their connections) open at once
@@ -165,7 +174,7 @@ class Study:
         they were away expires first (`expire`): they get their next episode."""
         for _ in range(len(self.episodes()) + 2):
             turn = self.open_turn(who)
-            if turn is None or not self.late(turn.shown_at):
+            if turn is None or not self.late(turn.clock_from):
                 return turn
             with self._write:  # expired once, whichever of their requests sees it first
                 again = self.open_turn(who)
@@ -198,20 +207,20 @@ class Study:
                 if story is not None:
                     self.tables.expose(who.id, story)
                 self._exposed.add((who.id, episode))
-            return OpenTurn(request, shown)
+            return OpenTurn(request, shown, max(shown, self.limit_since))
         return None
 
     @staticmethod
     def _key(who: Participant, turn: OpenTurn) -> tuple[str, int, int]:
         return who.id, turn.request.episode, turn.request.round
 
-    def late(self, shown_at: float, now: float | None = None) -> bool:
+    def late(self, clock_from: float, now: float | None = None) -> bool:
         """Past the time limit (the server's clock, from when the round was first shown),
         with a little grace for the network: 2 s, or half the limit if that is less."""
         limit = self.config.time_limit
         if limit is None:
             return False
-        return (time.time() if now is None else now) - shown_at > limit + min(SLACK_S, limit / 2)
+        return (time.time() if now is None else now) - clock_from > limit + min(SLACK_S, limit / 2)
 
     def _expire(self, who: Participant, turn: OpenTurn) -> None:
         """The round's time ran out: recorded as a timeout (a verdicts row with no choice,
@@ -232,7 +241,7 @@ class Study:
             turn = self.open_turn(who)
             if turn is None or (turn.request.episode, turn.request.round) != (episode, round_):
                 return "stale"
-            if self.late(turn.shown_at):  # the limit holds on the server, whatever the page did
+            if self.late(turn.clock_from):  # the limit holds on the server, whatever the page did
                 self._expire(who, turn)
                 return "timed out"
             with self.sessions.use(who.id, episode) as session:
