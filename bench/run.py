@@ -50,6 +50,11 @@ def best_of(k: int, *args: str) -> dict:
     return runs[len(runs) // 2]
 
 
+def mb(value: float | None) -> str:
+    """A figure in MB, or "?" where it could not be read (the writer's, off Linux)."""
+    return "?" if value is None else f"{value:.0f}"
+
+
 def timed(cmd: list[str], repeats: int = 5) -> float:
     times = []
     for _ in range(repeats):
@@ -163,7 +168,7 @@ def main() -> None:
             )
             row(
                 f"{n:,} debates: peak RSS, run / its store writer",
-                f"{r['peak_rss_mb']:.0f} / {r['writer_rss_mb']:.0f} MB",
+                f"{r['peak_rss_mb']:.0f} / {mb(r['writer_rss_mb'])} MB",
                 "< 400 MB",
             )
         results["concurrency"] = conc
@@ -175,7 +180,7 @@ def main() -> None:
             r = workload("overhead", "-n", str(n), "--concurrency", "1000")
             mem[n] = r
             row(
-                f"{n:,} episodes (its store writer: {r['writer_rss_mb']:.0f} MB)",
+                f"{n:,} episodes (its store writer: {mb(r['writer_rss_mb'])} MB)",
                 f"{r['peak_rss_mb']:.0f} MB",
                 "< 400 MB, flat",
             )

@@ -66,16 +66,24 @@ class ChildPeak:
     pages from between fork and exec, which are this process's (119 MB "for the writer" of a
     100,000-episode run whose writer peaked at 27 MB)."""
 
-    def __init__(self, every: float = 0.2) -> None:
+    def __init__(self, every: float = 0.02) -> None:
         self.peak_kb = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._poll, args=(every,), daemon=True)
         self._thread.start()
 
     def _poll(self, every: float) -> None:
+        try:
+            with open("/proc/self/cmdline", "rb") as f:
+                mine = f.read()
+        except OSError:
+            return
         while not self._stop.wait(every):
             for pid in self._children():
                 try:
+                    with open(f"/proc/{pid}/cmdline", "rb") as f:
+                        if f.read() == mine:  # forked, not yet its own program: our pages
+                            continue
                     with open(f"/proc/{pid}/status") as f:
                         hwm = next((int(line.split()[1]) for line in f if line.startswith("VmHWM:")), 0)
                 except (OSError, ValueError):

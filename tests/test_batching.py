@@ -206,3 +206,20 @@ def test_a_scenario_chooses_a_local_models_batching_over_the_process_default(mon
     assert make_api("local/smollm2-135m", settings).describe()["batching"] == "fast"
     with pytest.raises(ConfigError, match=r"models\.local/smollm2-135m\.batching"):
         parse(text.replace("batching: fast", "batching: sloppy"))
+
+
+async def test_greedy_reads_the_logits_in_place_as_llama_cpps_greedy_sampler_picks(fast, monkeypatch):
+    """At temperature 0 the batcher takes the first highest logit itself instead of running
+    llama.cpp's sampler chain (which copies every candidate first): the same token, each time."""
+    compared: list[tuple[int, int]] = []
+    sample = Batcher._sample
+
+    def both(self, slot, i):
+        job = slot.job
+        if job.temperature <= 0 and not job.grammar:
+            compared.append((int(self._scores(i).argmax()), self.lc.llama_sampler_sample(job.sampler, self.ctx, i)))
+        return sample(self, slot, i)
+
+    monkeypatch.setattr(Batcher, "_sample", both)
+    await asyncio.gather(*[fast.generate(repeat(w, 16)) for w in WORDS[:4]])
+    assert len(compared) >= 16 and all(mine == llamas for mine, llamas in compared)

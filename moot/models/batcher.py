@@ -77,8 +77,10 @@ class Stats:
     decode_calls: int = 0
     evictions: int = 0
     # Steps that only generated (one new token per sequence, no prompt being read): their
-    # time, decode and sampling, and the tokens they made. Generation's own rate, apart from
-    # reading prompts (bench/batching.py).
+    # time (from the end of the step before, when that one only generated too: the
+    # scheduling between steps counts, as it does for a loop that calls llama.cpp directly),
+    # and the tokens they decoded. Generation's own rate, apart from reading prompts
+    # (bench/batching.py).
     generation_s: float = 0.0
     generation_steps: int = 0
     generation_tokens: int = 0
@@ -98,6 +100,7 @@ class Batcher:
         self.clock = itertools.count(1)
         self.stats = Stats()
         self.running = False
+        self._generated_until: float | None = None  # the end of the last step, if it only generated
 
     def open(self, llm: Any) -> None:
         """Create the batched context beside `llm` (its weights and vocabulary), on the
@@ -170,6 +173,7 @@ class Batcher:
         self._admit()
         active = self._active()
         if not active:
+            self._generated_until = None  # idle time is not generating
             return
         self._decode(active)
 
@@ -304,11 +308,13 @@ class Batcher:
             raise ProviderError(f"llama_decode failed ({rc})", retryable=rc == 1)
         for slot, i in outputs:
             self._sample(slot, i)
+        ended = time.perf_counter()
         if not reading:
             stats = self.stats
-            stats.generation_s += time.perf_counter() - started
+            stats.generation_s += ended - (self._generated_until or started)
             stats.generation_steps += 1
             stats.generation_tokens += n
+        self._generated_until = None if reading else ended
 
     def _sample(self, slot: Slot, i: int) -> None:
         lc = self.lc
@@ -317,7 +323,12 @@ class Batcher:
         step = len(job.generated)
         if job.label_ids and job.label_result is None and step < (1 if job.answer_first else 64):
             job.steps.append(self._label_logprobs(i, job.label_ids))
-        tok = lc.llama_sampler_sample(job.sampler, self.ctx, i)
+        if job.temperature <= 0 and not job.grammar:
+            # Greedy: the first highest logit, as llama.cpp's greedy sampler picks it, read in
+            # place (its sampler first copies all 49,152 candidates: 166 us a token, bench/)
+            tok = int(self._scores(i).argmax())
+        else:
+            tok = lc.llama_sampler_sample(job.sampler, self.ctx, i)
         if job.label_ids and job.label_result is None and step < len(job.steps):
             if job.answer_first or any(tok in ids for ids in job.label_ids.values()):
                 job.label_result = job.steps[step]
@@ -345,11 +356,17 @@ class Batcher:
             n = self.lc.llama_token_to_piece(self.vocab, tok, buf, len(buf), 0, False)
         return buf.raw[:n]
 
-    def _label_logprobs(self, i: int, label_ids: dict[str, list[int]]) -> dict[str, float]:
+    def _scores(self, i: int) -> Any:
+        """The logits at batch position i, in place (a numpy view of llama.cpp's buffer)."""
         import numpy as np
 
         ptr = self.lc.llama_get_logits_ith(self.ctx, i)
-        scores = np.ctypeslib.as_array(ctypes.cast(ptr, ctypes.POINTER(ctypes.c_float)), (self.n_vocab,))
+        return np.ctypeslib.as_array(ctypes.cast(ptr, ctypes.POINTER(ctypes.c_float)), (self.n_vocab,))
+
+    def _label_logprobs(self, i: int, label_ids: dict[str, list[int]]) -> dict[str, float]:
+        import numpy as np
+
+        scores = self._scores(i)
         peak = float(scores.max())
         lse = peak + float(np.log(np.exp(scores - peak).sum()))
         return {
