@@ -150,6 +150,10 @@ async def test_prefix_cache_is_used_bounded_and_evicted_lru(fast):
     assert await run("river", " Again.") == shared("river", "river Again.")  # still cached
     assert await run("apple", " Now.") < shared("apple", "apple Now.")  # evicted
     assert stats.reused_tokens > 0 and stats.prompt_tokens > stats.reused_tokens
+    # a clean start (bench/): every idle slot's cache dropped, nothing reused after it
+    assert await model.call(lambda m: m.batcher.forget_idle()) >= 2
+    assert all(not s.tokens for s in model.batcher.slots)
+    assert await run("river", " Again.") == 0
 
 
 async def test_cancelling_one_request_leaves_the_others_running(fast):

@@ -232,6 +232,14 @@ class Batcher:
             best_n = _common(best.tokens, prompt) if self.reuse else 0
         return best, min(best_n, len(prompt) - 1)
 
+    def forget_idle(self) -> int:
+        """Drop every idle slot's cached prefix, on the model's thread between requests (a
+        benchmark measuring each batch size from the same clean start). Returns how many."""
+        idle = [s for s in self.slots if s.job is None and s.tokens]
+        for slot in idle:
+            self._forget(slot)
+        return len(idle)
+
     def _forget(self, slot: Slot) -> None:
         if self.ctx is None:
             slot.tokens = []
