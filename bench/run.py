@@ -43,11 +43,11 @@ def workload(*args: str, timeout: float = 1800) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def best_of(k: int, *args: str) -> dict:
-    """The median run of k by calls/s (the machine is shared and noisy)."""
-    runs = [workload(*args) for _ in range(k)]
-    runs.sort(key=lambda r: r["calls_per_s"])
-    return runs[len(runs) // 2]
+def median_of(k: int, *args: str, by: str = "calls_per_s") -> dict:
+    """The median run of k by one figure (the machine is shared and noisy), with that figure
+    of every run, lowest first, under "runs"."""
+    runs = sorted((workload(*args) for _ in range(k)), key=lambda r: r[by])
+    return {**runs[len(runs) // 2], "runs": [r[by] for r in runs]}
 
 
 def mb(value: float | None) -> str:
@@ -117,10 +117,10 @@ def main() -> None:
         section("overhead: 7-call debates, scripted model, zero latency, everything persisted")
         reps = 1 if q else 3
         for n in sizes:
-            r = best_of(reps, "overhead", "-n", str(n), "--concurrency", "1000")
+            r = median_of(reps, "overhead", "-n", str(n), "--concurrency", "1000")
             overhead[n] = r
             row(f"moot, {n:,} episodes", f"{r['calls_per_s']:,.0f} calls/s", ">= 10,000")
-        lit = best_of(1, "overhead", "-n", "200", "--concurrency", "1000", "--litellm")
+        lit = median_of(1, "overhead", "-n", "200", "--concurrency", "1000", "--litellm")
         row(
             "moot via litellm, 200 episodes",
             f"{lit['calls_per_s']:,.0f} calls/s",
@@ -157,10 +157,8 @@ def main() -> None:
         reps = 1 if q else 3
         for n in [1000] if q else [1000, 10000]:
             # the median of `reps` runs: one run of 10,000 moves by +-0.01 on a shared machine
-            runs = sorted((workload("overhead", "-n", str(n), "--latency", "0.5") for _ in range(reps)),
-                          key=lambda r: r["wall_over_ideal"])  # fmt: skip
-            r = conc[n] = {**runs[len(runs) // 2], "runs": [x["wall_over_ideal"] for x in runs]}
-            span = f" (runs {runs[0]['wall_over_ideal']:.3f}-{runs[-1]['wall_over_ideal']:.3f})" if reps > 1 else ""
+            r = conc[n] = median_of(reps, "overhead", "-n", str(n), "--latency", "0.5", by="wall_over_ideal")
+            span = f" (runs {r['runs'][0]:.3f}-{r['runs'][-1]:.3f})" if reps > 1 else ""
             row(
                 f"{n:,} debates (event loop: {r['loop_cpu_us_per_call']:.0f} us CPU per call)",
                 f"{r['wall_over_ideal']:.3f}{span}",

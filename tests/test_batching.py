@@ -219,9 +219,10 @@ async def test_greedy_reads_the_logits_in_place_as_llama_cpps_greedy_sampler_pic
     sample = Batcher._sample
 
     def both(self, slot, i):
-        job = slot.job
-        if job.temperature <= 0 and not job.grammar:
-            compared.append((int(self._scores(i).argmax()), self.lc.llama_sampler_sample(job.sampler, self.ctx, i)))
+        if slot.job.sampler is None:  # greedy: no chain of its own, so llama.cpp's greedy sampler here
+            greedy = self.lc.llama_sampler_init_greedy()
+            compared.append((int(self._scores(i).argmax()), self.lc.llama_sampler_sample(greedy, self.ctx, i)))
+            self.lc.llama_sampler_free(greedy)
         return sample(self, slot, i)
 
     monkeypatch.setattr(Batcher, "_sample", both)

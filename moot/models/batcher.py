@@ -254,13 +254,29 @@ class Batcher:
         slot.tokens = slot.tokens[:keep]
         slot.job, slot.used = job, next(self.clock)
         job.slot, job.pos, job.todo, job.reused = slot.seq, keep, job.prompt[keep:], keep
+        try:
+            job.sampler = self._sampler(job)
+        except ProviderError as exc:
+            self._release(slot, exc)
+            return
+        self.stats.requests += 1
+        self.stats.prompt_tokens += len(job.prompt)
+        self.stats.reused_tokens += keep
+
+    def _sampler(self, job: Job) -> Any:
+        """llama.cpp's sampler chain for the job, as llama-cpp-python builds it; None for
+        greedy decoding, which `_sample` does itself: the first highest logit, the token
+        llama.cpp's greedy sampler picks, read in place (the sampler first copies all 49,152
+        candidates: 166 us a token, bench/)."""
+        lc = self.lc
+        if job.temperature <= 0 and not job.grammar:
+            return None
         chain = lc.llama_sampler_chain_init(lc.llama_sampler_chain_default_params())
         if job.grammar:
             grammar = lc.llama_sampler_init_grammar(self.vocab, job.grammar.encode(), b"root")
             if not grammar:
                 lc.llama_sampler_free(chain)
-                self._release(slot, ProviderError("invalid grammar (GBNF)", retryable=False))
-                return
+                raise ProviderError("invalid grammar (GBNF)", retryable=False)
             lc.llama_sampler_chain_add(chain, grammar)
         if job.temperature <= 0:
             lc.llama_sampler_chain_add(chain, lc.llama_sampler_init_greedy())
@@ -271,10 +287,7 @@ class Batcher:
             lc.llama_sampler_chain_add(chain, lc.llama_sampler_init_min_p(0.05, 1))
             lc.llama_sampler_chain_add(chain, lc.llama_sampler_init_temp(job.temperature))
             lc.llama_sampler_chain_add(chain, lc.llama_sampler_init_dist(job.seed))
-        job.sampler = chain
-        self.stats.requests += 1
-        self.stats.prompt_tokens += len(job.prompt)
-        self.stats.reused_tokens += keep
+        return chain
 
     def _decode(self, active: list[Slot]) -> None:
         lc, batch = self.lc, self.batch
@@ -331,9 +344,7 @@ class Batcher:
         step = len(job.generated)
         if job.label_ids and job.label_result is None and step < (1 if job.answer_first else 64):
             job.steps.append(self._label_logprobs(i, job.label_ids))
-        if job.temperature <= 0 and not job.grammar:
-            # Greedy: the first highest logit, as llama.cpp's greedy sampler picks it, read in
-            # place (its sampler first copies all 49,152 candidates: 166 us a token, bench/)
+        if job.sampler is None:  # greedy (see `_sampler`)
             tok = int(self._scores(i).argmax())
         else:
             tok = lc.llama_sampler_sample(job.sampler, self.ctx, i)

@@ -76,8 +76,9 @@ class Study:
         self.path = check_database(path)
         self.tables = StudyTables(self.path)
         self.reader = RunReader(self.path)
-        before = self._stored_config().time_limit if self.tables.setting("config") is not None else None
-        self.config = config or self._stored_config()
+        stored = self._stored_config()
+        before = stored.time_limit
+        self.config = config or stored
         for key, value in (overrides or {}).items():
             if value is not None:
                 setattr(self.config, key, value)

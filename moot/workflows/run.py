@@ -177,6 +177,7 @@ def prepare(scenario: Scenario, scenario_text: str, base: Path | None) -> Prepar
     d = scenario.dataset
     questions = datasets.load(d.source, fmt=d.format, split=d.split, base=base, seed=d.reduce_seed)
     questions = datasets.sample(questions, limit=d.limit, shuffle_seed=d.shuffle_seed)
+    pictured = any(q.images for q in questions)
     plans = []
     offset = 0
     for cell in scenario.cells():
@@ -184,7 +185,7 @@ def prepare(scenario: Scenario, scenario_text: str, base: Path | None) -> Prepar
         protocol = registry.build(sc)
         seat_configs = {s.id: sc.seat(s.id, s.role) for s in protocol.seats}
         plan = CellPlan(cell.name, cell.position, cell.params, sc, protocol, questions, seat_configs, offset)
-        if any(q.images for q in questions):
+        if pictured:
             _check_vision(plan, d.source)
         plans.append(plan)
         offset += plan.total
