@@ -4,6 +4,7 @@ ceiling, and the quickstart's wall time and prompt tokens saved by prefix reuse.
 
     python bench/batching.py throughput [--sizes 1,4,8,16] [--max-tokens 64]
     python bench/batching.py quickstart [--mode fast|exact]
+    python bench/batching.py rate
 
 Each prints one JSON line. Throughput: every request has its own prompt (a story about a
 different subject, ~40 tokens) and generates up to --max-tokens at temperature 0; tokens/s is
@@ -13,6 +14,14 @@ token per sequence, no prompt being read: decoding and sampling), as #24's own f
 llama.cpp were measured. The raw ceiling does the same with llama-cpp-python's low-level API and
 nothing else: one context, all prompts in one batch, then one token per sequence per
 `llama_decode` for --max-tokens steps (never stopping early), greedy by argmax.
+
+The quickstart also reports its floor: every token the run put through the model (prompt
+tokens read, not those the prefix cache held, and completion tokens) at raw llama.cpp's best
+rate on this machine (`rate`: one sequence's tokens in a single `llama_decode`, batches of
+128 to 512 tokens, the best of three each; bigger batches are slower, their attention
+grows). No scheduler does better: a completion token costs a forward pass at least as dear
+as a prompt token in the biggest batch, and it can only be batched with the other requests
+in flight.
 """
 
 from __future__ import annotations
@@ -141,6 +150,59 @@ def throughput(sizes: list[int], max_tokens: int) -> dict:
     return out
 
 
+RATE_BATCHES = (128, 256, 512)
+
+
+def forward_rate(loaded: object) -> dict:
+    """llama.cpp's best tokens/s on this machine, on the model's thread, in a context like
+    the batcher's (flash attention, one unified cache): one sequence's tokens decoded in a
+    single call, the only logits those of its last token, as a prompt is read."""
+    import llama_cpp as lc
+
+    llm = loaded.llm  # type: ignore[attr-defined]
+    root = Path(__file__).resolve().parents[1]
+    text = " ".join(json.loads(line)["passage"] for line in (root / "moot" / "data" / "reading.jsonl").open())
+    tokens = llm.tokenize(text.encode())
+    top = max(RATE_BATCHES)
+    if len(tokens) < top:
+        raise SystemExit(f"bench: the reading set has {len(tokens)} tokens, fewer than {top}")
+    params = lc.llama_context_params()
+    ctypes.pointer(params)[0] = llm.context_params
+    params.n_ctx, params.n_batch, params.n_ubatch, params.kv_unified = 2 * top, top, top, True
+    params.flash_attn_type = lc.LLAMA_FLASH_ATTN_TYPE_ENABLED
+    ctx = lc.llama_init_from_model(llm.model, params)
+    batch = lc.llama_batch_init(top, 0, 1)
+    rates: dict[int, float] = {}
+    try:
+        mem = lc.llama_get_memory(ctx)
+        for size in RATE_BATCHES:
+            best = float("inf")
+            for _ in range(3):
+                lc.llama_memory_clear(mem, True)
+                for k, t in enumerate(tokens[:size]):
+                    batch.token[k], batch.pos[k], batch.n_seq_id[k] = t, k, 1
+                    batch.seq_id[k][0] = 0
+                    batch.logits[k] = k == size - 1
+                batch.n_tokens = size
+                start = time.perf_counter()
+                if lc.llama_decode(ctx, batch) != 0:
+                    raise SystemExit("bench: llama_decode failed")
+                best = min(best, time.perf_counter() - start)
+            rates[size] = size / best
+    finally:
+        lc.llama_batch_free(batch)
+        lc.llama_free(ctx)
+    return {"tokens_per_s": max(rates.values()), "by_batch": rates}
+
+
+def rate() -> dict:
+    from moot.models.gateway import ModelSettings, make_api
+    from moot.models.local import load
+
+    api = make_api("local/smollm2-135m", ModelSettings())
+    return load(api.path, api.n_ctx, api.n_threads).run(forward_rate)
+
+
 def quickstart(mode: str) -> dict:
     os.environ["MOOT_LLAMA_BATCHING"] = mode
     from moot.models import local
@@ -154,23 +216,30 @@ def quickstart(mode: str) -> dict:
         start = time.perf_counter()
         summary = run_scenario(parse(text), text, out=Path(tmp) / "qs.db")
         wall = time.perf_counter() - start
-    stats = [m.batcher.stats for m in local._loaded.values()]
+    (loaded,) = local._loaded.values()  # the quickstart's seats share one model
+    stats = loaded.batcher.stats
+    best = loaded.run(forward_rate)["tokens_per_s"]
+    through = stats.prompt_tokens - stats.reused_tokens + stats.completion_tokens
     return {
         "mode": mode,
         "wall_s": wall,
         "episodes": summary.episodes,
         "failed": summary.failed,
-        "requests": sum(s.requests for s in stats),
-        "prompt_tokens": sum(s.prompt_tokens for s in stats),
-        "prompt_tokens_reused": sum(s.reused_tokens for s in stats),
-        "completion_tokens": sum(s.completion_tokens for s in stats),
-        "decode_calls": sum(s.decode_calls for s in stats),
+        "requests": stats.requests,
+        "prompt_tokens": stats.prompt_tokens,
+        "prompt_tokens_reused": stats.reused_tokens,
+        "completion_tokens": stats.completion_tokens,
+        "decode_calls": stats.decode_calls,
+        # the least time any schedule could take: see the module's docstring
+        "tokens_through_model": through,
+        "best_tokens_per_s": best,
+        "floor_s": through / best,
     }
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("what", choices=["throughput", "quickstart"])
+    ap.add_argument("what", choices=["throughput", "quickstart", "rate"])
     ap.add_argument("--sizes", default="1,4,8,16")
     ap.add_argument("--max-tokens", type=int, default=64)
     ap.add_argument("--mode", choices=["fast", "exact"], default="fast")
@@ -181,6 +250,8 @@ def main() -> None:
         except ValueError:
             sys.exit("bench: --sizes takes numbers separated by commas")
         result = throughput(sizes, args.max_tokens)
+    elif args.what == "rate":
+        result = rate()
     else:
         result = quickstart(args.mode)
     print(json.dumps(result))

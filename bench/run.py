@@ -239,6 +239,11 @@ def main() -> None:
                     "quickstart prompt tokens saved by prefix reuse",
                     f"{qs['prompt_tokens_reused']:,} of {qs['prompt_tokens']:,}",
                 )
+            row(  # the 15 s target against what this machine can do at all (bench/batching.py)
+                f"quickstart floor, {mode} mode: its tokens at raw llama.cpp's best rate",
+                f"{qs['floor_s']:.1f} s",
+                f"{qs['tokens_through_model']:,} tokens read or written, {qs['best_tokens_per_s']:.0f}/s",
+            )
 
     if "ray" in only:
         section("Ray executor vs local: the quickstart (embedded model, fast mode), local Ray cluster of 2 CPUs")

@@ -39,3 +39,22 @@ def test_a_childs_peak_memory_is_its_own_not_its_parents():
     mb = peak.stop()
     assert mb is not None and 40 <= mb < 200, mb
     assert len(ballast) == 300 << 20
+
+
+def test_the_quickstart_bench_reports_its_floor_from_its_own_token_counts():
+    """`bench/batching.py quickstart` runs the README's quickstart (fast mode, every call made)
+    and sets its wall time against a floor: the tokens it put through the model at raw
+    llama.cpp's best rate, measured on this machine in the same process."""
+    proc = subprocess.run(
+        [sys.executable, "bench/batching.py", "quickstart", "--mode", "fast"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    qs = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert (qs["episodes"], qs["failed"], qs["requests"]) == (4, 0, 20)
+    # the debaters' second speeches extend their first: the prefix cache held those tokens
+    assert 0 < qs["prompt_tokens_reused"] < qs["prompt_tokens"]
+    through = qs["prompt_tokens"] - qs["prompt_tokens_reused"] + qs["completion_tokens"]
+    assert qs["tokens_through_model"] == through
+    assert qs["best_tokens_per_s"] > 0
+    assert abs(qs["floor_s"] - through / qs["best_tokens_per_s"]) < 1e-9
