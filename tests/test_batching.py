@@ -11,7 +11,7 @@ import pytest
 pytest.importorskip("llama_cpp", reason="the local extra is not installed")
 
 from moot.models.base import GenerateRequest, ProviderError
-from moot.models.batcher import Batcher, _common
+from moot.models.batcher import MIN_SHARE, Batcher, _common
 from moot.models.gateway import ModelSettings, make_api
 from moot.models.local import LoadedModel, load
 
@@ -143,7 +143,11 @@ async def test_prefix_cache_is_used_bounded_and_evicted_lru(fast):
     assert await run("apple") == 0
     # The system prompt and the whole note were not read again:
     assert await run("apple", " Then stop.") == shared("apple", "apple Then stop.") > 60
-    assert await run("river") == 0  # an empty slot, not apple's: it shares only a system prompt
+    # An empty slot, not apple's: the two share only a head (the system prompt and "Here is a
+    # note about the"), which river takes from apple's cells instead of reading it again
+    assert await run("river") == shared("apple", "river") >= MIN_SHARE
+    apple = prompts["apple Then stop."]
+    assert any(s.tokens[: len(apple)] == apple for s in model.batcher.slots)  # apple's cache kept
     assert stats.evictions == 0
     await run("tiger")  # no room for three cached prompts: the oldest (apple) goes
     assert stats.evictions >= 1
@@ -154,6 +158,26 @@ async def test_prefix_cache_is_used_bounded_and_evicted_lru(fast):
     assert await model.call(lambda m: m.batcher.forget_idle()) >= 2
     assert all(not s.tokens for s in model.batcher.slots)
     assert await run("river", " Again.") == 0
+
+
+async def test_drafts_of_one_prompt_read_it_once_and_share_its_cells(fast):
+    """Best-of-N: N requests with one prompt arrive together. The first reads it; the others
+    wait for that, then share its cells (reading only the last token, for its logits) while it
+    goes on generating, and greedy drafts come out alike."""
+    model = LoadedModel(fast.path, 512, fast.n_threads)
+    model.batcher = Batcher(n_ctx=512, slots=4, cells=1024, n_threads=fast.n_threads)
+    await model.call(lambda m: None)
+    stats = model.batcher.stats
+    jobs = [fast._job(model, repeat("violin", 16)) for _ in range(3)]
+    for job in jobs:
+        model.submit(job)
+    replies = [await asyncio.wrap_future(job.future) for job in jobs]
+    n = len(jobs[0].prompt)
+    assert stats.prompt_tokens == 3 * n
+    assert stats.shared_tokens == stats.reused_tokens == 2 * (n - 1)
+    assert sorted(reused for *_, reused in replies) == [0, n - 1, n - 1]
+    texts = {text for text, *_ in replies}
+    assert len(texts) == 1 and "violin" in texts.pop().lower()
 
 
 async def test_cancelling_one_request_leaves_the_others_running(fast):

@@ -5,7 +5,11 @@ cache); requests join and leave between steps; a step's batch holds one new toke
 generating sequence and chunks of the prompts being read. A slot keeps the tokens it last
 held after its request ends, so a prompt that extends them (a debater's next speech, a judge
 ruling again) reads only its new tokens: the prefix cache, bounded by the context's cells,
-evicted least recently used, private to one loaded model.
+evicted least recently used, private to one loaded model. A prompt that begins as another
+sequence's does (best-of-N drafts of one speech, judges with one system prompt), running or
+cached, shares that sequence's cells for its head instead of reading it: the one cache holds
+every sequence, and a cell may belong to several. A draft whose twin is still being read
+waits for it a step or two rather than read the same tokens beside it.
 
 Everything here runs on the loaded model's one thread (`LoadedModel`): `step()` is called in
 a loop there while requests are in flight; other threads only enqueue and flag cancellation.
@@ -30,6 +34,8 @@ from moot.models.base import ProviderError
 
 # Prompt tokens per decode call across all sequences (llama.cpp's default n_batch).
 N_BATCH = 512
+# A head shared with another sequence shorter than this is read again rather than copied.
+MIN_SHARE = 16
 
 
 @dataclass(eq=False)
@@ -72,7 +78,8 @@ class Slot:
 class Stats:
     requests: int = 0
     prompt_tokens: int = 0
-    reused_tokens: int = 0
+    reused_tokens: int = 0  # prompt tokens not read: cached in the slot, or shared (below)
+    shared_tokens: int = 0  # of those, the cells of another sequence's prompt
     completion_tokens: int = 0
     decode_calls: int = 0
     evictions: int = 0
@@ -196,30 +203,38 @@ class Batcher:
         return total
 
     def _admit(self) -> None:
-        while self.waiting:
-            job = self.waiting[0]
-            free = [s for s in self.slots if s.job is None]
-            if not free:
-                return
-            slot, keep = self._pick(free, job.prompt)
-            need = min(len(job.prompt) + job.max_tokens, self.n_ctx)
-            # Evict other idle slots' caches, least recently used first, until it fits.
-            for other in sorted(free, key=lambda s: s.used):
-                if self._held(exclude=slot) + need <= self.cells:
-                    break
-                if other is not slot and other.tokens:
-                    self._forget(other)
-                    self.stats.evictions += 1
-            if self._held(exclude=slot) + need > self.cells:
-                return  # wait for a running request to finish
-            self.waiting.popleft()
-            self._start(slot, job, keep)
+        later: list[Job] = []  # waiting for a twin's prompt to be read; first in line again after
+        try:
+            while self.waiting:
+                job = self.waiting[0]
+                free = [s for s in self.slots if s.job is None]
+                if not free:
+                    return
+                if self.reuse and self._twin_reading(job.prompt):
+                    later.append(self.waiting.popleft())
+                    continue
+                slot, keep = self._pick(free, job.prompt)
+                need = min(len(job.prompt) + job.max_tokens, self.n_ctx)
+                # Evict other idle slots' caches, least recently used first, until it fits.
+                for other in sorted(free, key=lambda s: s.used):
+                    if self._held(exclude=slot) + need <= self.cells:
+                        break
+                    if other is not slot and other.tokens:
+                        self._forget(other)
+                        self.stats.evictions += 1
+                if self._held(exclude=slot) + need > self.cells:
+                    return  # wait for a running request to finish
+                self.waiting.popleft()
+                self._start(slot, job, *self._share(slot, keep, job.prompt))
+        finally:
+            self.waiting.extendleft(reversed(later))
 
     def _pick(self, free: list[Slot], prompt: list[int]) -> tuple[Slot, int]:
         """The free slot whose cache the prompt mostly extends (the longest such prefix),
         else an empty slot, else the least recently used one; and how many of its cached
         tokens to keep (never the whole prompt: the last prompt token is decoded again for
-        its logits). A short shared head (a system prompt) does not overwrite a long cache."""
+        its logits). A short shared head (a system prompt) does not overwrite a long cache:
+        it is shared from there (`_share`)."""
         by_age = sorted(free, key=lambda s: s.used)
         best, best_n = None, 0
         for s in by_age if self.reuse else ():
@@ -231,6 +246,27 @@ class Batcher:
             best = empty[0] if empty else by_age[0]
             best_n = _common(best.tokens, prompt) if self.reuse else 0
         return best, min(best_n, len(prompt) - 1)
+
+    def _share(self, slot: Slot, keep: int, prompt: list[int]) -> tuple[int, Slot | None]:
+        """Another slot, running or idle, whose cells hold more of the prompt than `slot`
+        keeps, to share them from (and how many); else `slot`'s own."""
+        source = None
+        for s in self.slots if self.reuse else ():
+            if s is not slot and (n := min(_common(s.tokens, prompt), len(prompt) - 1)) >= max(keep + 1, MIN_SHARE):
+                source, keep = s, n
+        return keep, source
+
+    def _twin_reading(self, prompt: list[int]) -> bool:
+        """Whether a running request is still reading a prompt that this one mostly repeats
+        (best-of-N drafts arrive together), beyond what any slot's cells hold already."""
+        have = max(_common(s.tokens, prompt) for s in self.slots)
+        for s in self.slots:
+            other = s.job
+            if other is not None and not other.generated and other.todo:
+                n = _common(other.prompt, prompt)
+                if 2 * n >= len(prompt) and n >= have + MIN_SHARE:
+                    return True
+        return False
 
     def forget_idle(self) -> int:
         """Drop every idle slot's cached prefix, on the model's thread between requests (a
@@ -247,9 +283,14 @@ class Batcher:
         self.lc.llama_memory_seq_rm(self.mem, slot.seq, -1, -1)
         slot.tokens = []
 
-    def _start(self, slot: Slot, job: Job, keep: int) -> None:
+    def _start(self, slot: Slot, job: Job, keep: int, source: Slot | None = None) -> None:
         lc = self.lc
-        if keep < len(slot.tokens):
+        if source is not None:  # the head's cells become this sequence's too: nothing is copied
+            lc.llama_memory_seq_rm(self.mem, slot.seq, -1, -1)
+            lc.llama_memory_seq_cp(self.mem, source.seq, slot.seq, 0, keep)
+            slot.tokens = source.tokens[:keep]
+            self.stats.shared_tokens += keep
+        elif keep < len(slot.tokens):
             lc.llama_memory_seq_rm(self.mem, slot.seq, keep, -1)
         slot.tokens = slot.tokens[:keep]
         slot.job, slot.used = job, next(self.clock)
