@@ -7,7 +7,9 @@ ceiling, and the quickstart's wall time and prompt tokens saved by prefix reuse.
     python bench/batching.py rate
 
 Each prints one JSON line. Throughput: every request has its own prompt (a story about a
-different subject, ~40 tokens) and generates up to --max-tokens at temperature 0; tokens/s is
+different subject, ~30 tokens, the first ~20 of them alike: moot reads that head once and
+shares its cells, the raw loop reads every prompt whole) and generates up to --max-tokens at
+temperature 0; tokens/s is
 completion tokens over the wall time from the first request to the last reply, prompt
 reading included; generation tokens/s is the same for the steps that only generate (one new
 token per sequence, no prompt being read: decoding and sampling), as #24's own figures for
