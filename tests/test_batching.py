@@ -180,6 +180,25 @@ async def test_drafts_of_one_prompt_read_it_once_and_share_its_cells(fast):
     assert len(texts) == 1 and "violin" in texts.pop().lower()
 
 
+async def test_prompts_arriving_together_read_their_common_head_once(fast):
+    """Two different prompts with one long head (a seat's system prompt in two episodes),
+    less than half of each: the second waits for the first to read the head, takes its
+    cells, and reads the rest."""
+    model = LoadedModel(fast.path, 512, fast.n_threads)
+    model.batcher = Batcher(n_ctx=512, slots=4, cells=1024, n_threads=fast.n_threads)
+    await model.call(lambda m: None)
+    stats = model.batcher.stats
+    head = "You are a careful reader. Read the whole note before you answer. " * 4
+    jobs = [fast._job(model, GenerateRequest([{"role": "system", "content": head}, {"role": "user", "content": f"Write the word {w}. " * 16}], 6)) for w in ("tiger", "violin")]  # fmt: skip
+    for job in jobs:
+        model.submit(job)
+    replies = [await asyncio.wrap_future(job.future) for job in jobs]
+    common = _common(jobs[0].prompt, jobs[1].prompt)
+    assert 40 < common < len(jobs[1].prompt) / 2
+    assert [reused for *_, reused in replies] == [0, common]
+    assert stats.shared_tokens == common and stats.prompt_tokens == len(jobs[0].prompt) + len(jobs[1].prompt)
+
+
 async def test_cancelling_one_request_leaves_the_others_running(fast):
     model = await loaded(fast)
     requests = [repeat(w, 40) for w in WORDS[:3]]

@@ -6,10 +6,10 @@ generating sequence and chunks of the prompts being read. A slot keeps the token
 held after its request ends, so a prompt that extends them (a debater's next speech, a judge
 ruling again) reads only its new tokens: the prefix cache, bounded by the context's cells,
 evicted least recently used, private to one loaded model. A prompt that begins as another
-sequence's does (best-of-N drafts of one speech, judges with one system prompt), running or
-cached, shares that sequence's cells for its head instead of reading it: the one cache holds
-every sequence, and a cell may belong to several. A draft whose twin is still being read
-waits for it a step or two rather than read the same tokens beside it.
+sequence's does (best-of-N drafts of one speech, a seat's system prompt in every episode),
+running or cached, shares that sequence's cells for its head instead of reading it: the one
+cache holds every sequence, and a cell may belong to several. A request whose head another
+is still reading waits for that rather than read the same tokens beside it.
 
 Everything here runs on the loaded model's one thread (`LoadedModel`): `step()` is called in
 a loop there while requests are in flight; other threads only enqueue and flag cancellation.
@@ -257,14 +257,16 @@ class Batcher:
         return keep, source
 
     def _twin_reading(self, prompt: list[int]) -> bool:
-        """Whether a running request is still reading a prompt that this one mostly repeats
-        (best-of-N drafts arrive together), beyond what any slot's cells hold already."""
+        """Whether a running request is still reading a head this one shares, at least
+        MIN_SHARE tokens beyond what any slot's cells hold already (best-of-N drafts, and
+        seats of one kind in different episodes, arrive together). Waiting for it costs a
+        step at most while the batch has other prompts to read, and saves reading the head."""
         have = max(_common(s.tokens, prompt) for s in self.slots)
         for s in self.slots:
             other = s.job
             if other is not None and not other.generated and other.todo:
                 n = _common(other.prompt, prompt)
-                if 2 * n >= len(prompt) and n >= have + MIN_SHARE:
+                if n >= have + MIN_SHARE:
                     return True
         return False
 
