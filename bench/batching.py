@@ -236,6 +236,12 @@ def quickstart(mode: str) -> dict:
         "tokens_through_model": through,
         "best_tokens_per_s": best,
         "floor_s": through / best,
+        # where the run's time went: llama.cpp's steps that read prompts, and those that only
+        # generated (with the scheduling between them)
+        "reading_s": stats.reading_s,
+        "reading_tokens": stats.reading_tokens,
+        "generation_s": stats.generation_s,
+        "generation_tokens": stats.generation_tokens,
     }
 
 

@@ -244,6 +244,11 @@ def main() -> None:
                 f"{qs['floor_s']:.1f} s",
                 f"{qs['tokens_through_model']:,} tokens read or written, {qs['best_tokens_per_s']:.0f}/s",
             )
+            row(
+                f"quickstart steps, {mode} mode: reading prompts / only generating",
+                f"{qs['reading_s']:.1f} / {qs['generation_s']:.1f} s",
+                f"{qs['reading_tokens']:,} / {qs['generation_tokens']:,} tokens decoded",
+            )
 
     if "ray" in only:
         section("Ray executor vs local: the quickstart (embedded model, fast mode), local Ray cluster of 2 CPUs")

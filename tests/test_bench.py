@@ -58,3 +58,8 @@ def test_the_quickstart_bench_reports_its_floor_from_its_own_token_counts():
     assert qs["tokens_through_model"] == through
     assert qs["best_tokens_per_s"] > 0
     assert abs(qs["floor_s"] - through / qs["best_tokens_per_s"]) < 1e-9
+    # every token through the model was decoded in a step that read a prompt or one that
+    # only generated (the last token of each reply is sampled, never decoded)
+    decoded = qs["reading_tokens"] + qs["generation_tokens"]
+    assert through - qs["requests"] <= decoded <= through
+    assert qs["reading_s"] > 0 and qs["generation_s"] > 0

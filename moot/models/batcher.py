@@ -91,6 +91,12 @@ class Stats:
     generation_s: float = 0.0
     generation_steps: int = 0
     generation_tokens: int = 0
+    # Steps that read prompt tokens (and carried the generating sequences' tokens along):
+    # their time, decoding and sampling, and the tokens they decoded. With the steps above,
+    # where a run's time went (bench/batching.py quickstart).
+    reading_s: float = 0.0
+    reading_steps: int = 0
+    reading_tokens: int = 0
 
 
 class Batcher:
@@ -373,8 +379,12 @@ class Batcher:
         for slot, i in outputs:
             self._sample(slot, i)
         ended = time.perf_counter()
-        if not reading:
-            stats = self.stats
+        stats = self.stats
+        if reading:
+            stats.reading_s += ended - started
+            stats.reading_steps += 1
+            stats.reading_tokens += n
+        else:
             stats.generation_s += ended - (self._generated_until or started)
             stats.generation_steps += 1
             stats.generation_tokens += n
