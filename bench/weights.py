@@ -52,9 +52,9 @@ def measure(path: Path, logits_out: Path, quickstart: bool) -> dict:
     sys.path.insert(0, str(ROOT / "bench"))
     from batching import forward_rate
 
-    from moot.models.local import load
+    from moot.models.local import default_threads, load
 
-    model = load(path, 2048, 2)
+    model = load(path, 2048, default_threads())
     prompt_rate = model.run(forward_rate)["tokens_per_s"]
 
     def logits_and_generation(m: object) -> tuple[np.ndarray, float]:
