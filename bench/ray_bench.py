@@ -31,7 +31,7 @@ sys.path.insert(0, str(HERE.parent))
 from workloads import scenario, topics_file  # noqa: E402
 
 from moot.scenario.load import parse  # noqa: E402
-from moot.workflows.run import apply_overrides, run_scenario  # noqa: E402
+from moot.workflows.run import run_scenario  # noqa: E402
 
 ROOT = HERE.parent
 
@@ -61,8 +61,19 @@ def main() -> None:
         text = (ROOT / "scenarios" / "quickstart.yaml").read_text() + "\ncache: false\n"
         sc = parse(text)
         args.n, args.latency, args.concurrency = sc.dataset.limit or 0, None, sc.concurrency
-        # the workers load the model in the warm-up: a run on it, one episode per CPU
-        warm = apply_overrides(sc, limit=args.cpus)
+        # The workers load the model in the warm-up: a run on it, one episode per CPU. Its
+        # prompts share nothing with the quickstart's (another protocol, its own prompts,
+        # another dataset): the workers' prefix caches must not hold the measured run's.
+        warm = type(sc).model_validate(
+            {
+                "name": "warm-up",
+                "protocol": {"name": "direct_qa", "passage": False},
+                "seats": {"judge": {"model": "local/smollm2-135m", "max_tokens": 2,
+                                    "prompts": {"system": "Warm-up.", "turn": "Reply {label_list}."}}},
+                "dataset": {"source": "builtin:arithmetic", "limit": args.cpus},
+                "cache": False,
+            }
+        )  # fmt: skip
     else:
         sc = scenario(args.n, topics_file(args.n, tmp), "scripted", args.latency, args.concurrency)
         warm = scenario(4 * args.cpus, topics_file(4 * args.cpus, tmp), "scripted", 0.0, 4 * args.cpus)
