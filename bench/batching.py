@@ -38,6 +38,8 @@ import tempfile
 import time
 from pathlib import Path
 
+ROOT = Path(__file__).resolve().parents[1]
+
 SUBJECTS = [
     "a lighthouse", "a red fox", "a clockmaker", "the moon", "a lost key", "a river town",
     "a violin", "an old map", "a snowstorm", "a tiny robot", "a bakery", "a mountain goat",
@@ -152,6 +154,18 @@ def throughput(sizes: list[int], max_tokens: int) -> dict:
     return out
 
 
+def passages() -> str:
+    """The shipped reading set's passages as one text: plain prose to time and compare on."""
+    with (ROOT / "moot" / "data" / "reading.jsonl").open() as f:
+        return " ".join(json.loads(line)["passage"] for line in f)
+
+
+def quickstart_text(model: str = "local/smollm2-135m") -> str:
+    """The README's quickstart, on `model`, with every call made (none from the response cache)."""
+    text = (ROOT / "scenarios" / "quickstart.yaml").read_text().replace("local/smollm2-135m", model)
+    return text + "\ncache: false\n"
+
+
 RATE_BATCHES = (128, 256, 512)
 
 
@@ -162,9 +176,7 @@ def forward_rate(loaded: object) -> dict:
     import llama_cpp as lc
 
     llm = loaded.llm  # type: ignore[attr-defined]
-    root = Path(__file__).resolve().parents[1]
-    text = " ".join(json.loads(line)["passage"] for line in (root / "moot" / "data" / "reading.jsonl").open())
-    tokens = llm.tokenize(text.encode())
+    tokens = llm.tokenize(passages().encode())
     top = max(RATE_BATCHES)
     if len(tokens) < top:
         raise SystemExit(f"bench: the reading set has {len(tokens)} tokens, fewer than {top}")
@@ -211,9 +223,7 @@ def quickstart(mode: str) -> dict:
     from moot.scenario.load import parse
     from moot.workflows.run import run_scenario
 
-    root = Path(__file__).resolve().parents[1]
-    # every call made, none answered from the response cache
-    text = (root / "scenarios" / "quickstart.yaml").read_text() + "\ncache: false\n"
+    text = quickstart_text()
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
         summary = run_scenario(parse(text), text, out=Path(tmp) / "qs.db")

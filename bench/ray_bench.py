@@ -28,12 +28,11 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
+from batching import quickstart_text  # noqa: E402
 from workloads import scenario, topics_file  # noqa: E402
 
 from moot.scenario.load import parse  # noqa: E402
 from moot.workflows.run import run_scenario  # noqa: E402
-
-ROOT = HERE.parent
 
 
 def messages(db: Path) -> list[tuple]:
@@ -57,8 +56,7 @@ def main() -> None:
 
     tmp = Path(tempfile.mkdtemp(prefix="moot-ray-bench-"))
     if args.quickstart:
-        # every call made (none from the response cache), as bench/batching.py's quickstart
-        text = (ROOT / "scenarios" / "quickstart.yaml").read_text() + "\ncache: false\n"
+        text = quickstart_text()  # as bench/batching.py's quickstart
         sc = parse(text)
         args.n, args.latency, args.concurrency = sc.dataset.limit or 0, None, sc.concurrency
         # The workers load the model in the warm-up: a run on it, one episode per CPU. Its

@@ -50,7 +50,7 @@ def measure(path: Path, logits_out: Path, quickstart: bool) -> dict:
     import numpy as np
 
     sys.path.insert(0, str(ROOT / "bench"))
-    from batching import forward_rate
+    from batching import forward_rate, passages, quickstart_text
 
     from moot.models.local import default_threads, load
 
@@ -59,8 +59,7 @@ def measure(path: Path, logits_out: Path, quickstart: bool) -> dict:
 
     def logits_and_generation(m: object) -> tuple[np.ndarray, float]:
         llm = m.llm  # type: ignore[attr-defined]
-        text = " ".join(json.loads(line)["passage"] for line in (ROOT / "moot" / "data" / "reading.jsonl").open())
-        tokens = llm.tokenize(text.encode())[:POSITIONS]
+        tokens = llm.tokenize(passages().encode())[:POSITIONS]
         rows = []
         llm.reset()
         for tok in tokens:  # one position at a time: the logits llama.cpp gives a generated token
@@ -83,8 +82,7 @@ def measure(path: Path, logits_out: Path, quickstart: bool) -> dict:
         from moot.scenario.load import parse
         from moot.workflows.run import run_scenario
 
-        text = (ROOT / "scenarios" / "quickstart.yaml").read_text().replace("local/smollm2-135m", f"local/{path}")
-        text += "\ncache: false\n"
+        text = quickstart_text(f"local/{path}")
         with tempfile.TemporaryDirectory() as tmp:
             start = time.perf_counter()
             summary = run_scenario(parse(text), text, out=Path(tmp) / "qs.db")
